@@ -1,0 +1,59 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+// Header-only use of libxxhash: every function is inlined into the including
+// translation unit, so nothing needs to be linked.
+#ifndef XXH_INLINE_ALL
+#define XXH_INLINE_ALL
+#endif
+#include <xxhash.h>
+
+namespace ckpt::detail {
+
+// XXH3-64 with seed 0 over `size` bytes: the checksum of every stored byte
+// range in a checkpoint (docs/format.md, "Checksums").
+inline std::uint64_t xxh3(const void* data, std::size_t size) noexcept {
+  return static_cast<std::uint64_t>(XXH3_64bits(data, size));
+}
+
+// Incremental XXH3-64 (seed 0) for a checksum over several byte ranges.
+class Xxh3Stream {
+ public:
+  Xxh3Stream() noexcept { XXH3_64bits_reset(&state_); }
+  void update(const void* data, std::size_t size) noexcept { XXH3_64bits_update(&state_, data, size); }
+  std::uint64_t digest() const noexcept { return static_cast<std::uint64_t>(XXH3_64bits_digest(&state_)); }
+
+ private:
+  XXH3_state_t state_;
+};
+
+inline constexpr std::size_t checksum_hex_digits = 16;
+
+// Checksums are written as exactly 16 lowercase hexadecimal digits.
+inline std::string checksum_to_hex(std::uint64_t value) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string text(checksum_hex_digits, '0');
+  for (std::size_t i = checksum_hex_digits; i-- > 0; value >>= 4) text[i] = digits[value & 0xF];
+  return text;
+}
+
+// Inverse of checksum_to_hex; nullopt for anything but 16 lowercase hex digits.
+inline std::optional<std::uint64_t> checksum_from_hex(std::string_view text) noexcept {
+  if (text.size() != checksum_hex_digits) return std::nullopt;
+  std::uint64_t value = 0;
+  for (char c : text) {
+    int digit;
+    if (c >= '0' && c <= '9') digit = c - '0';
+    else if (c >= 'a' && c <= 'f') digit = c - 'a' + 10;
+    else return std::nullopt;
+    value = (value << 4) | static_cast<std::uint64_t>(digit);
+  }
+  return value;
+}
+
+}  // namespace ckpt::detail

@@ -1,0 +1,198 @@
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "ckpt/codec.hpp"
+#include "ckpt/detail/scratch.hpp"
+#include "ckpt/detail/thread_pool.hpp"
+#include "ckpt/error.hpp"
+
+// Every program that encodes or decodes tensors gets the built-in compressors.
+#if defined(CKPT_WITH_ZSTD)
+#include "ckpt/codecs/zstd.hpp"
+#endif
+
+namespace ckpt::detail {
+
+// A tensor's stored bytes: the chunks' encodings back to back, and the stored
+// size of each chunk (chunk i holds raw bytes [i * chunk, (i + 1) * chunk)).
+struct EncodedTensor {
+  std::vector<std::byte> bytes;
+  std::vector<std::uint64_t> chunk_sizes;
+};
+
+// Raw bytes per chunk: `chunk_bytes` rounded down to whole elements, at least
+// one element, so filters never see a split element. 0 when either is 0.
+inline std::size_t chunk_raw_bytes(std::size_t chunk_bytes, std::size_t element_size) {
+  if (chunk_bytes == 0 || element_size == 0) return 0;
+  return std::max(element_size, chunk_bytes / element_size * element_size);
+}
+
+inline std::size_t chunk_count(std::size_t size, std::size_t chunk) { return size / chunk + (size % chunk != 0); }
+
+// The message of `error` without the "[ckpt...] file '...': tensor '...': " prefix.
+inline std::string error_detail(const Error& error) {
+  const std::string prefix = format_error_message(error.id(), error.file(), error.tensor(), "");
+  const std::string what = error.what();
+  return what.compare(0, prefix.size(), prefix) == 0 ? what.substr(prefix.size()) : what;
+}
+
+// Rethrows the exception in flight as a CodecError naming the file, the tensor,
+// the codec and the chunk. A codec's own CodecError keeps its id; anything else
+// a codec throws becomes `fallback`.
+[[noreturn]] inline void rethrow_chunk_error(ErrorId fallback, const Codec& codec, std::size_t index,
+                                             std::size_t count, const std::string& file, const std::string& tensor) {
+  const std::string where =
+      "codec '" + codec.name() + "', chunk " + std::to_string(index) + " of " + std::to_string(count) + ": ";
+  try {
+    throw;
+  } catch (const CodecError& error) {
+    throw CodecError(error.id(), file, tensor, where + error_detail(error));
+  } catch (const Error& error) {
+    throw CodecError(fallback, file, tensor, where + error_detail(error));
+  } catch (const std::exception& error) {
+    throw CodecError(fallback, file, tensor, where + error.what());
+  } catch (...) {
+    throw CodecError(fallback, file, tensor, where + "unknown exception");
+  }
+}
+
+// Collects encoded chunks into one buffer, in chunk order, as threads finish
+// them. Threads encode into a reused per-thread buffer (see scratch.hpp) and
+// each chunk is copied once into place. A chunk finished before its
+// predecessor waits in `pending_` until the thread appending the predecessor
+// takes it.
+class OrderedChunks {
+ public:
+  OrderedChunks(std::size_t count, std::size_t expected_bytes) : pending_(count), ready_(count, false) {
+    result_.bytes.reserve(expected_bytes);
+    result_.chunk_sizes.reserve(count);
+  }
+
+  void add(std::size_t index, const std::vector<std::byte>& encoded) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (index == next_) {
+      append(encoded);
+    } else {
+      lock.unlock();
+      std::vector<std::byte> copy(encoded);  // outside the lock: it allocates
+      lock.lock();
+      pending_[index] = std::move(copy);
+      ready_[index] = true;
+    }
+    while (next_ < ready_.size() && ready_[next_]) {
+      append(pending_[next_]);
+      std::vector<std::byte>().swap(pending_[next_ - 1]);
+    }
+  }
+
+  // Call once every chunk was added.
+  EncodedTensor take() { return std::move(result_); }
+
+ private:
+  void append(const std::vector<std::byte>& encoded) {
+    result_.bytes.insert(result_.bytes.end(), encoded.begin(), encoded.end());
+    result_.chunk_sizes.push_back(encoded.size());
+    ++next_;
+  }
+
+  std::mutex mutex_;
+  std::size_t next_ = 0;  // index of the next chunk to append
+  std::vector<std::vector<std::byte>> pending_;
+  std::vector<bool> ready_;
+  EncodedTensor result_;
+};
+
+// Splits data into chunks of chunk_bytes raw bytes (rounded down to a whole
+// number of elements) and encodes them in parallel. `file` and `tensor` name
+// the tensor in error messages. Empty input gives no chunks.
+inline EncodedTensor encode_chunked(const Codec& codec, const std::byte* data, std::size_t size,
+                                    std::size_t element_size, std::size_t chunk_bytes, unsigned threads,
+                                    const std::string& file = {}, const std::string& tensor = {}) {
+  const std::size_t chunk = chunk_raw_bytes(chunk_bytes, element_size);
+  if (chunk == 0) {
+    throw ArgumentError(ErrorId::argument_invalid, file, tensor,
+                        "chunk size and element size must be positive, found chunk size " +
+                            std::to_string(chunk_bytes) + " and element size " + std::to_string(element_size));
+  }
+  const std::size_t count = chunk_count(size, chunk);
+  // Room for data that does not compress; reserving touches no memory yet.
+  OrderedChunks chunks(count, size + size / 64 + 64 * count);
+  parallel_for(count, threads, [&](std::size_t i) {
+    try {
+      thread_local std::vector<std::byte> buffer;
+      ScratchLoan scratch(buffer);
+      std::vector<std::byte>& encoded = scratch.emptied();
+      const std::size_t begin = i * chunk;
+      codec.encode(data + begin, std::min(chunk, size - begin), element_size, encoded);
+      chunks.add(i, encoded);
+    } catch (...) {
+      rethrow_chunk_error(ErrorId::codec_encode, codec, i, count, file, tensor);
+    }
+  });
+  return chunks.take();
+}
+
+// Checks that a tensor's chunk list fits its stored and decoded sizes: as many
+// chunks as `out_size` bytes make, stored sizes adding up to `stored_size`.
+// Readers call it before allocating the output; decode_chunked calls it too.
+// Throws CodecError codec_decode.
+inline void check_chunk_layout(std::size_t stored_size, const std::vector<std::uint64_t>& chunk_sizes,
+                               std::size_t chunk_bytes, std::size_t element_size, std::size_t out_size,
+                               const std::string& file = {}, const std::string& tensor = {}) {
+  const std::size_t chunk = chunk_raw_bytes(chunk_bytes, element_size);
+  if (chunk == 0) {
+    throw CodecError(ErrorId::codec_decode, file, tensor,
+                     "invalid chunk size " + std::to_string(chunk_bytes) + " for elements of " +
+                         std::to_string(element_size) + " bytes");
+  }
+  const std::size_t expected_chunks = chunk_count(out_size, chunk);
+  if (chunk_sizes.size() != expected_chunks) {
+    throw CodecError(ErrorId::codec_decode, file, tensor,
+                     "expected " + std::to_string(expected_chunks) + " chunks for " + std::to_string(out_size) +
+                         " bytes in chunks of " + std::to_string(chunk) + ", found " +
+                         std::to_string(chunk_sizes.size()));
+  }
+  std::uint64_t sum = 0;
+  for (std::uint64_t chunk_size : chunk_sizes) {
+    if (chunk_size > stored_size - sum) {
+      throw CodecError(ErrorId::codec_decode, file, tensor,
+                       "chunk sizes add up to more than the " + std::to_string(stored_size) + " stored bytes");
+    }
+    sum += chunk_size;
+  }
+  if (sum != stored_size) {
+    throw CodecError(ErrorId::codec_decode, file, tensor,
+                     "chunk sizes add up to " + std::to_string(sum) + " bytes, but " + std::to_string(stored_size) +
+                         " bytes are stored");
+  }
+}
+
+// Inverse of encode_chunked: decodes every chunk in parallel into exactly
+// `out_size` bytes at `out`. Throws CodecError codec_decode naming `file`,
+// `tensor` and the chunk when the layout or any chunk is corrupt.
+inline void decode_chunked(const Codec& codec, const std::byte* stored, std::size_t stored_size,
+                           const std::vector<std::uint64_t>& chunk_sizes, std::size_t chunk_bytes,
+                           std::size_t element_size, std::byte* out, std::size_t out_size, unsigned threads,
+                           const std::string& file = {}, const std::string& tensor = {}) {
+  check_chunk_layout(stored_size, chunk_sizes, chunk_bytes, element_size, out_size, file, tensor);
+  const std::size_t chunk = chunk_raw_bytes(chunk_bytes, element_size);
+  std::vector<std::size_t> offsets(chunk_sizes.size());
+  for (std::size_t i = 1; i < offsets.size(); ++i) offsets[i] = offsets[i - 1] + chunk_sizes[i - 1];
+  parallel_for(chunk_sizes.size(), threads, [&](std::size_t i) {
+    try {
+      const std::size_t begin = i * chunk;
+      codec.decode(stored + offsets[i], chunk_sizes[i], element_size, out + begin, std::min(chunk, out_size - begin));
+    } catch (...) {
+      rethrow_chunk_error(ErrorId::codec_decode, codec, i, chunk_sizes.size(), file, tensor);
+    }
+  });
+}
+
+}  // namespace ckpt::detail

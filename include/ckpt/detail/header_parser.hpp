@@ -1,0 +1,359 @@
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ckpt/detail/checksum.hpp"
+#include "ckpt/detail/header.hpp"
+#include "ckpt/detail/strict_json.hpp"
+#include "ckpt/dtype.hpp"
+#include "ckpt/error.hpp"
+#include "ckpt/tensor.hpp"
+#include "ckpt/version.hpp"
+
+// Reads and validates a header as docs/format.md, section 7, lists the steps.
+namespace ckpt::detail {
+
+struct ParsedHeader {
+  std::uint64_t data_start = 0;
+  std::vector<TensorRecord> tensors;  // in file order (ascending offsets)
+  std::map<std::string, std::string> raw_metadata;
+  nlohmann::json user_metadata = nlohmann::json::object();
+  int format_version = 0;  // 0: not written by ckpt
+};
+
+// Validates the header of the `file_size` bytes at `bytes` (the whole file)
+// by the reference safetensors rules and, for ckpt files, ckpt's rules.
+class HeaderParser {
+ public:
+  HeaderParser(std::string file, const std::byte* bytes, std::uint64_t file_size)
+      : file_(std::move(file)), bytes_(bytes), file_size_(file_size) {}
+
+  ParsedHeader parse() {
+    ParsedHeader header;
+    header.data_start = read_header_size() + 8;
+    const std::string_view text(reinterpret_cast<const char*>(bytes_) + 8, header.data_start - 8);
+    check_header_checksum_if_present(header.data_start);
+
+    if (text.empty() || text.front() != '{') {
+      fail_json("expected the JSON header to start with '{', found " +
+                                 (text.empty() ? std::string("an empty header") : "'" + excerpt(text, 1) + "'"));
+    }
+    std::string problem;
+    std::optional<nlohmann::json> root = parse_strict_json(text, max_header_depth, max_header_array, problem);
+    if (!root) fail_json(problem);  // text starting with '{' that parses is an object
+
+    try {
+      read_metadata(*root, header);
+      check_version(header);  // before the checksum: a newer version may checksum differently
+    } catch (const FormatError& error) {
+      if (checksum_ok_ == false && error.id() != ErrorId::format_newer_version) fail_header_checksum();
+      throw;
+    }
+    // Any one of ckpt's marks makes a file a ckpt file, so damage to some of
+    // them cannot pass a ckpt file off as an unchecksummed foreign one.
+    const bool ckpt_file = checksum_ok_.has_value() || std::any_of(header.raw_metadata.begin(), header.raw_metadata.end(),
+                                                                   [](const auto& entry) {
+                                                                     return entry.first.rfind("ckpt.", 0) == 0;
+                                                                   });
+    if (ckpt_file) {
+      require_header_checksum();
+      if (header.format_version == 0) {
+        fail(ErrorId::format_metadata, "", "expected the __metadata__ key ckpt.format_version, found none");
+      }
+    }
+
+    header.tensors.reserve(root->size());
+    for (auto& [name, entry] : root->items()) {
+      if (name != metadata_key) header.tensors.push_back(read_entry(name, entry));
+    }
+    check_offsets(header);
+    if (ckpt_file) read_ckpt_metadata(header);
+    return header;
+  }
+
+ private:
+  template <class ErrorClass = FormatError>
+  [[noreturn]] void fail(ErrorId id, const std::string& tensor, const std::string& what) const {
+    throw ErrorClass(id, file_, tensor, what);
+  }
+
+  // Corruption inside a checksummed header is an integrity error even when
+  // it broke the JSON, so users learn the file was damaged, not mis-written.
+  [[noreturn]] void fail_json(const std::string& what) const {
+    if (checksum_ok_ == false) fail_header_checksum();
+    fail(ErrorId::format_header_json, "", what);
+  }
+
+  [[noreturn]] void fail_header_checksum() const {
+    fail<IntegrityError>(ErrorId::integrity_header_checksum, "",
+                         "header checksum mismatch (the header changed after it was written): " + checksum_mismatch_);
+  }
+
+  std::uint64_t read_header_size() const {
+    if (file_size_ < 8) {
+      fail(ErrorId::format_truncated, "",
+           "expected at least 8 bytes (the header size), found " + std::to_string(file_size_));
+    }
+    const std::uint64_t size = load_le64(bytes_);
+    if (size > max_header_bytes) {
+      fail(ErrorId::format_header_size, "",
+           "expected a header size of at most 100000000 bytes, found " + std::to_string(size));
+    }
+    if (size > file_size_ - 8) {
+      fail(ErrorId::format_truncated, "",
+           "expected a header of " + std::to_string(size) + " bytes after the 8-byte size, found a file of " +
+               std::to_string(file_size_) + " bytes");
+    }
+    return size;
+  }
+
+  // Sets checksum_ok_ when the header starts the way ckpt writes it.
+  void check_header_checksum_if_present(std::uint64_t data_start) {
+    const std::uint64_t after = checksum_value_offset + checksum_hex_digits;
+    if (data_start < after + 1) return;
+    const std::string_view start(reinterpret_cast<const char*>(bytes_) + 8, checksum_prefix.size());
+    if (start != checksum_prefix) return;
+    const std::string_view stored(reinterpret_cast<const char*>(bytes_) + checksum_value_offset, checksum_hex_digits);
+    const std::uint64_t computed = header_checksum(bytes_, data_start);
+    checksum_ok_ = checksum_from_hex(stored) == computed;
+    checksum_mismatch_ = "expected xxh3 '" + excerpt(stored) + "', found " + checksum_to_hex(computed);
+  }
+
+  void require_header_checksum() const {
+    if (!checksum_ok_) {
+      fail(ErrorId::format_metadata, "",
+           "expected the header to begin with " + std::string(checksum_prefix) +
+               " (a ckpt file's header checksum), found another start");
+    }
+    if (!*checksum_ok_) fail_header_checksum();
+  }
+
+  void read_metadata(const nlohmann::json& root, ParsedHeader& header) const {
+    const auto found = root.find(metadata_key);
+    if (found == root.end()) return;
+    if (!found->is_object()) {
+      fail(ErrorId::format_metadata, "",
+           "expected __metadata__ to be an object of strings, found " + std::string(found->type_name()));
+    }
+    for (auto& [key, value] : found->items()) {
+      if (!value.is_string()) {
+        fail(ErrorId::format_metadata, "",
+             "expected __metadata__ value of '" + excerpt(key) + "' to be a string, found " +
+                 std::string(value.type_name()));
+      }
+      header.raw_metadata.emplace(key, value.get<std::string>());
+    }
+  }
+
+  void check_version(ParsedHeader& header) const {
+    const auto found = header.raw_metadata.find(keys::format_version);
+    if (found == header.raw_metadata.end()) return;
+    const std::string& text = found->second;
+    const bool digits = !text.empty() && text.size() <= 9 && text.front() != '0' &&
+                        std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!digits) {
+      fail(ErrorId::format_metadata, "",
+           "expected ckpt.format_version to be a positive integer, found '" + excerpt(text) + "'");
+    }
+    header.format_version = std::stoi(text);
+    if (header.format_version > format_version) {
+      fail(ErrorId::format_newer_version, "",
+           "written by a newer ckpt: format version " + text + ", this build reads versions up to " +
+               std::to_string(format_version) + "; upgrade ckpt to read it");
+    }
+  }
+
+  TensorRecord read_entry(const std::string& name, const nlohmann::json& entry) const {
+    if (auto problem = tensor_name_problem(name)) fail(ErrorId::format_tensor_entry, printable_name(name), *problem);
+    const auto entry_problem = [&](const std::string& expected) {
+      fail(ErrorId::format_tensor_entry, name, "expected " + expected + ", found " + excerpt(entry.dump()));
+    };
+    if (!entry.is_object() || entry.size() != 3 || !entry.contains("dtype") || !entry.contains("shape") ||
+        !entry.contains("data_offsets")) {
+      entry_problem("an object with exactly the keys dtype, shape and data_offsets");
+    }
+    TensorRecord record;
+    record.name = name;
+    const nlohmann::json& dtype = member(entry, "dtype");
+    const auto parsed_dtype = dtype.is_string() ? dtype_from_name(dtype.get<std::string>()) : std::nullopt;
+    if (!parsed_dtype) entry_problem("a dtype among " + known_dtype_names());
+    const auto shape = as_shape(member(entry, "shape"));
+    if (!shape) entry_problem("a shape of non-negative integers");
+    const nlohmann::json& offsets = member(entry, "data_offsets");
+    const auto begin = offsets.is_array() && offsets.size() == 2 ? as_u64(offsets[0]) : std::nullopt;
+    const auto end = offsets.is_array() && offsets.size() == 2 ? as_u64(offsets[1]) : std::nullopt;
+    if (!begin || !end) entry_problem("data_offsets [BEGIN, END] of two non-negative integers");
+    if (*begin > *end) {
+      fail(ErrorId::format_offsets, name,
+           "expected data_offsets BEGIN <= END, found [" + std::to_string(*begin) + ", " + std::to_string(*end) + "]");
+    }
+    const auto size = checked_byte_size(*parsed_dtype, *shape);
+    if (!size) fail(ErrorId::format_byte_size, name, "shape " + shape_to_string(*shape) + " overflows 64 bits");
+    if (*size != *end - *begin) {
+      fail(ErrorId::format_byte_size, name,
+           "expected " + std::to_string(*size) + " bytes for " + std::string(dtype_name(*parsed_dtype)) + " " +
+               shape_to_string(*shape) + ", found data_offsets spanning " + std::to_string(*end - *begin));
+    }
+    record.dtype = record.stored_dtype = *parsed_dtype;
+    record.shape = record.stored_shape = *shape;
+    record.begin = *begin;
+    record.end = *end;
+    return record;
+  }
+
+  // Sorted by offset, tensors must tile the data buffer exactly.
+  void check_offsets(ParsedHeader& header) const {
+    std::sort(header.tensors.begin(), header.tensors.end(), [](const TensorRecord& a, const TensorRecord& b) {
+      return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
+    });
+    const std::uint64_t data_size = file_size_ - header.data_start;
+    std::uint64_t expected = 0;
+    const TensorRecord* previous = nullptr;
+    for (const TensorRecord& record : header.tensors) {
+      if (record.begin != expected) {
+        fail(ErrorId::format_offsets, record.name,
+             "expected data to begin at offset " + std::to_string(expected) +
+                 (previous ? " where tensor '" + excerpt(previous->name) + "' ends" : std::string(" (the start)")) +
+                 ", found " + std::to_string(record.begin) +
+                 (record.begin < expected ? " (overlapping)" : " (a gap)"));
+      }
+      if (record.end > data_size) {
+        fail(ErrorId::format_truncated, record.name,
+             "expected the data buffer to hold offset " + std::to_string(record.end) + ", found " +
+                 std::to_string(data_size) + " bytes of data (file truncated?)");
+      }
+      expected = record.end;
+      previous = &record;
+    }
+    if (expected != data_size) {
+      fail(ErrorId::format_trailing_bytes, "",
+           "expected the file to end at byte " + std::to_string(header.data_start + expected) + ", found " +
+               std::to_string(data_size - expected) + " trailing bytes");
+    }
+  }
+
+  void read_ckpt_metadata(ParsedHeader& header) const {
+    if (auto user_metadata = parse_metadata_json(header, keys::user_metadata, max_metadata_depth)) {
+      if (!user_metadata->is_object()) {
+        fail(ErrorId::format_metadata, "",
+             "expected ckpt.metadata to hold a JSON object, found " + std::string(user_metadata->type_name()));
+      }
+      header.user_metadata = std::move(*user_metadata);
+    }
+    const std::optional<nlohmann::json> infos = parse_metadata_json(header, keys::tensors, max_header_depth);
+    if (!infos) fail(ErrorId::format_metadata, "", "expected the __metadata__ key ckpt.tensors, found none");
+    if (!infos->is_object() || infos->size() != header.tensors.size()) {
+      fail(ErrorId::format_metadata, "",
+           "expected ckpt.tensors to describe the " + std::to_string(header.tensors.size()) +
+               " tensors of the header, found " + excerpt(infos->dump()));
+    }
+    for (TensorRecord& record : header.tensors) {
+      const auto info = infos->find(record.name);
+      if (info == infos->end()) fail(ErrorId::format_metadata, record.name, "expected an entry in ckpt.tensors, found none");
+      read_tensor_info(*info, record);
+    }
+  }
+
+  // The JSON held in the string value of __metadata__[key]; nullopt when absent.
+  std::optional<nlohmann::json> parse_metadata_json(const ParsedHeader& header, const char* key,
+                                                    std::size_t max_depth) const {
+    const auto found = header.raw_metadata.find(key);
+    if (found == header.raw_metadata.end()) return std::nullopt;
+    // An array element takes 16 bytes parsed and a vector may double its
+    // capacity: this bound keeps every allocation below the file's size.
+    const std::size_t max_elements = std::max<std::uint64_t>(max_header_array, file_size_ / 32);
+    std::string problem;
+    std::optional<nlohmann::json> parsed = parse_strict_json(found->second, max_depth, max_elements, problem);
+    if (!parsed) fail(ErrorId::format_metadata, "", std::string(key) + ": " + problem);
+    return parsed;
+  }
+
+  void read_tensor_info(const nlohmann::json& info, TensorRecord& record) const {
+    const auto info_problem = [&](const std::string& expected) {
+      fail(ErrorId::format_metadata, record.name,
+           "expected " + expected + " in ckpt.tensors, found " + excerpt(info.dump()));
+    };
+    const auto codec = info.is_object() ? info.find("codec") : info.end();
+    if (codec == info.end() || !codec->is_string() || codec->empty() ||
+        codec->get<std::string>().find(':') != std::string::npos) {
+      info_problem("an object with a codec name (without ':')");
+    }
+    record.codec = codec->get<std::string>();
+    const auto stored_xxh3 = checksum_of(info, "xxh3");
+    if (!stored_xxh3) info_problem("an xxh3 checksum of 16 lowercase hex digits");
+    record.stored_xxh3 = *stored_xxh3;
+    record.checksummed = true;
+    if (!record.encoded()) {
+      if (info.size() != 2) info_problem("exactly the keys codec and xxh3 for a raw tensor");
+      return;
+    }
+    if (info.size() != 7) info_problem("exactly the keys codec, xxh3, dtype, shape, chunk_bytes, chunks, raw_xxh3");
+    if (record.stored_dtype != DType::U8 || record.stored_shape.size() != 1) {
+      info_problem("an encoded tensor stored as U8 [bytes]");
+    }
+    const nlohmann::json& dtype = member(info, "dtype");
+    const auto parsed_dtype = dtype.is_string() ? dtype_from_name(dtype.get<std::string>()) : std::nullopt;
+    const auto shape = as_shape(member(info, "shape"));
+    if (!parsed_dtype || !shape) info_problem("a dtype among " + known_dtype_names() + " and a shape");
+    const auto raw_bytes = checked_byte_size(*parsed_dtype, *shape);
+    if (!raw_bytes) info_problem("a shape whose byte size fits 64 bits");
+    const auto chunk_bytes = as_u64(member(info, "chunk_bytes"));
+    const std::uint64_t element = dtype_size(*parsed_dtype);
+    if (!chunk_bytes || *chunk_bytes == 0 || *chunk_bytes % element != 0 || *chunk_bytes > max_chunk_bytes) {
+      info_problem("chunk_bytes, a positive multiple of the element size " + std::to_string(element) +
+                   " of at most 2^30");
+    }
+    const auto chunks = as_shape(member(info, "chunks"));
+    const std::uint64_t expected_chunks = *raw_bytes / *chunk_bytes + (*raw_bytes % *chunk_bytes != 0);
+    if (!chunks || chunks->size() != expected_chunks) {
+      info_problem(std::to_string(expected_chunks) + " chunk sizes for " + std::to_string(*raw_bytes) +
+                   " bytes in chunks of " + std::to_string(*chunk_bytes));
+    }
+    std::uint64_t total = 0;
+    for (std::uint64_t size : *chunks) {
+      if (size > UINT64_MAX - total) info_problem("chunk sizes whose sum fits 64 bits");
+      total += size;
+    }
+    if (total != record.stored_bytes()) {
+      info_problem("chunk sizes adding up to the " + std::to_string(record.stored_bytes()) + " stored bytes");
+    }
+    for (std::size_t i = 0; i < chunks->size(); ++i) {
+      const std::uint64_t decoded = chunk_decoded_bytes(*raw_bytes, *chunk_bytes, i);
+      if (!within_expansion(decoded, (*chunks)[i])) {
+        info_problem("chunks of at least 1/65536 of their " + std::to_string(decoded) + " decoded bytes");
+      }
+    }
+    const auto raw_xxh3 = checksum_of(info, "raw_xxh3");
+    if (!raw_xxh3) info_problem("a raw_xxh3 checksum of 16 lowercase hex digits");
+    record.dtype = *parsed_dtype;
+    record.shape = *shape;
+    record.chunk_bytes = *chunk_bytes;
+    record.chunk_sizes = *chunks;
+    record.raw_xxh3 = *raw_xxh3;
+  }
+
+  static std::optional<std::uint64_t> checksum_of(const nlohmann::json& info, const char* key) {
+    const auto found = info.find(key);
+    if (found == info.end() || !found->is_string()) return std::nullopt;
+    return checksum_from_hex(found->get<std::string>());
+  }
+
+  std::string file_;
+  const std::byte* bytes_;
+  std::uint64_t file_size_;
+  std::optional<bool> checksum_ok_;  // empty: the header carries no checksum
+  std::string checksum_mismatch_;
+};
+
+}  // namespace ckpt::detail

@@ -1,0 +1,196 @@
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ckpt/codec.hpp"
+#include "ckpt/detail/checksum.hpp"
+#include "ckpt/detail/chunked.hpp"
+#include "ckpt/detail/header_parser.hpp"
+#include "ckpt/detail/io.hpp"
+#include "ckpt/detail/thread_pool.hpp"
+#include "ckpt/error.hpp"
+#include "ckpt/tensor.hpp"
+
+namespace ckpt {
+
+struct ReadOptions {
+  bool verify_checksums = true;  // check each tensor's checksum on its first read
+  unsigned threads = 0;          // decode / verify threads; 0 = hardware_concurrency
+};
+
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::U8;  // the logical dtype and shape (before encoding)
+  Shape shape;
+  std::string codec;               // "raw" for plain safetensors tensors
+  std::uint64_t stored_bytes = 0;  // bytes in the file
+  std::uint64_t file_offset = 0;   // absolute offset of the stored bytes in the file
+  bool checksummed = false;        // false for safetensors files not written by ckpt
+};
+
+// An open checkpoint (or any safetensors file). Opening maps the file
+// read-only and validates the header only, so it is fast at any file size;
+// tensor bytes are read, and their checksums verified, when first used.
+// Safe to use from several threads at once.
+class Reader {
+ public:
+  explicit Reader(const std::string& path, ReadOptions options = {})
+      : path_(path), options_(options), file_(std::make_shared<detail::MappedFile>(path)) {
+    detail::ParsedHeader header = detail::HeaderParser(path, file_->data(), file_->size()).parse();
+    data_start_ = header.data_start;
+    format_version_ = header.format_version;
+    metadata_ = std::move(header.user_metadata);
+    raw_metadata_ = std::move(header.raw_metadata);
+    records_ = std::move(header.tensors);
+    verified_ = std::make_unique<std::atomic<bool>[]>(records_.size());
+    for (std::size_t i = 0; i < records_.size(); ++i) {
+      const detail::TensorRecord& record = records_[i];
+      infos_.push_back(TensorInfo{record.name, record.dtype, record.shape, record.codec, record.stored_bytes(),
+                                  data_start_ + record.begin, record.checksummed});
+      index_.emplace(record.name, i);
+      verified_[i].store(false, std::memory_order_relaxed);
+    }
+  }
+
+  const std::string& path() const noexcept { return path_; }
+  std::uint64_t file_size() const noexcept { return file_->size(); }
+  bool written_by_ckpt() const noexcept { return format_version_ != 0; }
+  int format_version() const noexcept { return format_version_; }
+  const std::vector<TensorInfo>& tensors() const noexcept { return infos_; }  // in file order
+
+  const TensorInfo* find(std::string_view name) const noexcept {
+    const auto found = index_.find(name);
+    return found == index_.end() ? nullptr : &infos_[found->second];
+  }
+
+  // The user metadata object given to write_checkpoint ({} if none).
+  const nlohmann::json& metadata() const noexcept { return metadata_; }
+  // __metadata__ verbatim.
+  const std::map<std::string, std::string>& raw_metadata() const noexcept { return raw_metadata_; }
+
+  // Raw tensors: a zero-copy Tensor borrowing the mapping (copied only when a
+  // foreign file leaves it misaligned); encoded tensors: decoded into an
+  // owning Tensor. Missing name: MismatchError mismatch_missing_tensor.
+  Tensor tensor(std::string_view name) const {
+    const std::size_t index = index_of(name);
+    const detail::TensorRecord& record = records_[index];
+    if (!record.encoded()) {
+      const std::byte* data = checked_stored_bytes(index, options_.verify_checksums);
+      if (reinterpret_cast<std::uintptr_t>(data) % dtype_size(record.dtype) != 0) {
+        return Tensor::copy_of(TensorView(record.dtype, record.shape, data));
+      }
+      return Tensor::borrowed(record.dtype, record.shape, data, file_);
+    }
+    Tensor tensor = Tensor::allocate(record.dtype, record.shape);
+    decode_into(index, tensor.mutable_data(), options_.verify_checksums);
+    return tensor;
+  }
+
+  // Copies (or decodes) a tensor into caller memory of exactly its byte size.
+  void read_into(std::string_view name, void* out, std::uint64_t out_size) const {
+    const std::size_t index = index_of(name);
+    const detail::TensorRecord& record = records_[index];
+    const std::uint64_t expected = byte_size(record.dtype, record.shape);
+    if (out_size != expected) {
+      throw ArgumentError(ErrorId::argument_invalid, path_, record.name,
+                          "expected an output buffer of " + std::to_string(expected) + " bytes, found " +
+                              std::to_string(out_size));
+    }
+    if (record.encoded()) {
+      decode_into(index, static_cast<std::byte*>(out), options_.verify_checksums);
+    } else if (expected != 0) {
+      std::memcpy(out, checked_stored_bytes(index, options_.verify_checksums), expected);
+    }
+  }
+
+  // Checks every checksum (even with verify_checksums off) and decodes every
+  // encoded tensor; throws IntegrityError / CodecError naming file and tensor.
+  void verify() const {
+    detail::parallel_for(records_.size(), options_.threads, [&](std::size_t index) {
+      const detail::TensorRecord& record = records_[index];
+      if (!record.encoded()) {
+        checked_stored_bytes(index, true);
+        return;
+      }
+      std::vector<std::byte> decoded(byte_size(record.dtype, record.shape));
+      decode_into(index, decoded.data(), true);
+    });
+  }
+
+ private:
+  std::size_t index_of(std::string_view name) const {
+    const auto found = index_.find(name);
+    if (found == index_.end()) {
+      throw MismatchError(ErrorId::mismatch_missing_tensor, path_, std::string(name),
+                          "expected a tensor of this name, found none among the " +
+                              std::to_string(records_.size()) + " tensors of the file");
+    }
+    return found->second;
+  }
+
+  // The stored bytes of a tensor, checksum-verified once per Reader when
+  // `verify` (a racing second verification is harmless).
+  const std::byte* checked_stored_bytes(std::size_t index, bool verify) const {
+    const detail::TensorRecord& record = records_[index];
+    const std::byte* data = file_->data() + data_start_ + record.begin;
+    if (verify && record.checksummed && !verified_[index].load(std::memory_order_acquire)) {
+      const std::uint64_t found = detail::xxh3(data, record.stored_bytes());
+      if (found != record.stored_xxh3) {
+        throw IntegrityError(ErrorId::integrity_tensor_checksum, path_, record.name,
+                             "checksum mismatch: expected xxh3 " + detail::checksum_to_hex(record.stored_xxh3) +
+                                 " of the " + std::to_string(record.stored_bytes()) + " stored bytes, found " +
+                                 detail::checksum_to_hex(found));
+      }
+      verified_[index].store(true, std::memory_order_release);
+    }
+    return data;
+  }
+
+  void decode_into(std::size_t index, std::byte* out, bool verify) const {
+    const detail::TensorRecord& record = records_[index];
+    const std::byte* stored = checked_stored_bytes(index, verify);
+    std::shared_ptr<const Codec> codec;
+    try {
+      codec = CodecRegistry::instance().make(record.codec);
+    } catch (const Error& error) {
+      throw CodecError(ErrorId::codec_unknown, path_, record.name, detail::error_detail(error));
+    }
+    const std::uint64_t raw_bytes = byte_size(record.dtype, record.shape);
+    if (raw_bytes != 0) {
+      detail::decode_chunked(*codec, stored, record.stored_bytes(), record.chunk_sizes, record.chunk_bytes,
+                             dtype_size(record.dtype), out, raw_bytes, options_.threads, path_, record.name);
+    }
+    const std::uint64_t found = verify ? detail::xxh3(out, raw_bytes) : record.raw_xxh3;
+    if (found != record.raw_xxh3) {
+      throw IntegrityError(ErrorId::integrity_tensor_checksum, path_, record.name,
+                           "checksum mismatch after decoding with codec '" + record.codec + "': expected xxh3 " +
+                               detail::checksum_to_hex(record.raw_xxh3) + " of the " + std::to_string(raw_bytes) +
+                               " decoded bytes, found " + detail::checksum_to_hex(found));
+    }
+  }
+
+  std::string path_;
+  ReadOptions options_;
+  std::shared_ptr<const detail::MappedFile> file_;
+  std::uint64_t data_start_ = 0;
+  int format_version_ = 0;
+  nlohmann::json metadata_ = nlohmann::json::object();
+  std::map<std::string, std::string> raw_metadata_;
+  std::vector<detail::TensorRecord> records_;
+  std::vector<TensorInfo> infos_;
+  std::map<std::string, std::size_t, std::less<>> index_;
+  std::unique_ptr<std::atomic<bool>[]> verified_;
+};
+
+}  // namespace ckpt

@@ -1,0 +1,14 @@
+# Format: the safetensors layout, its validation, checksums and atomic writes.
+ckpt_add_test(format_tests
+  SOURCES format/roundtrip_test.cpp format/hostile_test.cpp format/atomic_write_test.cpp format/python_samples_test.cpp
+  LABELS format)
+
+# A json + numpy reader written from docs/format.md reads the files the C++
+# side writes and compares every value bit-exact.
+if(TARGET format_tests)
+  ckpt_add_command_test(format.python_reader
+    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/format/safetensors_reader.py
+            --check-samples $<TARGET_FILE:format_tests>
+    LABELS format
+    TIMEOUT 120)
+endif()
