@@ -1,0 +1,159 @@
+#pragma once
+
+// What checkpoints a manager's directory holds and the facts about each.
+// The directory is the truth: a checkpoint exists when a file with a name of
+// the manager's naming exists. Its facts (step, epoch, time, metrics) are
+// recorded twice: in the checkpoint's own metadata, and in a dotfile index
+// that spares reading every file's header. The index is only a cache: when it
+// is lost or stale, the facts are read back from the files.
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ckpt/detail/checkpoint_naming.hpp"
+#include "ckpt/detail/io.hpp"
+#include "ckpt/manager_policies.hpp"
+#include "ckpt/reader.hpp"
+
+namespace ckpt::detail {
+
+inline constexpr const char* index_file_name = ".ckpt-index.json";
+// Key of the manager's record in a checkpoint's user metadata.
+inline constexpr const char* manager_metadata_key = "ckpt.manager";
+
+// The facts a checkpoint carries about itself (no path, size or pin: those
+// belong to the directory).
+inline nlohmann::json checkpoint_record(const CheckpointInfo& info) {
+  nlohmann::json record = {{"step", info.step}, {"time", info.time}, {"metrics", nlohmann::json::object()}};
+  if (info.epoch) record["epoch"] = *info.epoch;
+  for (const auto& [name, value] : info.metrics) {
+    // JSON has no NaN or infinity; such a metric is left out rather than stored as null.
+    if (std::isfinite(value)) record["metrics"][name] = value;
+  }
+  return record;
+}
+
+// Reads the fields of a record that are present and well-typed; anything else
+// is ignored, since a damaged record must not make the directory unlistable.
+inline void apply_record(const nlohmann::json& record, CheckpointInfo& info) {
+  if (!record.is_object()) return;
+  if (const auto time = record.find("time"); time != record.end() && time->is_number()) info.time = time->get<double>();
+  if (const auto epoch = record.find("epoch"); epoch != record.end() && epoch->is_number_unsigned()) {
+    info.epoch = epoch->get<std::uint64_t>();
+  }
+  if (const auto metrics = record.find("metrics"); metrics != record.end() && metrics->is_object()) {
+    for (const auto& [name, value] : metrics->items()) {
+      if (value.is_number()) info.metrics[name] = value.get<double>();
+    }
+  }
+}
+
+// Index entries by file name.
+inline std::map<std::string, CheckpointInfo> read_index(const std::string& directory) {
+  std::map<std::string, CheckpointInfo> entries;
+  std::ifstream file(directory + "/" + index_file_name);
+  if (!file) return entries;
+  const nlohmann::json index = nlohmann::json::parse(file, nullptr, /*allow_exceptions=*/false);
+  const auto checkpoints = index.is_object() ? index.find("checkpoints") : index.end();
+  if (checkpoints == index.end() || !checkpoints->is_array()) return entries;
+  for (const nlohmann::json& entry : *checkpoints) {
+    if (!entry.is_object() || !entry.contains("file") || !entry["file"].is_string() || !entry.contains("bytes") ||
+        !entry["bytes"].is_number_unsigned()) {
+      continue;
+    }
+    CheckpointInfo info;
+    info.bytes = entry["bytes"].get<std::uint64_t>();
+    info.pinned = entry.value("pinned", false);
+    apply_record(entry, info);
+    entries[entry["file"].get<std::string>()] = info;
+  }
+  return entries;
+}
+
+inline void write_index(const std::string& directory, const std::vector<CheckpointInfo>& checkpoints, bool durable) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const CheckpointInfo& info : checkpoints) {
+    nlohmann::json entry = checkpoint_record(info);
+    entry["file"] = file_name_of(info.path);
+    entry["bytes"] = info.bytes;
+    entry["pinned"] = info.pinned;
+    list.push_back(std::move(entry));
+  }
+  const std::string text = nlohmann::json{{"version", 1}, {"checkpoints", std::move(list)}}.dump(1) + "\n";
+  AtomicFile file(directory + "/" + index_file_name);
+  file.write(text.data(), text.size());
+  file.commit(durable);
+}
+
+// Facts of a checkpoint the index does not know: from its own metadata, or,
+// when its header is unreadable, from its name and modification time (a
+// restore reports such a file as skipped).
+inline void read_facts_from_file(CheckpointInfo& info, std::int64_t modification_time) {
+  info.time = static_cast<double>(modification_time);
+  try {
+    const Reader reader(info.path, ReadOptions{false, 1});
+    if (const auto record = reader.metadata().find(manager_metadata_key); record != reader.metadata().end()) {
+      apply_record(*record, info);
+    }
+  } catch (const Error&) {
+  }
+}
+
+// The checkpoints of `naming` in `directory`, sorted by step. `known` holds
+// facts already known by file name (the index, a save just committed); they
+// are trusted only for a file of the recorded size.
+inline std::vector<CheckpointInfo> scan_checkpoints(const std::string& directory, const CheckpointNaming& naming,
+                                                    const std::map<std::string, CheckpointInfo>& known) {
+  std::vector<CheckpointInfo> checkpoints;
+  std::error_code error;
+  for (const auto& item : std::filesystem::directory_iterator(directory, error)) {
+    const std::string name = item.path().filename().string();
+    const std::optional<ParsedCheckpointName> parsed = naming.parse(name);
+    if (!parsed) continue;
+    struct stat status {};
+    if (::stat(item.path().c_str(), &status) != 0 || !S_ISREG(status.st_mode)) continue;
+    CheckpointInfo info;
+    const auto fact = known.find(name);
+    if (fact != known.end() && fact->second.bytes == static_cast<std::uint64_t>(status.st_size)) {
+      info = fact->second;
+    } else {
+      info.path = item.path().string();
+      info.metrics = parsed->metrics;
+      info.epoch = parsed->epoch;
+      read_facts_from_file(info, status.st_mtime);
+    }
+    info.step = parsed->step;
+    info.path = item.path().string();
+    info.bytes = static_cast<std::uint64_t>(status.st_size);
+    checkpoints.push_back(std::move(info));
+  }
+  std::sort(checkpoints.begin(), checkpoints.end(),
+            [](const CheckpointInfo& a, const CheckpointInfo& b) { return a.step < b.step; });
+  return checkpoints;
+}
+
+// Removes what a save killed midway left behind: temp files of this naming or of the index.
+inline void remove_stale_temp_files(const std::string& directory, const CheckpointNaming& naming) {
+  std::vector<std::string> stale;
+  std::error_code error;
+  for (const auto& item : std::filesystem::directory_iterator(directory, error)) {
+    const std::string name = item.path().filename().string();
+    if (!is_temp_file_name(name)) continue;
+    const std::string final_name = name.substr(1, name.rfind(temp_marker) - 1);
+    if (final_name == index_file_name || naming.parse(final_name)) stale.push_back(item.path().string());
+  }
+  for (const std::string& path : stale) remove_file(path);
+}
+
+}  // namespace ckpt::detail
