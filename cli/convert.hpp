@@ -1,0 +1,36 @@
+#pragma once
+
+// ckpt convert IN OUT [--codec C] [--force]: between ckpt / safetensors, .npz
+// and .h5 by extension; with the same format on both sides, a recompression.
+
+#include <ostream>
+#include <string>
+
+#include "args.hpp"
+#include "common.hpp"
+#include "formats.hpp"
+#include "table.hpp"
+
+namespace ckpt::cli {
+
+inline int run_convert(const Arguments& args, std::ostream& out, std::ostream& err) {
+  const std::string& input = args.positionals()[0];
+  const std::string& output = args.positionals()[1];
+  require_existing(input);
+  format_of(input);
+  const std::string codec = args.value("--codec").value_or("raw");
+  check_codec(format_of(output), codec);
+  if (path_exists(output) && !args.flag("--force")) {
+    err << "ckpt convert: '" << output << "' exists; pass --force to overwrite it\n";
+    return exit_problem;
+  }
+  const TensorSet set = load_tensors(input);
+  save_tensors(output, set, codec);
+  std::uint64_t tensor_bytes = 0;
+  for (const auto& entry : set.tensors) tensor_bytes += entry.second.nbytes();
+  out << "wrote " << output << ": " << set.tensors.size() << " tensors, " << human_bytes(tensor_bytes) << " (codec "
+      << codec << ")\n";
+  return exit_ok;
+}
+
+}  // namespace ckpt::cli

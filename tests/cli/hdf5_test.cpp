@@ -1,0 +1,146 @@
+// HDF5 export and import: exact round trips, metadata as attributes, and
+// files ckpt cannot hold refused with the file and dataset named.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <hdf5.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "ckpt/hdf5.hpp"
+#include "cli_test_support.hpp"
+
+namespace {
+
+using ckpt::test::TempDir;
+using testing::HasSubstr;
+
+class Hdf5RoundTrip : public testing::TestWithParam<int> {};
+
+TEST_P(Hdf5RoundTrip, KeepsEveryDtypeShapeAndTheMetadata) {
+  TempDir dir;
+  const ckpt::test::SampleTensors sample;
+  const nlohmann::json metadata = {{"step", 12},      {"offset", -3},
+                                   {"lr", 0.001},     {"name", "run"},
+                                   {"done", false},   {"config", {{"layers", {1, 2}}}},
+                                   {"note", nullptr}, {"big", 18446744073709551615ull}};
+  const std::string path = dir / "model.h5";
+  ckpt::save_hdf5(path, sample.named(), metadata, ckpt::Hdf5Options{GetParam()});
+  const ckpt::TensorSet loaded = ckpt::load_hdf5(path);
+  EXPECT_EQ(loaded.metadata, metadata);
+  const auto expected = sample.named();
+  ASSERT_EQ(loaded.tensors.size(), expected.size());
+  for (const ckpt::NamedTensor& tensor : expected) {
+    const ckpt::Tensor* found = loaded.find(tensor.name);
+    ASSERT_NE(found, nullptr) << tensor.name;
+    EXPECT_EQ(found->dtype(), tensor.view.dtype()) << tensor.name;
+    EXPECT_EQ(found->shape(), tensor.view.shape()) << tensor.name;
+    ASSERT_EQ(found->nbytes(), tensor.view.nbytes());
+    if (found->nbytes() != 0) {
+      EXPECT_EQ(std::memcmp(found->data(), tensor.view.data(), found->nbytes()), 0) << tensor.name;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(ContiguousAndDeflated, Hdf5RoundTrip, testing::Values(-1, 6));
+
+// Runs `edit` on the file opened read-write, to plant what other tools write.
+template <class Edit>
+void edit_file(const std::string& path, Edit edit) {
+  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  ASSERT_GE(file, 0);
+  edit(file);
+  H5Fclose(file);
+}
+
+void expect_format_error(const std::string& path, const std::string& tensor, const std::string& message) {
+  try {
+    ckpt::load_hdf5(path);
+    ADD_FAILURE() << "expected a FormatError about " << message;
+  } catch (const ckpt::FormatError& error) {
+    EXPECT_EQ(error.file(), path);
+    EXPECT_EQ(error.tensor(), tensor);
+    EXPECT_THAT(error.what(), HasSubstr(message));
+  }
+}
+
+TEST(Hdf5, RefusesDatasetsOfTypesCkptCannotHold) {
+  TempDir dir;
+  const std::string path = dir / "strings.h5";
+  ckpt::save_hdf5(path, {});
+  edit_file(path, [](hid_t file) {
+    const hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, 8);
+    const hsize_t dims[] = {2};
+    const hid_t space = H5Screate_simple(1, dims, nullptr);
+    const hid_t group = H5Gcreate2(file, "group", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    const hid_t dataset = H5Dcreate2(group, "labels", type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dclose(dataset);
+    H5Gclose(group);
+    H5Sclose(space);
+    H5Tclose(type);
+  });
+  expect_format_error(path, "group/labels", "unsupported HDF5 element type");
+}
+
+TEST(Hdf5, RefusesARealDtypeThatDoesNotMatchTheStoredBits) {
+  TempDir dir;
+  const std::string path = dir / "mismatch.h5";
+  std::vector<float> values{1, 2};
+  ckpt::save_hdf5(path, {{"w", ckpt::TensorView(values.data(), {2})}});
+  edit_file(path, [&](hid_t file) {
+    const hid_t dataset = H5Dopen2(file, "w", H5P_DEFAULT);
+    ckpt::detail::write_hdf5_string_attribute(dataset, ckpt::hdf5_dtype_attribute, "BF16", path, "w");
+    H5Dclose(dataset);
+  });
+  expect_format_error(path, "w", "says BF16, expected U16 bits, found F32");
+}
+
+TEST(Hdf5, NotAnHdf5FileOrMissingFileIsReportedClearly) {
+  TempDir dir;
+  const std::string garbage = dir / "garbage.h5";
+  ckpt::test::write_text(garbage, std::string(100, 'x'));
+  expect_format_error(garbage, "", "not an HDF5 file");
+  try {
+    ckpt::load_hdf5(dir / "missing.h5");
+    ADD_FAILURE();
+  } catch (const ckpt::IoError& error) {
+    EXPECT_EQ(error.id(), ckpt::ErrorId::io_open);
+    EXPECT_EQ(error.file(), dir / "missing.h5");
+  }
+}
+
+TEST(Hdf5, RefusesNamesThatWouldNotComeBackAsWritten) {
+  TempDir dir;
+  std::vector<float> values{1};
+  // ckpt refuses "/root", "a/../b" and "trailing/" for every format; HDF5 also needs these refused.
+  for (const std::string name : {"a//b", "a/./b"}) {
+    try {
+      ckpt::save_hdf5(dir / "n.h5", {{name, ckpt::TensorView(values.data(), {1})}});
+      ADD_FAILURE() << name;
+    } catch (const ckpt::ArgumentError& error) {
+      EXPECT_EQ(error.id(), ckpt::ErrorId::argument_name) << name;
+      EXPECT_EQ(error.tensor(), name);
+      EXPECT_THAT(error.what(), HasSubstr("HDF5 dataset"));
+    }
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+}
+
+TEST(Hdf5, RefusesMetadataKeysThatCannotBeAttributesAndLeavesNoFile) {
+  TempDir dir;
+  const std::string path = dir / "bad.h5";
+  try {
+    ckpt::save_hdf5(path, {}, {{ckpt::hdf5_json_keys_attribute, 1}});
+    ADD_FAILURE();
+  } catch (const ckpt::ArgumentError& error) {
+    EXPECT_EQ(error.id(), ckpt::ErrorId::argument_invalid);
+    EXPECT_THAT(error.what(), HasSubstr("cannot be an HDF5 attribute"));
+  }
+  EXPECT_FALSE(ckpt::test::path_exists(path));
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path())) << "the temp file is removed";
+}
+
+}  // namespace
