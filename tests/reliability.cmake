@@ -1,0 +1,27 @@
+# Reliability: fault injection at every file-system call (saves and manager
+# rotations), disk full, corruption mutants, hostile files, and the replay of
+# the fuzzers' seed corpora and regressions. The fuzz targets themselves are
+# built by cmake/ckptFuzz.cmake (CKPT_BUILD_FUZZERS, clang only).
+set(ckpt_reliability_libraries)
+if(TARGET ckpt::npz)
+  list(APPEND ckpt_reliability_libraries ckpt::npz)
+endif()
+ckpt_add_test(reliability_tests
+  SOURCES
+    reliability/allocation_counter.cpp
+    reliability/corruption_test.cpp
+    reliability/disk_full_test.cpp
+    reliability/fuzz_replay_test.cpp
+    reliability/hostile_files_test.cpp
+    reliability/manager_faults_test.cpp
+    reliability/report_totals.cpp
+    reliability/save_faults_test.cpp
+  LIBRARIES ${ckpt_reliability_libraries}
+  LABELS reliability)
+if(TARGET reliability_tests)
+  # Tests share reliability/ and fuzz/ headers; the fuzz targets include cli/args.hpp.
+  target_include_directories(reliability_tests PRIVATE ${CMAKE_CURRENT_SOURCE_DIR} ${PROJECT_SOURCE_DIR})
+  target_compile_definitions(reliability_tests PRIVATE CKPT_FUZZ_DIR="${CMAKE_CURRENT_SOURCE_DIR}/fuzz")
+endif()
+
+include(${PROJECT_SOURCE_DIR}/cmake/ckptFuzz.cmake)
