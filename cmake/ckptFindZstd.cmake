@@ -1,6 +1,8 @@
-# Finds zstd and provides ckpt::zstd whatever the installed zstd calls its
-# target: zstd::libzstd (1.5.6+), zstd::libzstd_shared / _static (Debian 12's
-# 1.5.4), or only a pkg-config file. Safe to include more than once.
+# Provides ckpt::zstd whatever the installed zstd calls its target:
+# zstd::libzstd (1.5.6+), zstd::libzstd_shared / _static (Debian 12's 1.5.4),
+# or only a pkg-config file. Leaves ckpt::zstd undefined when zstd is missing,
+# so the caller decides how to fail. Safe to include more than once; used both
+# by the build and by the installed ckptConfig.cmake.
 if(NOT TARGET ckpt::zstd)
   find_package(zstd CONFIG QUIET)
   if(TARGET zstd::libzstd)
@@ -10,10 +12,17 @@ if(NOT TARGET ckpt::zstd)
   elseif(TARGET zstd::libzstd_static)
     set(ckpt_zstd_target zstd::libzstd_static)
   else()
-    find_package(PkgConfig REQUIRED)
-    pkg_check_modules(ckpt_libzstd REQUIRED IMPORTED_TARGET libzstd)
-    set(ckpt_zstd_target PkgConfig::ckpt_libzstd)
+    find_package(PkgConfig QUIET)
+    if(PKG_CONFIG_FOUND)
+      pkg_check_modules(ckpt_libzstd QUIET IMPORTED_TARGET libzstd)
+    endif()
+    if(TARGET PkgConfig::ckpt_libzstd)
+      set(ckpt_zstd_target PkgConfig::ckpt_libzstd)
+    endif()
   endif()
-  add_library(ckpt::zstd INTERFACE IMPORTED)
-  set_target_properties(ckpt::zstd PROPERTIES INTERFACE_LINK_LIBRARIES ${ckpt_zstd_target})
+  if(ckpt_zstd_target)
+    add_library(ckpt::zstd INTERFACE IMPORTED)
+    set_target_properties(ckpt::zstd PROPERTIES INTERFACE_LINK_LIBRARIES ${ckpt_zstd_target})
+  endif()
+  unset(ckpt_zstd_target)
 endif()

@@ -7,3 +7,16 @@
 #include "ckpt/dtype.hpp"
 #include "ckpt/tensor.hpp"
 #include "ckpt/codec.hpp"
+#include "ckpt/writer.hpp"
+#include "ckpt/reader.hpp"
+#include "ckpt/tensor_set.hpp"
+#include "ckpt/names.hpp"
+#include "ckpt/tensor_traits.hpp"
+#include "ckpt/describe.hpp"
+#include "ckpt/checkpoint.hpp"
+#include "ckpt/optim.hpp"
+#include "ckpt/manager_policies.hpp"
+#include "ckpt/manager.hpp"
+#if defined(CKPT_WITH_ZSTD)
+#include "ckpt/codecs/zstd.hpp"
+#endif

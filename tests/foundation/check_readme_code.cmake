@@ -1,0 +1,40 @@
+# Every code block in README.md that follows a line `<!-- file: PATH -->` must
+# equal the file PATH of the repository, which the test suite builds and runs:
+# the README cannot show code that does not work.
+#
+# cmake -DSOURCE_DIR=<repository> -P check_readme_code.cmake
+cmake_minimum_required(VERSION 3.21)
+
+file(READ "${SOURCE_DIR}/README.md" rest)
+set(checked 0)
+while(TRUE)
+  string(FIND "${rest}" "<!-- file: " marker)
+  if(marker EQUAL -1)
+    break()
+  endif()
+  string(SUBSTRING "${rest}" ${marker} -1 rest)
+  string(REGEX MATCH "^<!-- file: ([^ ]+) -->\n```[^\n]*\n" opening "${rest}")
+  if(NOT opening)
+    string(REGEX MATCH "^[^\n]*" line "${rest}")
+    message(FATAL_ERROR "README.md: '${line}' must be followed directly by a ``` code block")
+  endif()
+  set(path "${CMAKE_MATCH_1}")
+  string(LENGTH "${opening}" opening_length)
+  string(SUBSTRING "${rest}" ${opening_length} -1 rest)
+  string(FIND "${rest}" "\n```" closing)
+  if(closing EQUAL -1)
+    message(FATAL_ERROR "README.md: the code block quoting ${path} is not closed")
+  endif()
+  string(SUBSTRING "${rest}" 0 ${closing} block)
+  string(SUBSTRING "${rest}" ${closing} -1 rest)
+  file(READ "${SOURCE_DIR}/${path}" expected)
+  if(NOT "${block}\n" STREQUAL "${expected}")
+    message(FATAL_ERROR "README.md: the code block quoting ${path} differs from the file; copy the file into it.\n"
+                        "--- README.md:\n${block}\n--- ${path}:\n${expected}")
+  endif()
+  math(EXPR checked "${checked} + 1")
+  message(STATUS "README.md quotes ${path} verbatim")
+endwhile()
+if(checked EQUAL 0)
+  message(FATAL_ERROR "README.md has no code block marked with <!-- file: PATH -->")
+endif()
