@@ -8,10 +8,7 @@
 #include <unistd.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -19,47 +16,20 @@
 
 #include "ckpt/tensor.hpp"
 #include "ckpt/writer.hpp"
+#include "support/files.hpp"
+#include "support/temp_dir.hpp"
 
 namespace ckpt::test {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = ::testing::TempDir() + "ckpt-cli-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 inline bool path_exists(const std::string& path) { return std::filesystem::exists(path); }
-
-inline std::string read_text(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
-}
-
-inline void write_text(const std::string& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
-}
 
 // Flips every bit of the byte at `offset` (counted from the end when negative).
 inline void flip_byte(const std::string& path, std::int64_t offset) {
-  std::string bytes = read_text(path);
+  std::string bytes = read_file(path);
   const std::size_t position =
       offset < 0 ? bytes.size() - static_cast<std::size_t>(-offset) : static_cast<std::size_t>(offset);
   bytes.at(position) = static_cast<char>(~bytes[position]);
-  write_text(path, bytes);
+  write_file(path, bytes);
 }
 
 // A small set of tensors covering the dtypes NumPy lacks.
@@ -91,7 +61,7 @@ struct CliResult {
 // Runs the ckpt tool with `args`, capturing stdout and stderr in files.
 inline CliResult run_cli(const std::vector<std::string>& args) {
   TempDir capture;
-  const std::string out_path = capture / "out", err_path = capture / "err";
+  const std::string out_path = capture.file("out"), err_path = capture.file("err");
   const pid_t child = ::fork();
   if (child == 0) {
     const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -106,7 +76,7 @@ inline CliResult run_cli(const std::vector<std::string>& args) {
   }
   int status = 0;
   ::waitpid(child, &status, 0);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_text(out_path), read_text(err_path)};
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(out_path), read_file(err_path)};
 }
 
 }  // namespace ckpt::test

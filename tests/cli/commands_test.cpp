@@ -21,7 +21,7 @@ constexpr const char* commands[] = {"ls", "info", "verify", "convert", "diff"};
 
 std::string write_sample(const TempDir& dir, const std::string& name, const nlohmann::json& metadata = {{"step", 7}}) {
   const ckpt::test::SampleTensors sample;
-  const std::string path = dir / name;
+  const std::string path = dir.file(name);
   ckpt::write_checkpoint(path, sample.named(), metadata);
   return path;
 }
@@ -72,12 +72,12 @@ TEST(CliUsage, BadArgumentsAreUsageErrorsNamingTheProblem) {
       {{"info"}, "missing arguments"},
       {{"info", file, file}, "unexpected argument"},
       {{"convert", file}, "missing arguments"},
-      {{"convert", file, dir / "b.safetensors", "--codec"}, "option '--codec' needs a value"},
+      {{"convert", file, dir.file("b.safetensors"), "--codec"}, "option '--codec' needs a value"},
       {{"diff", file}, "missing arguments"},
-      {{"info", dir / "missing.safetensors"}, "does not exist"},
-      {{"verify", dir / "missing.safetensors"}, "does not exist"},
-      {{"diff", file, dir / "missing.safetensors"}, "does not exist"},
-      {{"ls", dir / "missing"}, "is not a directory"},
+      {{"info", dir.file("missing.safetensors")}, "does not exist"},
+      {{"verify", dir.file("missing.safetensors")}, "does not exist"},
+      {{"diff", file, dir.file("missing.safetensors")}, "does not exist"},
+      {{"ls", dir.file("missing")}, "is not a directory"},
       {{"ls", file}, "is not a directory"},
   };
   for (const Case& c : cases) {
@@ -90,8 +90,8 @@ TEST(CliUsage, BadArgumentsAreUsageErrorsNamingTheProblem) {
 
 TEST(CliUsage, UnknownExtensionIsAUsageError) {
   TempDir dir;
-  ckpt::test::write_text(dir / "notes.txt", "hello");
-  const auto result = run_cli({"info", dir / "notes.txt"});
+  ckpt::test::write_file(dir.file("notes.txt"), "hello");
+  const auto result = run_cli({"info", dir.file("notes.txt")});
   EXPECT_EQ(result.exit_code, 2);
   EXPECT_THAT(result.err, HasSubstr("unknown format"));
 }
@@ -110,7 +110,7 @@ TEST(CliInfo, ListsEveryTensorWithDtypeShapeBytesAndCodecAndTheMetadata) {
 TEST(CliInfo, JsonOutputDescribesTensorsCodecsAndRatios) {
   TempDir dir;
   std::vector<float> zeros(16384, 0.0f);
-  const std::string file = dir / "z.safetensors";
+  const std::string file = dir.file("z.safetensors");
   ckpt::SaveOptions options;
   options.codecs = ckpt::CodecPolicy("zstd");
   ckpt::write_checkpoint(file, {{"zeros", ckpt::TensorView(zeros.data(), {128, 128})}}, {{"step", 3}}, options);
@@ -133,8 +133,8 @@ TEST(CliInfo, JsonOutputDescribesTensorsCodecsAndRatios) {
 
 TEST(CliInfo, AFileThatIsNotACheckpointFailsNamingTheFile) {
   TempDir dir;
-  const std::string file = dir / "garbage.safetensors";
-  ckpt::test::write_text(file, std::string(64, 'x'));
+  const std::string file = dir.file("garbage.safetensors");
+  ckpt::test::write_file(file, std::string(64, 'x'));
   const auto result = run_cli({"info", file});
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_THAT(result.err, HasSubstr("format_error"));
@@ -177,8 +177,8 @@ TEST(CliVerify, EveryCorruptTensorIsNamed) {
 TEST(CliVerify, ATruncatedFileIsCorruption) {
   TempDir dir;
   const std::string file = write_sample(dir, "a.safetensors");
-  const std::string bytes = ckpt::test::read_text(file);
-  ckpt::test::write_text(file, bytes.substr(0, bytes.size() - 3));
+  const std::string bytes = ckpt::test::read_file(file);
+  ckpt::test::write_file(file, bytes.substr(0, bytes.size() - 3));
   const auto result = run_cli({"verify", file});
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_THAT(result.out, HasSubstr("CORRUPT"));
@@ -190,8 +190,8 @@ TEST(CliVerify, ADirectoryReportsEachFileAndFailsIfAnyIsCorrupt) {
   const std::string good = write_sample(dir, "good.safetensors");
   const std::string bad = write_sample(dir, "bad.safetensors");
   ckpt::test::flip_byte(bad, -1);
-  ckpt::test::write_text(dir / "README.txt", "not a checkpoint");
-  ckpt::test::write_text(dir / ".bad.safetensors.tmp-1", "a leftover temp file");
+  ckpt::test::write_file(dir.file("README.txt"), "not a checkpoint");
+  ckpt::test::write_file(dir.file(".bad.safetensors.tmp-1"), "a leftover temp file");
 
   auto result = run_cli({"verify", dir.path()});
   EXPECT_EQ(result.exit_code, 1);
@@ -209,15 +209,15 @@ TEST(CliVerify, ADirectoryReportsEachFileAndFailsIfAnyIsCorrupt) {
 
 TEST(CliVerify, AForeignSafetensorsFileHasItsHeaderAndSizesChecked) {
   TempDir dir;
-  const std::string file = dir / "foreign.safetensors";
+  const std::string file = dir.file("foreign.safetensors");
   const std::string header = R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
   std::string bytes(8, '\0');
   bytes[0] = static_cast<char>(header.size());
-  ckpt::test::write_text(file, bytes + header + std::string(8, '\x01'));
+  ckpt::test::write_file(file, bytes + header + std::string(8, '\x01'));
   auto result = run_cli({"verify", file});
   EXPECT_EQ(result.exit_code, 0) << result.out;
   EXPECT_THAT(result.out, HasSubstr("1 tensors, no checksums (not written by ckpt)"));
-  ckpt::test::write_text(file, bytes + header + std::string(7, '\x01'));
+  ckpt::test::write_file(file, bytes + header + std::string(7, '\x01'));
   result = run_cli({"verify", file});
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_THAT(result.out, HasSubstr("CORRUPT  [ckpt.format_error"));
@@ -226,14 +226,14 @@ TEST(CliVerify, AForeignSafetensorsFileHasItsHeaderAndSizesChecked) {
 #ifdef CKPT_WITH_NPZ
 TEST(CliVerify, ACorruptNpzMemberFailsItsCrc) {
   TempDir dir;
-  const std::string npz = dir / "a.npz";
+  const std::string npz = dir.file("a.npz");
   ASSERT_EQ(run_cli({"convert", write_sample(dir, "a.safetensors"), npz}).exit_code, 0);
   EXPECT_EQ(run_cli({"verify", npz}).exit_code, 0);
-  std::string bytes = ckpt::test::read_text(npz);
+  std::string bytes = ckpt::test::read_file(npz);
   const std::size_t weight = bytes.find(std::string("\x00\x00\xc0\x3f\x00\x00\x10\xc0", 8));  // 1.5f, -2.25f
   ASSERT_NE(weight, std::string::npos);
   bytes[weight + 3] = 0x40;
-  ckpt::test::write_text(npz, bytes);
+  ckpt::test::write_file(npz, bytes);
   const auto result = run_cli({"verify", npz});
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_THAT(result.out, HasSubstr("CORRUPT  [ckpt.integrity_error.301] file '" + npz + "': tensor 'layer1/weight'"));
@@ -241,7 +241,7 @@ TEST(CliVerify, ACorruptNpzMemberFailsItsCrc) {
 
 TEST(CliInfo, DescribesAnNpzFile) {
   TempDir dir;
-  const std::string npz = dir / "a.npz";
+  const std::string npz = dir.file("a.npz");
   ASSERT_EQ(run_cli({"convert", write_sample(dir, "a.safetensors"), npz}).exit_code, 0);
   const auto result = run_cli({"info", npz, "--json"});
   ASSERT_EQ(result.exit_code, 0) << result.err;
@@ -285,7 +285,7 @@ TEST_P(CliConvertRoundTrip, KeepsEveryTensorDtypeAndTheMetadata) {
   const auto& [extension, codec] = GetParam();
   TempDir dir;
   const std::string original = write_sample(dir, "a.safetensors", {{"step", 7}, {"config", {{"lr", 0.5}}}});
-  const std::string middle = dir / ("b" + extension), back = dir / "c.safetensors";
+  const std::string middle = dir.file("b" + extension), back = dir.file("c.safetensors");
   auto result = run_cli({"convert", original, middle, "--codec", codec});
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_THAT(result.out, HasSubstr("wrote " + middle + ": 7 tensors"));
@@ -314,7 +314,7 @@ INSTANTIATE_TEST_SUITE_P(Formats, CliConvertRoundTrip, testing::ValuesIn(convert
 TEST(CliConvert, RecompressingChangesTheCodecAndKeepsTheValues) {
   TempDir dir;
   const std::string original = write_sample(dir, "a.safetensors");
-  const std::string packed = dir / "packed.safetensors";
+  const std::string packed = dir.file("packed.safetensors");
   ASSERT_EQ(run_cli({"convert", original, packed, "--codec=zstd:5"}).exit_code, 0);
   const ckpt::Reader reader(packed);
   for (const ckpt::TensorInfo& info : reader.tensors()) EXPECT_EQ(info.codec, "zstd") << info.name;
@@ -324,12 +324,12 @@ TEST(CliConvert, RecompressingChangesTheCodecAndKeepsTheValues) {
 TEST(CliConvert, NeverOverwritesWithoutForce) {
   TempDir dir;
   const std::string input = write_sample(dir, "a.safetensors");
-  const std::string output = dir / "b.safetensors";
-  ckpt::test::write_text(output, "precious");
+  const std::string output = dir.file("b.safetensors");
+  ckpt::test::write_file(output, "precious");
   auto result = run_cli({"convert", input, output});
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_THAT(result.err, HasSubstr("'" + output + "' exists; pass --force"));
-  EXPECT_EQ(ckpt::test::read_text(output), "precious");
+  EXPECT_EQ(ckpt::test::read_file(output), "precious");
 
   result = run_cli({"convert", input, output, "--force"});
   EXPECT_EQ(result.exit_code, 0) << result.err;
@@ -348,10 +348,10 @@ TEST(CliConvert, BadCodecsAreUsageErrorsAndWriteNothing) {
       {"b.txt", "raw", "unknown format"},
   };
   for (const Case& c : cases) {
-    const auto result = run_cli({"convert", input, dir / c.output, "--codec", c.codec});
+    const auto result = run_cli({"convert", input, dir.file(c.output), "--codec", c.codec});
     EXPECT_EQ(result.exit_code, 2) << c.output << " " << c.codec;
     EXPECT_THAT(result.err, HasSubstr(c.message));
-    EXPECT_FALSE(ckpt::test::path_exists(dir / c.output));
+    EXPECT_FALSE(ckpt::test::path_exists(dir.file(c.output)));
   }
 }
 
@@ -359,10 +359,10 @@ TEST(CliConvert, ACorruptInputFailsAndWritesNothing) {
   TempDir dir;
   const std::string input = write_sample(dir, "a.safetensors");
   ckpt::test::flip_byte(input, static_cast<std::int64_t>(offset_of(input, "steps")));
-  const auto result = run_cli({"convert", input, dir / "b.safetensors"});
+  const auto result = run_cli({"convert", input, dir.file("b.safetensors")});
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_THAT(result.err, HasSubstr("tensor 'steps'"));
-  EXPECT_FALSE(ckpt::test::path_exists(dir / "b.safetensors"));
+  EXPECT_FALSE(ckpt::test::path_exists(dir.file("b.safetensors")));
 }
 
 TEST(CliDiff, IdenticalFilesExitZero) {
@@ -380,7 +380,7 @@ TEST(CliDiff, ReportsHowManyElementsDifferAndByHowMuch) {
   changed.weight[4] = 0.5f;       // was -0.0
   changed.weight[5] = 6.25f;      // was 6.5
   changed.bf16_bits[0] = 0x4000;  // 2.0, was 1.0
-  const std::string b = dir / "b.safetensors";
+  const std::string b = dir.file("b.safetensors");
   ckpt::write_checkpoint(b, changed.named(), {{"step", 7}});
 
   const auto result = run_cli({"diff", a, b});
@@ -401,7 +401,7 @@ TEST(CliDiff, ReportsShapeDtypeMembershipAndMetadataChanges) {
   tensors[3].view = ckpt::TensorView(steps_as_double.data(), {3});
   tensors.erase(tensors.begin() + 4);  // "scalar"
   tensors.push_back({"extra", ckpt::TensorView(extra.data(), {1})});
-  const std::string b = dir / "b.safetensors";
+  const std::string b = dir.file("b.safetensors");
   ckpt::write_checkpoint(b, tensors, {{"step", 8}});
 
   const auto result = run_cli({"diff", a, b});
@@ -417,12 +417,12 @@ TEST(CliDiff, ReportsShapeDtypeMembershipAndMetadataChanges) {
 TEST(CliDiff, ComparesAcrossFormats) {
   TempDir dir;
   const std::string a = write_sample(dir, "a.safetensors");
-  const std::string b = dir / "b.safetensors";
+  const std::string b = dir.file("b.safetensors");
   ASSERT_EQ(run_cli({"convert", a, b, "--codec", "zstd"}).exit_code, 0);
   EXPECT_EQ(run_cli({"diff", a, b}).exit_code, 0);
 #ifdef CKPT_WITH_NPZ
-  ASSERT_EQ(run_cli({"convert", a, dir / "c.npz"}).exit_code, 0);
-  EXPECT_EQ(run_cli({"diff", dir / "c.npz", b}).exit_code, 0);
+  ASSERT_EQ(run_cli({"convert", a, dir.file("c.npz")}).exit_code, 0);
+  EXPECT_EQ(run_cli({"diff", dir.file("c.npz"), b}).exit_code, 0);
 #endif
 }
 
@@ -466,7 +466,7 @@ TEST(CliLs, ShowsAnUnreadableCheckpointAsSuch) {
     ckpt::CheckpointManager manager(dir.path());
     manager.save(5, SmallState{});
   }
-  ckpt::test::write_text(dir / "ckpt-00000005.safetensors", "truncated");
+  ckpt::test::write_file(dir.file("ckpt-00000005.safetensors"), "truncated");
   const auto result = run_cli({"ls", dir.path()});
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_THAT(result.out, HasSubstr("unreadable: [ckpt.format_error"));

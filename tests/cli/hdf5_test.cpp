@@ -26,7 +26,7 @@ TEST_P(Hdf5RoundTrip, KeepsEveryDtypeShapeAndTheMetadata) {
                                    {"lr", 0.001},     {"name", "run"},
                                    {"done", false},   {"config", {{"layers", {1, 2}}}},
                                    {"note", nullptr}, {"big", 18446744073709551615ull}};
-  const std::string path = dir / "model.h5";
+  const std::string path = dir.file("model.h5");
   ckpt::save_hdf5(path, sample.named(), metadata, ckpt::Hdf5Options{GetParam()});
   const ckpt::TensorSet loaded = ckpt::load_hdf5(path);
   EXPECT_EQ(loaded.metadata, metadata);
@@ -68,7 +68,7 @@ void expect_format_error(const std::string& path, const std::string& tensor, con
 
 TEST(Hdf5, RefusesDatasetsOfTypesCkptCannotHold) {
   TempDir dir;
-  const std::string path = dir / "strings.h5";
+  const std::string path = dir.file("strings.h5");
   ckpt::save_hdf5(path, {});
   edit_file(path, [](hid_t file) {
     const hid_t type = H5Tcopy(H5T_C_S1);
@@ -87,7 +87,7 @@ TEST(Hdf5, RefusesDatasetsOfTypesCkptCannotHold) {
 
 TEST(Hdf5, RefusesARealDtypeThatDoesNotMatchTheStoredBits) {
   TempDir dir;
-  const std::string path = dir / "mismatch.h5";
+  const std::string path = dir.file("mismatch.h5");
   std::vector<float> values{1, 2};
   ckpt::save_hdf5(path, {{"w", ckpt::TensorView(values.data(), {2})}});
   edit_file(path, [&](hid_t file) {
@@ -100,15 +100,15 @@ TEST(Hdf5, RefusesARealDtypeThatDoesNotMatchTheStoredBits) {
 
 TEST(Hdf5, NotAnHdf5FileOrMissingFileIsReportedClearly) {
   TempDir dir;
-  const std::string garbage = dir / "garbage.h5";
-  ckpt::test::write_text(garbage, std::string(100, 'x'));
+  const std::string garbage = dir.file("garbage.h5");
+  ckpt::test::write_file(garbage, std::string(100, 'x'));
   expect_format_error(garbage, "", "not an HDF5 file");
   try {
-    ckpt::load_hdf5(dir / "missing.h5");
+    ckpt::load_hdf5(dir.file("missing.h5"));
     ADD_FAILURE();
   } catch (const ckpt::IoError& error) {
     EXPECT_EQ(error.id(), ckpt::ErrorId::io_open);
-    EXPECT_EQ(error.file(), dir / "missing.h5");
+    EXPECT_EQ(error.file(), dir.file("missing.h5"));
   }
 }
 
@@ -118,7 +118,7 @@ TEST(Hdf5, RefusesNamesThatWouldNotComeBackAsWritten) {
   // ckpt refuses "/root", "a/../b" and "trailing/" for every format; HDF5 also needs these refused.
   for (const std::string name : {"a//b", "a/./b"}) {
     try {
-      ckpt::save_hdf5(dir / "n.h5", {{name, ckpt::TensorView(values.data(), {1})}});
+      ckpt::save_hdf5(dir.file("n.h5"), {{name, ckpt::TensorView(values.data(), {1})}});
       ADD_FAILURE() << name;
     } catch (const ckpt::ArgumentError& error) {
       EXPECT_EQ(error.id(), ckpt::ErrorId::argument_name) << name;
@@ -131,7 +131,7 @@ TEST(Hdf5, RefusesNamesThatWouldNotComeBackAsWritten) {
 
 TEST(Hdf5, RefusesMetadataKeysThatCannotBeAttributesAndLeavesNoFile) {
   TempDir dir;
-  const std::string path = dir / "bad.h5";
+  const std::string path = dir.file("bad.h5");
   try {
     ckpt::save_hdf5(path, {}, {{ckpt::hdf5_json_keys_attribute, 1}});
     ADD_FAILURE();

@@ -84,7 +84,7 @@ TEST_P(NpzRoundTrip, KeepsEveryDtypeShapeAndTheMetadataBitExact) {
   TempDir dir;
   const ckpt::test::SampleTensors sample;
   const nlohmann::json metadata = {{"step", 12}, {"config", {{"lr", 0.001}, {"layers", {1, 2}}}}};
-  const std::string path = dir / "model.npz";
+  const std::string path = dir.file("model.npz");
   ckpt::save_npz(path, sample.named(), metadata, ckpt::NpzOptions{GetParam(), 9});
   const ckpt::TensorSet loaded = ckpt::load_npz(path);
   expect_same(loaded, sample.named());
@@ -96,11 +96,11 @@ INSTANTIATE_TEST_SUITE_P(StoredAndDeflated, NpzRoundTrip, testing::Bool());
 TEST(Npz, WritesTheSidecarOnlyWhenNumpyNeedsHelp) {
   TempDir dir;
   std::vector<float> values{1, 2};
-  const std::string plain = dir / "plain.npz";
+  const std::string plain = dir.file("plain.npz");
   ckpt::save_npz(plain, {{"w", ckpt::TensorView(values.data(), {2})}});
   EXPECT_FALSE(has_member(plain, ckpt::npz_sidecar_name));
   EXPECT_TRUE(has_member(plain, "w.npy"));
-  const std::string with_metadata = dir / "meta.npz";
+  const std::string with_metadata = dir.file("meta.npz");
   ckpt::save_npz(with_metadata, {{"w", ckpt::TensorView(values.data(), {2})}}, {{"step", 1}});
   EXPECT_TRUE(has_member(with_metadata, ckpt::npz_sidecar_name));
 }
@@ -110,16 +110,16 @@ TEST(Npz, RefusesDuplicateNames) {
   std::vector<float> values{1};
   expect_error<ckpt::ArgumentError>(
       [&] {
-        ckpt::save_npz(dir / "d.npz",
+        ckpt::save_npz(dir.file("d.npz"),
                        {{"w", ckpt::TensorView(values.data(), {1})}, {"w", ckpt::TensorView(values.data(), {1})}});
       },
-      ckpt::ErrorId::argument_duplicate_name, dir / "d.npz", "w", "unique");
-  EXPECT_FALSE(ckpt::test::path_exists(dir / "d.npz"));
+      ckpt::ErrorId::argument_duplicate_name, dir.file("d.npz"), "w", "unique");
+  EXPECT_FALSE(ckpt::test::path_exists(dir.file("d.npz")));
 }
 
 TEST(Npz, ReordersFortranOrderArrays) {
   TempDir dir;
-  const std::string path = dir / "f.npz";
+  const std::string path = dir.file("f.npz");
   const std::uint8_t column_major[] = {0, 3, 1, 4, 2, 5};
   write_zip(path, {{"m.npy", npy("{'descr': '|u1', 'fortran_order': True, 'shape': (2, 3), }",
                                  std::string(reinterpret_cast<const char*>(column_major), 6))}});
@@ -132,7 +132,7 @@ TEST(Npz, ReordersFortranOrderArrays) {
 
 TEST(Npz, RefusesForeignOrHostileMembersNamingFileAndTensor) {
   TempDir dir;
-  const std::string path = dir / "bad.npz";
+  const std::string path = dir.file("bad.npz");
   const std::string f4_dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }";
   using ckpt::ErrorId;
   struct Case {
@@ -183,14 +183,14 @@ TEST(Npz, RefusesForeignOrHostileMembersNamingFileAndTensor) {
 
 TEST(Npz, ACorruptMemberFailsItsCrcNamingTheTensor) {
   TempDir dir;
-  const std::string path = dir / "crc.npz";
+  const std::string path = dir.file("crc.npz");
   std::vector<std::uint32_t> values(64, 0xA5A5A5A5u);
   ckpt::save_npz(path, {{"weights", ckpt::TensorView(values.data(), {64})}});
-  std::string bytes = ckpt::test::read_text(path);
+  std::string bytes = ckpt::test::read_file(path);
   const std::size_t data = bytes.find(std::string(16, '\xA5'));
   ASSERT_NE(data, std::string::npos);
   bytes[data + 5] = 0;
-  ckpt::test::write_text(path, bytes);
+  ckpt::test::write_file(path, bytes);
   expect_error<ckpt::IntegrityError>([&] { ckpt::load_npz(path); }, ckpt::ErrorId::integrity_tensor_checksum, path,
                                      "weights", "CRC");
 }
@@ -208,24 +208,24 @@ void claim_size(std::string& bytes, std::uint32_t size) {
 
 TEST(Npz, RefusesSizeClaimsBeyondWhatDeflateCanProduce) {
   TempDir dir;
-  const std::string path = dir / "bomb.npz";
+  const std::string path = dir.file("bomb.npz");
   std::vector<float> values(256, 1.0f);
   ckpt::save_npz(path, {{"w", ckpt::TensorView(values.data(), {256})}}, {}, ckpt::NpzOptions{true, 9});
-  std::string bytes = ckpt::test::read_text(path);
+  std::string bytes = ckpt::test::read_file(path);
   claim_size(bytes, 0x7FFFFFF0u);
-  ckpt::test::write_text(path, bytes);
+  ckpt::test::write_file(path, bytes);
   expect_error<ckpt::FormatError>([&] { ckpt::load_npz(path); }, ckpt::ErrorId::format_truncated, path, "w",
                                   "beyond deflate's limit");
 }
 
 TEST(Npz, NotAZipOrMissingFileIsReportedClearly) {
   TempDir dir;
-  const std::string garbage = dir / "garbage.npz";
-  ckpt::test::write_text(garbage, std::string(100, 'x'));
+  const std::string garbage = dir.file("garbage.npz");
+  ckpt::test::write_file(garbage, std::string(100, 'x'));
   expect_error<ckpt::FormatError>([&] { ckpt::load_npz(garbage); }, ckpt::ErrorId::format_truncated, garbage, "",
                                   "Not a zip archive");
-  expect_error<ckpt::IoError>([&] { ckpt::load_npz(dir / "missing.npz"); }, ckpt::ErrorId::io_open, dir / "missing.npz",
-                              "", "No such file");
+  expect_error<ckpt::IoError>([&] { ckpt::load_npz(dir.file("missing.npz")); }, ckpt::ErrorId::io_open,
+                              dir.file("missing.npz"), "", "No such file");
 }
 
 }  // namespace

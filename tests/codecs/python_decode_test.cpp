@@ -1,7 +1,6 @@
 // Runs the Python decoder of docs/codecs.md (numpy + zstandard) on checkpoints
 // ckpt wrote with each codec, so the documented recipe keeps working.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -13,6 +12,7 @@
 
 #include "ckpt/codec.hpp"
 #include "ckpt/writer.hpp"
+#include "support/temp_dir.hpp"
 
 namespace {
 
@@ -54,12 +54,6 @@ class PythonDecode : public ::testing::Test {
     }
     decoder = documented_decoder();
     ASSERT_NE(decoder.find("def load_checkpoint"), std::string::npos) << "no python block in docs/codecs.md";
-    std::string pattern = ::testing::TempDir() + "ckpt_codecs_XXXXXX";
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    directory = pattern;
-  }
-  void TearDown() override {
-    if (!directory.empty()) fs::remove_all(directory);
   }
 
   // Writes the tensors with `policy`, the expected bytes beside them, and runs the decoder.
@@ -82,7 +76,8 @@ class PythonDecode : public ::testing::Test {
   }
 
   std::string decoder;
-  fs::path directory;
+  ckpt::test::TempDir temp_dir;
+  fs::path directory{temp_dir.path()};
 };
 
 TEST_F(PythonDecode, DocumentedDecoderReadsEveryCodec) {

@@ -6,16 +6,12 @@
 #include <filesystem>
 #include <string>
 
+#include "support/temp_dir.hpp"
+
 class TempDirectoryTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    directory_ = std::filesystem::path(::testing::TempDir()) /
-                 ("ckpt_ecosystem_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    std::filesystem::remove_all(directory_);
-    std::filesystem::create_directories(directory_);
-  }
-  void TearDown() override { std::filesystem::remove_all(directory_); }
-  std::string file(const std::string& name) const { return (directory_ / name).string(); }
+  std::string file(const std::string& name) const { return temp_dir_.file(name); }
 
-  std::filesystem::path directory_;
+  ckpt::test::TempDir temp_dir_;
+  std::filesystem::path directory_{temp_dir_.path()};
 };

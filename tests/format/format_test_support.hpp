@@ -1,59 +1,29 @@
 #pragma once
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <cstdint>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <initializer_list>
-#include <iterator>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "ckpt/ckpt.hpp"
+#include "support/files.hpp"
+#include "support/temp_dir.hpp"
 
 namespace ckpt_format_test {
 
-// A fresh directory under the test temp dir, removed with its content.
-class TempDir {
+using ckpt::test::read_file;
+using ckpt::test::write_file;
+
+// The format tests ask for entries(), the shared helper's names().
+class TempDir : public ckpt::test::TempDir {
  public:
-  TempDir() {
-    std::string pattern = ::testing::TempDir() + "ckpt_format_XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const auto& entry : std::filesystem::directory_iterator(path_)) names.push_back(entry.path().filename());
-    return names;
-  }
-
- private:
-  std::string path_;
+  std::vector<std::string> entries() const { return names(); }
 };
-
-inline std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-inline void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
 
 inline std::string le64(std::uint64_t value) {
   std::string bytes(8, '\0');

@@ -11,7 +11,7 @@
 #include "ckpt/detail/io.hpp"
 #include "ckpt/manager.hpp"
 #include "step_state.hpp"
-#include "temp_directory.hpp"
+#include "support/temp_dir.hpp"
 
 namespace {
 
@@ -55,7 +55,7 @@ int iterations() {
 }
 
 TEST(ManagerCrash, SavesKilledAtRandomMomentsNeverLoseACommittedStep) {
-  TempDirectory directory;
+  ckpt::test::TempDir directory;
   const unsigned seed = std::random_device{}();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937 random(seed);

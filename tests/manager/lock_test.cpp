@@ -3,7 +3,7 @@
 #include <unistd.h>
 
 #include "ckpt/detail/directory_lock.hpp"
-#include "temp_directory.hpp"
+#include "support/temp_dir.hpp"
 
 namespace {
 
@@ -51,7 +51,7 @@ class LockingChild {
 };
 
 TEST(DirectoryLock, SecondWriterInAnotherProcessGetsStateLockedNamingDirectoryAndPid) {
-  TempDirectory directory;
+  ckpt::test::TempDir directory;
   LockingChild child(directory.path());
   ASSERT_TRUE(child.locked());
   try {
@@ -66,7 +66,7 @@ TEST(DirectoryLock, SecondWriterInAnotherProcessGetsStateLockedNamingDirectoryAn
 }
 
 TEST(DirectoryLock, ReleasedWhenTheHolderGoesAway) {
-  TempDirectory directory;
+  ckpt::test::TempDir directory;
   { LockingChild child(directory.path()); }
   EXPECT_NO_THROW(DirectoryLock lock(directory.path()));
   { DirectoryLock first(directory.path()); }
@@ -74,13 +74,13 @@ TEST(DirectoryLock, ReleasedWhenTheHolderGoesAway) {
 }
 
 TEST(DirectoryLock, SecondLockInTheSameProcessAlsoFails) {
-  TempDirectory directory;
+  ckpt::test::TempDir directory;
   DirectoryLock first(directory.path());
   EXPECT_THROW(DirectoryLock second(directory.path()), ckpt::StateError);
 }
 
 TEST(DirectoryLock, LockFileIsADotfile) {
-  TempDirectory directory;
+  ckpt::test::TempDir directory;
   DirectoryLock lock(directory.path());
   EXPECT_EQ(directory.names(), std::vector<std::string>{".ckpt.lock"});
 }

@@ -7,7 +7,7 @@
 
 #include "ckpt/manager.hpp"
 #include "step_state.hpp"
-#include "temp_directory.hpp"
+#include "support/temp_dir.hpp"
 
 namespace {
 
@@ -75,7 +75,7 @@ void flip_byte_at_end(const std::string& path) {
 }
 
 TEST(CheckpointManager, SavesRotatesAndRestoresTheNewest) {
-  TempDirectory directory;
+  ckpt::test::TempDir directory;
   CheckpointManager manager(directory.path(), keep(2));
   for (std::uint64_t step : {10, 20, 30}) manager.save(step, state_at(step));
   EXPECT_EQ(steps_of(manager.list()), (std::vector<std::uint64_t>{20, 30}));
@@ -101,7 +101,7 @@ TEST(CheckpointManager, SavesRotatesAndRestoresTheNewest) {
 }
 
 TEST(CheckpointManager, MaybeSaveFollowsStepTimeAndListedRulesWithAFakeClock) {
-  TempDirectory directory;
+  ckpt::test::TempDir directory;
   FakeClock time;
   ManagerOptions options = keep_all_with(time);
   options.save_policy.every_steps = 4;
@@ -121,7 +121,7 @@ TEST(CheckpointManager, MaybeSaveFollowsStepTimeAndListedRulesWithAFakeClock) {
 }
 
 TEST(CheckpointManager, AdaptiveIntervalSavesFirstThenWaitsForTheMeasuredCost) {
-  TempDirectory directory;
+  ckpt::test::TempDir directory;
   FakeClock time;
   ManagerOptions options = keep_all_with(time);
   options.save_policy.max_overhead = 0.01;
@@ -133,7 +133,7 @@ TEST(CheckpointManager, AdaptiveIntervalSavesFirstThenWaitsForTheMeasuredCost) {
 }
 
 TEST(CheckpointManager, IgnoresAndNeverDeletesFilesOfOtherNames) {
-  TempDirectory directory;
+  ckpt::test::TempDir directory;
   for (const char* name : {"notes.txt", "ckpt-5.safetensors", "other-00000005.safetensors"}) {
     std::ofstream(directory.file(name)) << "not mine";
   }
@@ -148,7 +148,7 @@ TEST(CheckpointManager, IgnoresAndNeverDeletesFilesOfOtherNames) {
 }
 
 TEST(CheckpointManager, ListIsRebuiltFromTheFilesWhenTheIndexIsLost) {
-  TempDirectory directory;
+  ckpt::test::TempDir directory;
   FakeClock time;
   ManagerOptions options = keep_all_with(time);
   options.name_template = "e{epoch:02}-{step:06}.safetensors";
@@ -180,7 +180,7 @@ TEST(CheckpointManager, ListIsRebuiltFromTheFilesWhenTheIndexIsLost) {
 }
 
 TEST(CheckpointManager, RestoreLatestSkipsCorruptAndTruncatedCheckpointsAndSaysWhy) {
-  TempDirectory directory;
+  ckpt::test::TempDir directory;
   CheckpointManager manager(directory.path(), keep(0));
   for (std::uint64_t step : {1, 2, 3}) manager.save(step, state_at(step));
   flip_byte_at_end(directory.file("ckpt-00000003.safetensors"));
@@ -205,7 +205,7 @@ TEST(CheckpointManager, RestoreLatestSkipsCorruptAndTruncatedCheckpointsAndSaysW
 }
 
 TEST(CheckpointManager, StepsAfterTheRestoredOneAreDueAgain) {
-  TempDirectory directory;
+  ckpt::test::TempDir directory;
   ManagerOptions options = keep(0);
   options.save_policy.every_steps = 1;
   CheckpointManager manager(directory.path(), options);
@@ -221,7 +221,7 @@ TEST(CheckpointManager, StepsAfterTheRestoredOneAreDueAgain) {
 }
 
 TEST(CheckpointManager, MismatchedStateIsThrownNotSkipped) {
-  TempDirectory directory;
+  ckpt::test::TempDir directory;
   CheckpointManager manager(directory.path(), keep(0));
   manager.save(1, state_at(1));
   manager.save(2, state_at(2));
@@ -230,7 +230,7 @@ TEST(CheckpointManager, MismatchedStateIsThrownNotSkipped) {
 }
 
 TEST(CheckpointManager, RestoreOrInitializeInitializesOnlyAnEmptyDirectory) {
-  TempDirectory directory;
+  ckpt::test::TempDir directory;
   CheckpointManager manager(directory.path(), keep(0));
   StepState state;
   expect_error([&] { manager.restore_latest(state); }, ckpt::ErrorId::state_not_found,
@@ -245,7 +245,7 @@ TEST(CheckpointManager, RestoreOrInitializeInitializesOnlyAnEmptyDirectory) {
 }
 
 TEST(CheckpointManager, CleansItsOwnStaleTempFilesAtStartOnly) {
-  TempDirectory directory;
+  ckpt::test::TempDir directory;
   const std::vector<std::string> stale{".ckpt-00000005.safetensors.tmp-123-0-1", "..ckpt-index.json.tmp-9-9-9"};
   for (const std::string& name : stale) std::ofstream(directory.file(name)) << "half written";
   std::ofstream(directory.file(".model.bin.tmp-1")) << "someone else's";
@@ -254,7 +254,7 @@ TEST(CheckpointManager, CleansItsOwnStaleTempFilesAtStartOnly) {
 }
 
 TEST(CheckpointManager, OneWriterPerDirectoryButReadersWorkBesideIt) {
-  TempDirectory directory;
+  ckpt::test::TempDir directory;
   CheckpointManager writer(directory.path(), keep(0));
   writer.save(4, state_at(4));
   expect_error([&] { CheckpointManager second(directory.path(), keep(0)); }, ckpt::ErrorId::state_locked,
@@ -269,7 +269,7 @@ TEST(CheckpointManager, OneWriterPerDirectoryButReadersWorkBesideIt) {
 }
 
 TEST(CheckpointManager, BestMetricAndPinsSurviveRotationAndTheHookReportsDeletions) {
-  TempDirectory directory;
+  ckpt::test::TempDir directory;
   ManagerOptions options = keep(1);
   options.retention.best_metric = "loss";
   std::vector<ckpt::SaveEvent> events;
@@ -297,7 +297,7 @@ TEST(CheckpointManager, BestMetricAndPinsSurviveRotationAndTheHookReportsDeletio
 }
 
 TEST(CheckpointManager, PreemptionSignalSavesAtTheNextStepBoundaryOnce) {
-  TempDirectory directory;
+  ckpt::test::TempDir directory;
   ManagerOptions options = keep(0);
   options.save_policy.every_steps = 1000;
   options.save_policy.on_preemption = true;
@@ -319,7 +319,7 @@ TEST(CheckpointManager, PreemptionSignalSavesAtTheNextStepBoundaryOnce) {
 }
 
 TEST(CheckpointManager, NameTemplateWithMetricNeedsItAtEverySave) {
-  TempDirectory directory;
+  ckpt::test::TempDir directory;
   ManagerOptions options = keep(0);
   options.name_template = "m-{step}-{acc:.2f}.safetensors";
   CheckpointManager manager(directory.path(), options);
@@ -337,7 +337,7 @@ ManagerOptions async_keep(std::size_t max_to_keep) {
 }
 
 TEST(CheckpointManagerAsync, TrainingMayChangeTheStateAsSoonAsSaveReturns) {
-  TempDirectory directory;
+  ckpt::test::TempDir directory;
   std::vector<ckpt::SaveEvent> events;
   std::mutex events_mutex;
   ManagerOptions options = async_keep(2);
@@ -366,7 +366,7 @@ TEST(CheckpointManagerAsync, TrainingMayChangeTheStateAsSoonAsSaveReturns) {
 }
 
 TEST(CheckpointManagerAsync, DestructorFinishesThePendingSave) {
-  TempDirectory directory;
+  ckpt::test::TempDir directory;
   { CheckpointManager(directory.path(), async_keep(0)).save(9, state_at(9)); }
   CheckpointManager manager(directory.path(), keep(0));
   StepState restored(state_at(0));
@@ -411,7 +411,7 @@ class InstalledFileSystem {
 };
 
 TEST(CheckpointManagerAsync, BackgroundFailureIsReportedByTheNextCallThenCleared) {
-  TempDirectory directory;
+  ckpt::test::TempDir directory;
   CheckpointManager manager(directory.path(), async_keep(0));
   manager.save(1, state_at(1));
   manager.wait();
@@ -432,7 +432,7 @@ TEST(CheckpointManagerAsync, BackgroundFailureIsReportedByTheNextCallThenCleared
 }
 
 TEST(CheckpointManagerAsync, WaitReportsTheFailure) {
-  TempDirectory directory;
+  ckpt::test::TempDir directory;
   CheckpointManager manager(directory.path(), async_keep(0));
   FullDisk full;
   InstalledFileSystem installed(full);
@@ -441,7 +441,7 @@ TEST(CheckpointManagerAsync, WaitReportsTheFailure) {
 }
 
 TEST(CheckpointManagerAsync, SkipPolicyDropsADueSaveWhileOneIsInFlightButExplicitSavesWait) {
-  TempDirectory directory;
+  ckpt::test::TempDir directory;
   ManagerOptions options = async_keep(0);
   options.save_policy.every_steps = 1;
   options.when_busy = ManagerOptions::WhenBusy::skip;
@@ -459,7 +459,7 @@ TEST(CheckpointManagerAsync, SkipPolicyDropsADueSaveWhileOneIsInFlightButExplici
 }
 
 TEST(CheckpointManagerAsync, WaitPolicyBlocksUntilThePreviousSaveIsCommitted) {
-  TempDirectory directory;
+  ckpt::test::TempDir directory;
   ManagerOptions options = async_keep(0);
   options.save_policy.every_steps = 1;
   CheckpointManager manager(directory.path(), options);

@@ -19,7 +19,7 @@
 #include "report.hpp"
 #include "safetensors_bytes.hpp"
 #include "sample_checkpoint.hpp"
-#include "temp_dir.hpp"
+#include "support/temp_dir.hpp"
 
 namespace ckpt::test {
 namespace {

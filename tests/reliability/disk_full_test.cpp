@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "fault_fs.hpp"
-#include "temp_dir.hpp"
+#include "support/temp_dir.hpp"
 
 namespace ckpt::test {
 namespace {

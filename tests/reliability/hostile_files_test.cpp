@@ -12,7 +12,7 @@
 #include "allocation_counter.hpp"
 #include "hostile_files.hpp"
 #include "report.hpp"
-#include "temp_dir.hpp"
+#include "support/temp_dir.hpp"
 
 namespace ckpt::test {
 namespace {

@@ -16,7 +16,7 @@
 #include "ckpt/manager.hpp"
 #include "fault_fs.hpp"
 #include "report.hpp"
-#include "temp_dir.hpp"
+#include "support/temp_dir.hpp"
 
 namespace ckpt::test {
 namespace {

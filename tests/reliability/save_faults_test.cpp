@@ -17,7 +17,7 @@
 #include "fault_fs.hpp"
 #include "report.hpp"
 #include "sample_checkpoint.hpp"
-#include "temp_dir.hpp"
+#include "support/temp_dir.hpp"
 
 namespace ckpt::test {
 namespace {

@@ -14,11 +14,12 @@
 
 #include "ckpt/checkpoint.hpp"
 #include "serialize_test_support.hpp"
+#include "support/temp_dir.hpp"
 
 namespace {
 
 using serialize_test::expect_error;
-using serialize_test::TempDir;
+using ckpt::test::TempDir;
 
 struct SavedState {
   std::vector<float> weight = std::vector<float>(6, 1.5f);

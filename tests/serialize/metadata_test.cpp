@@ -15,10 +15,11 @@
 
 #include "ckpt/checkpoint.hpp"
 #include "serialize_test_support.hpp"
+#include "support/temp_dir.hpp"
 
 namespace {
 
-using serialize_test::TempDir;
+using ckpt::test::TempDir;
 
 enum class Phase : std::int8_t { warmup = -1, train = 2, eval = 5 };
 

@@ -9,11 +9,12 @@
 
 #include "ckpt/checkpoint.hpp"
 #include "serialize_test_support.hpp"
+#include "support/temp_dir.hpp"
 
 namespace {
 
 using serialize_test::expect_error;
-using serialize_test::TempDir;
+using ckpt::test::TempDir;
 
 // A state whose one tensor gets whatever name the test chooses.
 using NamedValue = serialize_test::Named<std::vector<float>>;

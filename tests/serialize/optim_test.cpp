@@ -12,11 +12,12 @@
 #include "ckpt/checkpoint.hpp"
 #include "ckpt/optim.hpp"
 #include "serialize_test_support.hpp"
+#include "support/temp_dir.hpp"
 
 namespace {
 
 using serialize_test::expect_same_saved_state;
-using serialize_test::TempDir;
+using ckpt::test::TempDir;
 
 constexpr std::size_t inputs = 4;
 constexpr std::size_t outputs = 3;

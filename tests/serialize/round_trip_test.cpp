@@ -11,12 +11,13 @@
 #include "ckpt/checkpoint.hpp"
 #include "round_trip_state.hpp"
 #include "serialize_test_support.hpp"
+#include "support/temp_dir.hpp"
 
 namespace {
 
 using serialize_test::expect_error;
 using serialize_test::expect_same_saved_state;
-using serialize_test::TempDir;
+using ckpt::test::TempDir;
 using serialize_test::TrainState;
 
 // Each test starts from a filled state and a file to save it to.
