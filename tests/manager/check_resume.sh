@@ -23,8 +23,12 @@ expect_same() {  # expect_same WHAT HASH
   echo "ok: $1 -> $2"
 }
 
+started_ns=$(date +%s%N)
 reference=$(train_to 300 "$work/one-go" | final_hash)
 [ -n "$reference" ] || { echo "FAIL: the uninterrupted run printed no final line"; exit 1; }
+# How long a whole run takes here, so that the kills below land inside runs
+# on a fast machine as on a slow one.
+run_ms=$(( ($(date +%s%N) - started_ns) / 1000000 ))
 
 train_to 137 "$work/split" --codec zstd > /dev/null
 expect_same "run to 137, then to 300 (zstd)" "$(train_to 300 "$work/split" --codec zstd | final_hash)"
@@ -33,10 +37,16 @@ expect_same "run to 137, then to 300 (zstd)" "$(train_to 300 "$work/split" --cod
 for variant in "raw" "shuffle+zstd --async"; do
   dir="$work/killed-${variant%% *}"
   kills=0
-  for attempt in $(seq 1 100); do
-    delay=$(printf '0.%03d' $((RANDOM % 300 + 20)))
+  max_delay_ms=$(( run_ms > 20 ? run_ms / 2 : 10 ))
+  for attempt in $(seq 1 200); do
+    delay_ms=$(( RANDOM % max_delay_ms + 1 ))
+    delay=$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))
     if output=$(timeout -s KILL "$delay" "$train" --dir "$dir" --steps 300 --save-every 10 --keep 2 --codec $variant); then
-      break
+      if [ "$kills" -gt 0 ]; then break; fi
+      # It finished before any kill: start over, aiming earlier.
+      rm -rf "$dir"
+      max_delay_ms=$(( max_delay_ms > 2 ? max_delay_ms / 2 : 2 ))
+      continue
     fi
     kills=$((kills + 1))
   done
