@@ -86,7 +86,7 @@ class Reader {
     const std::size_t index = index_of(name);
     const detail::TensorRecord& record = records_[index];
     if (!record.encoded()) {
-      const std::byte* data = checked_stored_bytes(index, options_.verify_checksums);
+      const std::byte* data = checked_stored_bytes(index, options_.verify_checksums, false);
       if (reinterpret_cast<std::uintptr_t>(data) % dtype_size(record.dtype) != 0) {
         return Tensor::copy_of(TensorView(record.dtype, record.shape, data));
       }
@@ -110,7 +110,7 @@ class Reader {
     if (record.encoded()) {
       decode_into(index, static_cast<std::byte*>(out), options_.verify_checksums);
     } else if (expected != 0) {
-      std::memcpy(out, checked_stored_bytes(index, options_.verify_checksums), expected);
+      std::memcpy(out, checked_stored_bytes(index, options_.verify_checksums, true), expected);
     }
   }
 
@@ -120,7 +120,7 @@ class Reader {
     detail::parallel_for(records_.size(), options_.threads, [&](std::size_t index) {
       const detail::TensorRecord& record = records_[index];
       if (!record.encoded()) {
-        checked_stored_bytes(index, true);
+        checked_stored_bytes(index, true, true);
         return;
       }
       std::vector<std::byte> decoded(byte_size(record.dtype, record.shape));
@@ -140,11 +140,15 @@ class Reader {
   }
 
   // The stored bytes of a tensor, checksum-verified once per Reader when
-  // `verify` (a racing second verification is harmless).
-  const std::byte* checked_stored_bytes(std::size_t index, bool verify) const {
+  // `verify` (a racing second verification is harmless). When they are about
+  // to be read whole (`read_whole`, or to checksum them) the kernel is told,
+  // so that a cold file streams in at the disk's speed.
+  const std::byte* checked_stored_bytes(std::size_t index, bool verify, bool read_whole) const {
     const detail::TensorRecord& record = records_[index];
     const std::byte* data = file_->data() + data_start_ + record.begin;
-    if (verify && record.checksummed && !verified_[index].load(std::memory_order_acquire)) {
+    const bool check = verify && record.checksummed && !verified_[index].load(std::memory_order_acquire);
+    if (read_whole || check) file_->will_read(data_start_ + record.begin, record.stored_bytes());
+    if (check) {
       const std::uint64_t found = detail::xxh3(data, record.stored_bytes());
       if (found != record.stored_xxh3) {
         throw IntegrityError(ErrorId::integrity_tensor_checksum, path_, record.name,
@@ -159,7 +163,7 @@ class Reader {
 
   void decode_into(std::size_t index, std::byte* out, bool verify) const {
     const detail::TensorRecord& record = records_[index];
-    const std::byte* stored = checked_stored_bytes(index, verify);
+    const std::byte* stored = checked_stored_bytes(index, verify, true);
     std::shared_ptr<const Codec> codec;
     try {
       codec = CodecRegistry::instance().make(record.codec);

@@ -149,6 +149,31 @@ TEST(FormatRoundTrip, ReadIntoCopiesExactlyAndChecksTheBufferSize) {
   CKPT_EXPECT_ERROR(reader.tensor("w"), ckpt::MismatchError, ckpt::ErrorId::mismatch_missing_tensor, path, "'w'");
 }
 
+// Opening once cost time quadratic in the tensor count (nlohmann's callback
+// parser rescanned the header per tensor): 100,000 tensors took minutes.
+TEST(FormatRoundTrip, HundredThousandTinyTensorsOpenAndReadBack) {
+  TempDir dir;
+  constexpr std::int32_t count = 100000;
+  std::vector<std::int32_t> values(count);
+  std::vector<ckpt::NamedTensor> tensors;
+  tensors.reserve(count);
+  for (std::int32_t i = 0; i < count; ++i) {
+    values[i] = i * 3 - 7;
+    tensors.push_back({"block" + std::to_string(i) + "/w", ckpt::TensorView(&values[i], {1})});
+  }
+  const std::string path = dir.file("many.safetensors");
+  ckpt::SaveOptions options;
+  options.durable = false;
+  ckpt::write_checkpoint(path, tensors, nullptr, options);
+
+  const ckpt::Reader reader(path);
+  ASSERT_EQ(reader.tensors().size(), std::size_t(count));
+  std::int32_t last = 0;
+  reader.read_into("block" + std::to_string(count - 1) + "/w", &last, sizeof last);
+  EXPECT_EQ(last, values.back());
+  EXPECT_EQ(reader.tensor("block0/w").data_as<std::int32_t>()[0], values.front());
+}
+
 TEST(FormatRoundTrip, ForeignSafetensorsFileOpensUnchecksummed) {
   TempDir dir;
   // As the reference writer lays it out: header padded to a multiple of 8.

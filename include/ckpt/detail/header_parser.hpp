@@ -95,6 +95,18 @@ class HeaderParser {
     fail(ErrorId::format_header_json, "", what);
   }
 
+  // Members rather than lambdas because only functions can be [[noreturn]]:
+  // the checks after a failed one dereference optionals that are then empty.
+  [[noreturn]] void fail_entry(const std::string& name, const nlohmann::json& entry,
+                               const std::string& expected) const {
+    fail(ErrorId::format_tensor_entry, name, "expected " + expected + ", found " + excerpt(entry.dump()));
+  }
+
+  [[noreturn]] void fail_tensor_info(const std::string& name, const nlohmann::json& info,
+                                     const std::string& expected) const {
+    fail(ErrorId::format_metadata, name, "expected " + expected + " in ckpt.tensors, found " + excerpt(info.dump()));
+  }
+
   [[noreturn]] void fail_header_checksum() const {
     fail<IntegrityError>(ErrorId::integrity_header_checksum, "",
                          "header checksum mismatch (the header changed after it was written): " + checksum_mismatch_);
@@ -176,39 +188,41 @@ class HeaderParser {
 
   TensorRecord read_entry(const std::string& name, const nlohmann::json& entry) const {
     if (auto problem = tensor_name_problem(name)) fail(ErrorId::format_tensor_entry, printable_name(name), *problem);
-    const auto entry_problem = [&](const std::string& expected) {
-      fail(ErrorId::format_tensor_entry, name, "expected " + expected + ", found " + excerpt(entry.dump()));
-    };
     if (!entry.is_object() || entry.size() != 3 || !entry.contains("dtype") || !entry.contains("shape") ||
         !entry.contains("data_offsets")) {
-      entry_problem("an object with exactly the keys dtype, shape and data_offsets");
+      fail_entry(name, entry, "an object with exactly the keys dtype, shape and data_offsets");
     }
     TensorRecord record;
     record.name = name;
     const nlohmann::json& dtype = member(entry, "dtype");
     const auto parsed_dtype = dtype.is_string() ? dtype_from_name(dtype.get<std::string>()) : std::nullopt;
-    if (!parsed_dtype) entry_problem("a dtype among " + known_dtype_names());
+    if (!parsed_dtype) fail_entry(name, entry, "a dtype among " + known_dtype_names());
     const auto shape = as_shape(member(entry, "shape"));
-    if (!shape) entry_problem("a shape of non-negative integers");
+    if (!shape) fail_entry(name, entry, "a shape of non-negative integers");
+    // Checked, then read as plain integers: optionals built by a conditional
+    // expression made g++ 12 see a path reading an empty one.
     const nlohmann::json& offsets = member(entry, "data_offsets");
-    const auto begin = offsets.is_array() && offsets.size() == 2 ? as_u64(offsets[0]) : std::nullopt;
-    const auto end = offsets.is_array() && offsets.size() == 2 ? as_u64(offsets[1]) : std::nullopt;
-    if (!begin || !end) entry_problem("data_offsets [BEGIN, END] of two non-negative integers");
-    if (*begin > *end) {
+    if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
+        !offsets[1].is_number_unsigned()) {
+      fail_entry(name, entry, "data_offsets [BEGIN, END] of two non-negative integers");
+    }
+    const auto begin = offsets[0].get<std::uint64_t>();
+    const auto end = offsets[1].get<std::uint64_t>();
+    if (begin > end) {
       fail(ErrorId::format_offsets, name,
-           "expected data_offsets BEGIN <= END, found [" + std::to_string(*begin) + ", " + std::to_string(*end) + "]");
+           "expected data_offsets BEGIN <= END, found [" + std::to_string(begin) + ", " + std::to_string(end) + "]");
     }
     const auto size = checked_byte_size(*parsed_dtype, *shape);
     if (!size) fail(ErrorId::format_byte_size, name, "shape " + shape_to_string(*shape) + " overflows 64 bits");
-    if (*size != *end - *begin) {
+    if (*size != end - begin) {
       fail(ErrorId::format_byte_size, name,
            "expected " + std::to_string(*size) + " bytes for " + std::string(dtype_name(*parsed_dtype)) + " " +
-               shape_to_string(*shape) + ", found data_offsets spanning " + std::to_string(*end - *begin));
+               shape_to_string(*shape) + ", found data_offsets spanning " + std::to_string(end - begin));
     }
     record.dtype = record.stored_dtype = *parsed_dtype;
     record.shape = record.stored_shape = *shape;
-    record.begin = *begin;
-    record.end = *end;
+    record.begin = begin;
+    record.end = end;
     return record;
   }
 
@@ -280,62 +294,64 @@ class HeaderParser {
   }
 
   void read_tensor_info(const nlohmann::json& info, TensorRecord& record) const {
-    const auto info_problem = [&](const std::string& expected) {
-      fail(ErrorId::format_metadata, record.name,
-           "expected " + expected + " in ckpt.tensors, found " + excerpt(info.dump()));
-    };
     const auto codec = info.is_object() ? info.find("codec") : info.end();
     if (codec == info.end() || !codec->is_string() || codec->empty() ||
         codec->get<std::string>().find(':') != std::string::npos) {
-      info_problem("an object with a codec name (without ':')");
+      fail_tensor_info(record.name, info, "an object with a codec name (without ':')");
     }
     record.codec = codec->get<std::string>();
     const auto stored_xxh3 = checksum_of(info, "xxh3");
-    if (!stored_xxh3) info_problem("an xxh3 checksum of 16 lowercase hex digits");
+    if (!stored_xxh3) fail_tensor_info(record.name, info, "an xxh3 checksum of 16 lowercase hex digits");
     record.stored_xxh3 = *stored_xxh3;
     record.checksummed = true;
     if (!record.encoded()) {
-      if (info.size() != 2) info_problem("exactly the keys codec and xxh3 for a raw tensor");
+      if (info.size() != 2) fail_tensor_info(record.name, info, "exactly the keys codec and xxh3 for a raw tensor");
       return;
     }
-    if (info.size() != 7) info_problem("exactly the keys codec, xxh3, dtype, shape, chunk_bytes, chunks, raw_xxh3");
+    if (info.size() != 7)
+      fail_tensor_info(record.name, info, "exactly the keys codec, xxh3, dtype, shape, chunk_bytes, chunks, raw_xxh3");
     if (record.stored_dtype != DType::U8 || record.stored_shape.size() != 1) {
-      info_problem("an encoded tensor stored as U8 [bytes]");
+      fail_tensor_info(record.name, info, "an encoded tensor stored as U8 [bytes]");
     }
     const nlohmann::json& dtype = member(info, "dtype");
     const auto parsed_dtype = dtype.is_string() ? dtype_from_name(dtype.get<std::string>()) : std::nullopt;
     const auto shape = as_shape(member(info, "shape"));
-    if (!parsed_dtype || !shape) info_problem("a dtype among " + known_dtype_names() + " and a shape");
+    if (!parsed_dtype || !shape)
+      fail_tensor_info(record.name, info, "a dtype among " + known_dtype_names() + " and a shape");
     const auto raw_bytes = checked_byte_size(*parsed_dtype, *shape);
-    if (!raw_bytes) info_problem("a shape whose byte size fits 64 bits");
+    if (!raw_bytes) fail_tensor_info(record.name, info, "a shape whose byte size fits 64 bits");
     const auto chunk_bytes = as_u64(member(info, "chunk_bytes"));
     const std::uint64_t element = dtype_size(*parsed_dtype);
     if (!chunk_bytes || *chunk_bytes == 0 || *chunk_bytes % element != 0 || *chunk_bytes > max_chunk_bytes) {
-      info_problem("chunk_bytes, a positive multiple of the element size " + std::to_string(element) +
-                   " of at most 2^30");
+      fail_tensor_info(
+          record.name, info,
+          "chunk_bytes, a positive multiple of the element size " + std::to_string(element) + " of at most 2^30");
     }
     const auto chunks = as_shape(member(info, "chunks"));
     const std::uint64_t expected_chunks = *raw_bytes / *chunk_bytes + (*raw_bytes % *chunk_bytes != 0);
     if (!chunks || chunks->size() != expected_chunks) {
-      info_problem(std::to_string(expected_chunks) + " chunk sizes for " + std::to_string(*raw_bytes) +
-                   " bytes in chunks of " + std::to_string(*chunk_bytes));
+      fail_tensor_info(record.name, info,
+                       std::to_string(expected_chunks) + " chunk sizes for " + std::to_string(*raw_bytes) +
+                           " bytes in chunks of " + std::to_string(*chunk_bytes));
     }
     std::uint64_t total = 0;
     for (std::uint64_t size : *chunks) {
-      if (size > UINT64_MAX - total) info_problem("chunk sizes whose sum fits 64 bits");
+      if (size > UINT64_MAX - total) fail_tensor_info(record.name, info, "chunk sizes whose sum fits 64 bits");
       total += size;
     }
     if (total != record.stored_bytes()) {
-      info_problem("chunk sizes adding up to the " + std::to_string(record.stored_bytes()) + " stored bytes");
+      fail_tensor_info(record.name, info,
+                       "chunk sizes adding up to the " + std::to_string(record.stored_bytes()) + " stored bytes");
     }
     for (std::size_t i = 0; i < chunks->size(); ++i) {
       const std::uint64_t decoded = chunk_decoded_bytes(*raw_bytes, *chunk_bytes, i);
       if (!within_expansion(decoded, (*chunks)[i])) {
-        info_problem("chunks of at least 1/65536 of their " + std::to_string(decoded) + " decoded bytes");
+        fail_tensor_info(record.name, info,
+                         "chunks of at least 1/65536 of their " + std::to_string(decoded) + " decoded bytes");
       }
     }
     const auto raw_xxh3 = checksum_of(info, "raw_xxh3");
-    if (!raw_xxh3) info_problem("a raw_xxh3 checksum of 16 lowercase hex digits");
+    if (!raw_xxh3) fail_tensor_info(record.name, info, "a raw_xxh3 checksum of 16 lowercase hex digits");
     record.dtype = *parsed_dtype;
     record.shape = *shape;
     record.chunk_bytes = *chunk_bytes;

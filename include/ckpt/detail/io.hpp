@@ -209,6 +209,19 @@ class MappedFile {
   const std::byte* data() const noexcept { return data_; }
   std::uint64_t size() const noexcept { return size_; }
 
+  // Says that the bytes [offset, offset + size) are about to be read whole,
+  // so a cold file is read ahead in large requests rather than faulted in a
+  // few pages at a time. Only advice: a failure changes nothing but speed.
+  // Small ranges are left to the read-around of their first page fault,
+  // which costs no system call per tensor of a file of many small ones.
+  void will_read(std::uint64_t offset, std::uint64_t size) const noexcept {
+    constexpr std::uint64_t min_advised_bytes = std::uint64_t(1) << 20;
+    if (size < min_advised_bytes) return;
+    static const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    const std::uint64_t first_page = offset / page * page;
+    ::madvise(const_cast<std::byte*>(data_) + first_page, offset + size - first_page, MADV_WILLNEED);
+  }
+
  private:
   std::string path_;
   const std::byte* data_ = nullptr;

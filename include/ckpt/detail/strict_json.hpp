@@ -3,9 +3,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -45,41 +45,106 @@ inline std::string excerpt(std::string_view text, std::size_t limit = 120) {
   return text.size() <= limit ? std::string(text) : std::string(text.substr(0, limit)) + "...";
 }
 
-// Parses JSON, refusing nesting deeper than `max_depth`, arrays longer than
-// `max_elements` (so that no single allocation outgrows the file) and
-// duplicate keys (nlohmann would silently keep one of them). On failure
-// returns nullopt and says why in `problem`.
+// Builds the DOM of JSON text from nlohmann's SAX events, refusing nesting
+// deeper than `max_depth`, arrays longer than `max_elements` (so that no
+// single allocation outgrows the file) and duplicate keys (nlohmann would
+// silently keep one of them). It builds the DOM itself because nlohmann's
+// callback parser rescans the parent object whenever an object closes, which
+// makes a header of n tensors cost O(n^2).
+class StrictJsonBuilder {
+ public:
+  using json = nlohmann::json;
+
+  StrictJsonBuilder(std::size_t max_depth, std::size_t max_elements)
+      : max_depth_(max_depth), max_elements_(max_elements) {}
+
+  bool null() { return place(nullptr) != nullptr; }
+  bool boolean(bool value) { return place(value) != nullptr; }
+  bool number_integer(json::number_integer_t value) { return place(value) != nullptr; }
+  bool number_unsigned(json::number_unsigned_t value) { return place(value) != nullptr; }
+  bool number_float(json::number_float_t value, const json::string_t&) { return place(value) != nullptr; }
+  bool string(json::string_t& value) { return place(std::move(value)) != nullptr; }
+  bool binary(json::binary_t& value) { return place(json::binary(std::move(value))) != nullptr; }
+  bool start_object(std::size_t) { return open(json::object()); }
+  bool start_array(std::size_t) { return open(json::array()); }
+  bool end_object() { return close(); }
+  bool end_array() { return close(); }
+
+  // The object's own map finds duplicates: no second set of keys to keep.
+  bool key(json::string_t& key) {
+    auto [member, inserted] = open_.back().value->get_ref<json::object_t&>().emplace(std::move(key), nullptr);
+    if (!inserted) return reject("expected unique keys, found '" + excerpt(member->first) + "' twice");
+    next_member_ = &member->second;
+    return true;
+  }
+
+  template <class Exception>
+  bool parse_error(std::size_t, const std::string&, const Exception& error) {
+    return reject("invalid JSON: " + std::string(error.what()));
+  }
+
+  json& result() noexcept { return root_; }
+  const std::string& problem() const noexcept { return problem_; }
+
+ private:
+  struct Open {
+    json* value;  // stable: a container only grows while none of its children is open
+    std::size_t elements;
+  };
+
+  // Stores `value` where the parser stands (the root, the next array element
+  // or the member whose key came last); nullptr when that array is full.
+  json* place(json&& value) {
+    if (open_.empty()) {
+      root_ = std::move(value);
+      return &root_;
+    }
+    Open& parent = open_.back();
+    if (!parent.value->is_array()) {
+      *next_member_ = std::move(value);
+      return next_member_;
+    }
+    if (++parent.elements > max_elements_) {
+      reject("expected arrays of at most " + std::to_string(max_elements_) + " elements, found a longer one");
+      return nullptr;
+    }
+    auto& array = parent.value->get_ref<json::array_t&>();
+    array.push_back(std::move(value));
+    return &array.back();
+  }
+
+  bool open(json&& container) {
+    json* placed = place(std::move(container));
+    if (placed == nullptr) return false;
+    if (open_.size() >= max_depth_) {
+      return reject("expected JSON nested at most " + std::to_string(max_depth_) + " levels deep, found deeper");
+    }
+    open_.push_back(Open{placed, 0});
+    return true;
+  }
+
+  bool close() {
+    open_.pop_back();
+    return true;
+  }
+
+  bool reject(std::string reason) {
+    problem_ = std::move(reason);
+    return false;
+  }
+
+  std::size_t max_depth_;
+  std::size_t max_elements_;
+  json root_;
+  std::vector<Open> open_;
+  json* next_member_ = nullptr;
+  std::string problem_;
+};
+
+// Parses JSON by the rules of StrictJsonBuilder. On failure returns nullopt
+// and says why in `problem`.
 inline std::optional<nlohmann::json> parse_strict_json(std::string_view text, std::size_t max_depth,
                                                        std::size_t max_elements, std::string& problem) {
-  struct Rejected { std::string reason; };
-  struct Container {
-    bool is_array;
-    std::size_t elements;
-    std::set<std::string> keys;
-  };
-  std::vector<Container> open;
-  const auto count_element = [&] {
-    if (!open.empty() && open.back().is_array && ++open.back().elements > max_elements) {
-      throw Rejected{"expected arrays of at most " + std::to_string(max_elements) + " elements, found a longer one"};
-    }
-  };
-  const auto guard = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-    using Event = nlohmann::json::parse_event_t;
-    if (event == Event::object_start || event == Event::array_start) {
-      count_element();
-      if (open.size() >= max_depth) {
-        throw Rejected{"expected JSON nested at most " + std::to_string(max_depth) + " levels deep, found deeper"};
-      }
-      open.push_back(Container{event == Event::array_start, 0, {}});
-    } else if (event == Event::object_end || event == Event::array_end) {
-      open.pop_back();
-    } else if (event == Event::value) {
-      count_element();
-    } else if (event == Event::key && !open.back().keys.insert(parsed.get<std::string>()).second) {
-      throw Rejected{"expected unique keys, found '" + excerpt(parsed.get<std::string>()) + "' twice"};
-    }
-    return true;
-  };
   // nlohmann takes a NUL byte for the end of the input and would ignore
   // whatever follows it; JSON text never holds one unescaped.
   const std::size_t nul = text.find('\0');
@@ -87,14 +152,13 @@ inline std::optional<nlohmann::json> parse_strict_json(std::string_view text, st
     problem = "expected JSON text without NUL bytes, found one at byte " + std::to_string(nul);
     return std::nullopt;
   }
-  try {
-    return nlohmann::json::parse(text.begin(), text.end(), guard, true, false);
-  } catch (const Rejected& rejected) {
-    problem = rejected.reason;
-  } catch (const nlohmann::json::exception& error) {
-    problem = "invalid JSON: " + std::string(error.what());
+  StrictJsonBuilder builder(max_depth, max_elements);
+  if (!nlohmann::json::sax_parse(text.begin(), text.end(), &builder, nlohmann::json::input_format_t::json,
+                                 /*strict=*/true, /*ignore_comments=*/false)) {
+    problem = builder.problem();
+    return std::nullopt;
   }
-  return std::nullopt;
+  return std::move(builder.result());
 }
 
 // object[key], or null when absent (nlohmann's const operator[] requires presence).
