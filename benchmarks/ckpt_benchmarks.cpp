@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "bench_state.hpp"
-#include "ckpt/detail/checksum.hpp"
-#include "ckpt/detail/chunked.hpp"
+#include "ckpt/detail/format/checksum.hpp"
+#include "ckpt/detail/format/chunked.hpp"
 #include "mlp.hpp"
 
 namespace {

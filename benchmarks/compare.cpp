@@ -22,7 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_state.hpp"
-#include "ckpt/detail/chunked.hpp"
+#include "ckpt/detail/format/chunked.hpp"
 
 #ifdef CKPT_BENCH_WITH_TORCH
 #include <torch/serialize.h>

@@ -9,13 +9,13 @@
 
 #include "args.hpp"
 #include "ckpt/reader.hpp"
-#include "ckpt/tensor_set.hpp"
+#include "ckpt/interop/tensor_set.hpp"
 #include "ckpt/writer.hpp"
 #ifdef CKPT_WITH_NPZ
-#include "ckpt/npz.hpp"
+#include "ckpt/interop/npz.hpp"
 #endif
 #ifdef CKPT_WITH_HDF5
-#include "ckpt/hdf5.hpp"
+#include "ckpt/interop/hdf5.hpp"
 #endif
 
 namespace ckpt::cli {

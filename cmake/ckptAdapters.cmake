@@ -1,5 +1,5 @@
 # Targets for the optional adapter headers, used by the tests and examples:
-# ckpt::eigen (<ckpt/eigen.hpp> + Eigen3) and ckpt::torch (<ckpt/torch.hpp> +
+# ckpt::eigen (<ckpt/adapters/eigen.hpp> + Eigen3) and ckpt::torch (<ckpt/adapters/torch.hpp> +
 # libtorch), each defined only when its dependency is found. The installed
 # package never looks for them: users of an adapter link its dependency
 # themselves. Disable one with -DCMAKE_DISABLE_FIND_PACKAGE_Torch=ON (or _Eigen3).

@@ -1,5 +1,5 @@
-# Optional adapters with their own dependency: ckpt::npz (<ckpt/npz.hpp>,
-# libzip) and ckpt::hdf5 (<ckpt/hdf5.hpp>, the HDF5 C library). The core
+# Optional adapters with their own dependency: ckpt::npz (<ckpt/interop/npz.hpp>,
+# libzip) and ckpt::hdf5 (<ckpt/interop/hdf5.hpp>, the HDF5 C library). The core
 # ckpt::ckpt never links them; a target exists only when its library was found,
 # and then defines CKPT_WITH_NPZ / CKPT_WITH_HDF5 for code that uses it.
 option(CKPT_WITH_NPZ "Provide ckpt::npz for NumPy .npz files (needs libzip)" ON)

@@ -1,9 +1,9 @@
-// A model whose parameters are Eigen matrices: include <ckpt/eigen.hpp> and
+// A model whose parameters are Eigen matrices: include <ckpt/adapters/eigen.hpp> and
 // describe them like any other member. Eigen stores matrices column-major by
 // default; the checkpoint holds them row-major, as every safetensors reader
 // expects, and ckpt converts in both directions.
 #include <ckpt/ckpt.hpp>
-#include <ckpt/eigen.hpp>
+#include <ckpt/adapters/eigen.hpp>
 
 #include <Eigen/Core>
 

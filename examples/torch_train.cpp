@@ -5,7 +5,7 @@
 //
 //   torch_train [--stop-at STEP]   (stop without saving, as a crash would; run again to resume)
 #include <ckpt/ckpt.hpp>
-#include <ckpt/torch.hpp>
+#include <ckpt/adapters/torch.hpp>
 
 #include <torch/torch.h>
 

@@ -4,29 +4,32 @@
 set(ckpt_include_dir ${PROJECT_SOURCE_DIR}/include)
 file(GLOB_RECURSE ckpt_headers CONFIGURE_DEPENDS RELATIVE ${ckpt_include_dir} ${ckpt_include_dir}/ckpt/*.hpp)
 
-# Optional adapter headers, each with the target that brings its dependency.
-# The umbrella leaves them out; they are compiled only when the target exists.
-set(ckpt_adapter_headers ckpt/eigen.hpp ckpt/torch.hpp ckpt/hdf5.hpp ckpt/npz.hpp)
-set(ckpt_adapter_targets ckpt::eigen ckpt::torch ckpt::hdf5 ckpt::npz)
+# Headers that need an optional dependency, recognised by name (the adapter,
+# its forwarding header at the old path and its internals), each compiled with
+# the target that brings the dependency, and only when that target exists.
+set(ckpt_optional_dependencies eigen torch hdf5 npz)
 
-# Every header compiles on its own, included twice, without warnings: one
-# generated source per header, grouped per dependency set.
+# Every header, the forwarding headers at old paths included, compiles on its
+# own, included twice, without warnings: one generated source per header,
+# grouped per dependency set.
 ckpt_test_selected(selected foundation no-asan)
 if(selected)
   set(header_check_groups core)
   set(header_check_core_target ckpt::ckpt)
   foreach(header IN LISTS ckpt_headers)
-    list(FIND ckpt_adapter_headers ${header} adapter_index)
-    if(adapter_index EQUAL -1)
-      set(group core)
-    else()
-      list(GET ckpt_adapter_targets ${adapter_index} adapter_target)
-      if(NOT TARGET ${adapter_target})
+    set(group core)
+    foreach(dependency IN LISTS ckpt_optional_dependencies)
+      if(header MATCHES "(^|/)${dependency}[_.]")
+        set(group ${dependency})
+      endif()
+    endforeach()
+    if(NOT group STREQUAL "core")
+      if(NOT TARGET ckpt::${group})
         continue()
       endif()
-      string(REGEX REPLACE "^ckpt/(.*)\\.hpp$" "\\1" group ${header})
       list(APPEND header_check_groups ${group})
-      set(header_check_${group}_target ${adapter_target})
+      list(REMOVE_DUPLICATES header_check_groups)
+      set(header_check_${group}_target ckpt::${group})
     endif()
     string(MAKE_C_IDENTIFIER ${header} source_name)
     set(source ${CMAKE_CURRENT_BINARY_DIR}/header_check/${source_name}.cpp)
@@ -62,12 +65,12 @@ ckpt_add_command_test(foundation.readme_quotes_tested_code
           -P ${CMAKE_CURRENT_SOURCE_DIR}/foundation/check_readme_code.cmake
   LABELS foundation)
 
-# <ckpt/ckpt.hpp> includes every public header but the optional adapters.
-# (A ';' would split the command's argument, hence the commas.)
-list(JOIN ckpt_adapter_headers "," adapter_list)
-ckpt_add_command_test(foundation.umbrella_includes_public_headers
-  COMMAND ${CMAKE_COMMAND} -DINCLUDE_DIR=${ckpt_include_dir} -DADAPTERS=${adapter_list}
-          -P ${CMAKE_CURRENT_SOURCE_DIR}/foundation/check_umbrella.cmake
+# The layering docs/architecture.md describes: no cycle between folders,
+# vocabulary headers free of dependencies, <ckpt/ckpt.hpp> reaching every
+# public header without an optional dependency, forwarding headers that only
+# forward, zstd named in its two headers only.
+ckpt_add_command_test(foundation.include_graph
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/foundation/check_include_graph.py ${ckpt_include_dir}
   LABELS foundation)
 
 # The package as a consumer sees it: installed and found with find_package

@@ -1,22 +1,32 @@
 #pragma once
 
-// The whole public surface of ckpt. Optional adapters (Eigen, libtorch, HDF5)
-// have their own headers and are not included here.
+// The whole public surface of ckpt that needs only its required dependencies
+// (nlohmann_json, xxHash, and zstd when built with CKPT_WITH_ZSTD). Adapters
+// and formats with dependencies of their own (Eigen, libtorch, .npz through
+// libzip, HDF5) have their own headers under ckpt/adapters/ and ckpt/interop/.
+// docs/architecture.md shows how the headers fit together.
+
+// Vocabulary: errors, element types, tensors, names.
 #include "ckpt/version.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/dtype.hpp"
 #include "ckpt/tensor.hpp"
+#include "ckpt/names.hpp"
+
+// Codecs and the checkpoint file: writing and reading named tensors.
 #include "ckpt/codec.hpp"
 #include "ckpt/writer.hpp"
 #include "ckpt/reader.hpp"
-#include "ckpt/tensor_set.hpp"
-#include "ckpt/names.hpp"
+
+// A user's state: how it is described, saved and loaded.
 #include "ckpt/tensor_traits.hpp"
 #include "ckpt/describe.hpp"
 #include "ckpt/checkpoint.hpp"
 #include "ckpt/optim.hpp"
+
+// The training loop's policy object.
 #include "ckpt/manager_policies.hpp"
 #include "ckpt/manager.hpp"
-#if defined(CKPT_WITH_ZSTD)
-#include "ckpt/codecs/zstd.hpp"
-#endif
+
+// Tensors loaded whole from another format (what load_npz and load_hdf5 return).
+#include "ckpt/interop/tensor_set.hpp"

@@ -13,12 +13,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ckpt/codec.hpp"
-#include "ckpt/detail/checksum.hpp"
-#include "ckpt/detail/chunked.hpp"
-#include "ckpt/detail/header_parser.hpp"
-#include "ckpt/detail/io.hpp"
-#include "ckpt/detail/thread_pool.hpp"
+#include "ckpt/codecs/registry.hpp"
+#include "ckpt/detail/format/checksum.hpp"
+#include "ckpt/detail/format/chunked.hpp"
+#include "ckpt/detail/format/header_parser.hpp"
+#include "ckpt/detail/os/mapped_file.hpp"
+#include "ckpt/detail/os/thread_pool.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/tensor.hpp"
 

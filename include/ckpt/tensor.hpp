@@ -5,6 +5,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -16,26 +17,42 @@ namespace ckpt {
 
 using Shape = std::vector<std::uint64_t>;
 
-// Number of elements of `shape` (1 for a scalar); throws ArgumentError when the
-// product does not fit in 64 bits.
-inline std::uint64_t element_count(const Shape& shape) {
+namespace detail {
+
+// Element count of `shape`, or nullopt when it overflows 64 bits. Checked
+// extent by extent from the left, as the reference safetensors reader does,
+// so an overflowing prefix fails even when a later extent is 0.
+inline std::optional<std::uint64_t> checked_element_count(const Shape& shape) noexcept {
   std::uint64_t count = 1;
   for (std::uint64_t extent : shape) {
-    if (extent != 0 && count > UINT64_MAX / extent) {
-      throw ArgumentError(ErrorId::argument_invalid, "", "", "shape overflows 64-bit element count");
-    }
+    if (extent != 0 && count > UINT64_MAX / extent) return std::nullopt;
     count *= extent;
   }
   return count;
 }
 
-// Byte size of `count` elements of `dtype`, with the same overflow check.
+// Byte size of `shape` elements of `dtype`, or nullopt on overflow.
+inline std::optional<std::uint64_t> checked_byte_size(DType dtype, const Shape& shape) noexcept {
+  const std::optional<std::uint64_t> count = checked_element_count(shape);
+  if (!count || *count > UINT64_MAX / dtype_size(dtype)) return std::nullopt;
+  return *count * dtype_size(dtype);
+}
+
+}  // namespace detail
+
+// Number of elements of `shape` (1 for a scalar); throws ArgumentError when the
+// product does not fit in 64 bits.
+inline std::uint64_t element_count(const Shape& shape) {
+  const std::optional<std::uint64_t> count = detail::checked_element_count(shape);
+  if (!count) throw ArgumentError(ErrorId::argument_invalid, "", "", "shape overflows 64-bit element count");
+  return *count;
+}
+
+// Byte size of `shape` elements of `dtype`, with the same overflow check.
 inline std::uint64_t byte_size(DType dtype, const Shape& shape) {
-  const std::uint64_t count = element_count(shape);
-  if (count > UINT64_MAX / dtype_size(dtype)) {
-    throw ArgumentError(ErrorId::argument_invalid, "", "", "shape overflows 64-bit byte size");
-  }
-  return count * dtype_size(dtype);
+  const std::optional<std::uint64_t> size = detail::checked_byte_size(dtype, shape);
+  if (!size) throw ArgumentError(ErrorId::argument_invalid, "", "", "shape overflows 64-bit byte size");
+  return *size;
 }
 
 inline std::string shape_to_string(const Shape& shape) {
@@ -68,6 +85,12 @@ class TensorView {
   DType dtype_ = DType::U8;
   Shape shape_;
   const std::byte* data_ = nullptr;
+};
+
+// A tensor view with the name it is saved under: what a save writes.
+struct NamedTensor {
+  std::string name;
+  TensorView view;
 };
 
 // A loaded tensor. It either owns its bytes or points into a read-only memory

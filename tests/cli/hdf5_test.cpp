@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "ckpt/hdf5.hpp"
+#include "ckpt/interop/hdf5.hpp"
 #include "cli_test_support.hpp"
 
 namespace {

@@ -7,7 +7,7 @@
 #include <functional>
 #include <string>
 
-#include "ckpt/detail/npy.hpp"
+#include "ckpt/detail/interop/npy.hpp"
 
 namespace {
 

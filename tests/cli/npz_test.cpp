@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "ckpt/npz.hpp"
+#include "ckpt/interop/npz.hpp"
 #include "cli_test_support.hpp"
 
 namespace {

@@ -1,4 +1,4 @@
-#include "ckpt/detail/chunked.hpp"
+#include "ckpt/detail/format/chunked.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "ckpt/detail/shuffle.hpp"
+#include "ckpt/detail/codec/shuffle.hpp"
 
 #include <gtest/gtest.h>
 

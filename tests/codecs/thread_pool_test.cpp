@@ -1,4 +1,4 @@
-#include "ckpt/detail/thread_pool.hpp"
+#include "ckpt/detail/os/thread_pool.hpp"
 
 #include <gtest/gtest.h>
 

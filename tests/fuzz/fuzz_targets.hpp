@@ -18,7 +18,7 @@
 #include "cli/args.hpp"
 #include "in_memory_file.hpp"
 #if defined(CKPT_WITH_NPZ)
-#include "ckpt/npz.hpp"
+#include "ckpt/interop/npz.hpp"
 #endif
 
 namespace ckpt::fuzz {

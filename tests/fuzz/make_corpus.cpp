@@ -14,7 +14,7 @@
 #include "reliability/hostile_files.hpp"
 #include "reliability/sample_checkpoint.hpp"
 #if defined(CKPT_WITH_NPZ)
-#include "ckpt/npz.hpp"
+#include "ckpt/interop/npz.hpp"
 #endif
 
 namespace {

@@ -5,8 +5,8 @@
 #include <mutex>
 #include <stdexcept>
 
-#include "ckpt/detail/background_worker.hpp"
-#include "ckpt/detail/staging_buffer.hpp"
+#include "ckpt/detail/manager/background_worker.hpp"
+#include "ckpt/detail/manager/staging_buffer.hpp"
 
 namespace {
 

@@ -8,7 +8,7 @@
 #include <random>
 #include <thread>
 
-#include "ckpt/detail/io.hpp"
+#include "ckpt/detail/os/file_system.hpp"
 #include "ckpt/manager.hpp"
 #include "step_state.hpp"
 #include "support/temp_dir.hpp"

@@ -2,7 +2,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "ckpt/detail/directory_lock.hpp"
+#include "ckpt/detail/os/directory_lock.hpp"
 #include "support/temp_dir.hpp"
 
 namespace {

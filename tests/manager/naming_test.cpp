@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "ckpt/detail/checkpoint_naming.hpp"
+#include "ckpt/detail/manager/checkpoint_naming.hpp"
 
 namespace {
 

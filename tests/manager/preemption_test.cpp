@@ -3,7 +3,7 @@
 
 #include <atomic>
 
-#include "ckpt/detail/preemption.hpp"
+#include "ckpt/detail/manager/preemption.hpp"
 
 namespace {
 

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "ckpt/detail/retention.hpp"
+#include "ckpt/detail/manager/retention.hpp"
 
 namespace {
 

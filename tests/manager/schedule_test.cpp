@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "ckpt/detail/save_schedule.hpp"
+#include "ckpt/detail/manager/save_schedule.hpp"
 
 namespace {
 

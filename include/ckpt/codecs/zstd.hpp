@@ -1,21 +1,20 @@
 #pragma once
 
 // The zstd codecs: "zstd[:LEVEL]" and "shuffle+zstd[:LEVEL]". The only ckpt
-// header that includes <zstd.h>; <ckpt/ckpt.hpp> includes it when the build
-// defines CKPT_WITH_ZSTD (the ckpt::ckpt CMake target does, and links zstd).
+// header that includes <zstd.h>; codecs/registry.hpp registers them when the
+// build defines CKPT_WITH_ZSTD (the ckpt::ckpt CMake target does, and links zstd).
 
 #include <zstd.h>
 
 #include <charconv>
-#include <initializer_list>
 #include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "ckpt/codec.hpp"
-#include "ckpt/detail/scratch.hpp"
-#include "ckpt/detail/shuffle.hpp"
+#include "ckpt/codecs/codec.hpp"
+#include "ckpt/detail/codec/scratch.hpp"
+#include "ckpt/detail/codec/shuffle.hpp"
 
 namespace ckpt {
 
@@ -169,21 +168,5 @@ class ZstdCodec final : public Codec {
   int level_;
   bool shuffle_;
 };
-
-namespace detail {
-
-// Registers the zstd codecs when the program starts, in every program with a
-// translation unit that includes this header.
-inline const bool zstd_codecs_registered = [] {
-  CodecRegistry& registry = CodecRegistry::instance();
-  for (bool shuffle : {false, true}) {
-    registry.register_codec(ZstdCodec::name_for(shuffle), [shuffle](const std::string& parameters) {
-      return ZstdCodec::from_parameters(parameters, shuffle);
-    });
-  }
-  return true;
-}();
-
-}  // namespace detail
 
 }  // namespace ckpt

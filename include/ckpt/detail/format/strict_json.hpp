@@ -10,40 +10,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ckpt/detail/text.hpp"
 #include "ckpt/tensor.hpp"
 
 // Reading JSON that may be hostile: bounded nesting and array lengths, no
 // duplicate keys, and accessors that never assume a member exists.
 namespace ckpt::detail {
-
-inline bool is_valid_utf8(std::string_view text) noexcept {
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const auto lead = static_cast<unsigned char>(text[i]);
-    std::size_t length;
-    std::uint32_t code;
-    if (lead < 0x80) { ++i; continue; }
-    if (lead >= 0xC2 && lead <= 0xDF) { length = 2; code = lead & 0x1F; }
-    else if (lead >= 0xE0 && lead <= 0xEF) { length = 3; code = lead & 0x0F; }
-    else if (lead >= 0xF0 && lead <= 0xF4) { length = 4; code = lead & 0x07; }
-    else return false;
-    if (text.size() - i < length) return false;
-    for (std::size_t k = 1; k < length; ++k) {
-      const auto next = static_cast<unsigned char>(text[i + k]);
-      if ((next & 0xC0) != 0x80) return false;
-      code = (code << 6) | (next & 0x3F);
-    }
-    const bool overlong = (length == 3 && code < 0x800) || (length == 4 && code < 0x10000);
-    if (overlong || (code >= 0xD800 && code <= 0xDFFF) || code > 0x10FFFF) return false;
-    i += length;
-  }
-  return true;
-}
-
-// Error messages quote hostile text; long text is cut so messages stay readable.
-inline std::string excerpt(std::string_view text, std::size_t limit = 120) {
-  return text.size() <= limit ? std::string(text) : std::string(text.substr(0, limit)) + "...";
-}
 
 // Builds the DOM of JSON text from nlohmann's SAX events, refusing nesting
 // deeper than `max_depth`, arrays longer than `max_elements` (so that no

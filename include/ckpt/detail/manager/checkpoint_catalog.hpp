@@ -21,8 +21,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ckpt/detail/checkpoint_naming.hpp"
-#include "ckpt/detail/io.hpp"
+#include "ckpt/detail/manager/checkpoint_naming.hpp"
+#include "ckpt/detail/os/atomic_file.hpp"
 #include "ckpt/manager_policies.hpp"
 #include "ckpt/reader.hpp"
 

@@ -13,11 +13,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ckpt/detail/checksum.hpp"
-#include "ckpt/detail/header.hpp"
-#include "ckpt/detail/strict_json.hpp"
+#include "ckpt/detail/format/checksum.hpp"
+#include "ckpt/detail/format/layout.hpp"
+#include "ckpt/detail/format/strict_json.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/dtype.hpp"
 #include "ckpt/error.hpp"
+#include "ckpt/names.hpp"
 #include "ckpt/tensor.hpp"
 #include "ckpt/version.hpp"
 

@@ -8,15 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "ckpt/codec.hpp"
-#include "ckpt/detail/scratch.hpp"
-#include "ckpt/detail/thread_pool.hpp"
+#include "ckpt/codecs/codec.hpp"
+#include "ckpt/detail/codec/scratch.hpp"
+#include "ckpt/detail/os/thread_pool.hpp"
 #include "ckpt/error.hpp"
-
-// Every program that encodes or decodes tensors gets the built-in compressors.
-#if defined(CKPT_WITH_ZSTD)
-#include "ckpt/codecs/zstd.hpp"
-#endif
 
 namespace ckpt::detail {
 

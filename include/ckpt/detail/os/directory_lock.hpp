@@ -12,7 +12,7 @@
 #include <cerrno>
 #include <string>
 
-#include "ckpt/detail/io.hpp"
+#include "ckpt/detail/os/file_system.hpp"
 #include "ckpt/error.hpp"
 
 namespace ckpt::detail {

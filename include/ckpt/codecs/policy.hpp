@@ -1,0 +1,51 @@
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ckpt/detail/text.hpp"
+#include "ckpt/dtype.hpp"
+
+namespace ckpt {
+
+// Which codec encodes which tensor: a default spec, overridden per dtype and
+// per tensor name. Name rules are glob patterns ('*' matches any run of
+// characters, including '/'; '?' one character); the first matching name rule
+// wins, then the dtype rule, then the default.
+class CodecPolicy {
+ public:
+  // Implicit, so `options.codecs = "zstd";` reads naturally.
+  CodecPolicy(std::string default_spec = "raw") : default_spec_(std::move(default_spec)) {}  // NOLINT
+  CodecPolicy(const char* default_spec) : default_spec_(default_spec) {}                      // NOLINT
+
+  // A later rule for the same dtype replaces the earlier one.
+  CodecPolicy& for_dtype(DType dtype, std::string spec) {
+    by_dtype_[dtype] = std::move(spec);
+    return *this;
+  }
+
+  // Name rules are tried in the order they were added.
+  CodecPolicy& for_names(std::string glob, std::string spec) {
+    by_name_.emplace_back(std::move(glob), std::move(spec));
+    return *this;
+  }
+
+  const std::string& default_spec() const noexcept { return default_spec_; }
+
+  const std::string& spec_for(const std::string& name, DType dtype) const {
+    for (const auto& rule : by_name_) {
+      if (detail::glob_match(rule.first, name)) return rule.second;
+    }
+    const auto found = by_dtype_.find(dtype);
+    return found != by_dtype_.end() ? found->second : default_spec_;
+  }
+
+ private:
+  std::string default_spec_;
+  std::map<DType, std::string> by_dtype_;
+  std::vector<std::pair<std::string, std::string>> by_name_;
+};
+
+}  // namespace ckpt

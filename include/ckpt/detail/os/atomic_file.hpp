@@ -1,0 +1,92 @@
+#pragma once
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "ckpt/detail/os/file_system.hpp"
+#include "ckpt/error.hpp"
+
+namespace ckpt::detail {
+
+// A file that appears under its final name complete or not at all: bytes go
+// to a temp file in the same directory (so the rename stays within one file
+// system), which commit() fsyncs and renames over `path`. Destroying an
+// uncommitted AtomicFile removes the temp file; any old file at `path` is
+// never touched before the rename.
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::string path) : path_(std::move(path)), directory_(directory_of(path_)) {
+    const std::string name = file_name_of(path_);
+    if (name.empty() || name == "." || name == "..") {
+      throw ArgumentError(ErrorId::argument_invalid, path_, "", "expected a path naming a file, found a directory");
+    }
+    static std::atomic<std::uint64_t> counter{0};
+    for (int attempt = 0;; ++attempt) {
+      const auto clock = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+      temp_path_ = directory_ + "/." + name + std::string(temp_marker) + std::to_string(::getpid()) + "-" +
+                   std::to_string(counter.fetch_add(1)) + "-" + std::to_string(clock % 1000000007u);
+      fd_ = file_system().open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      if (fd_ >= 0) return;
+      if (errno != EEXIST || attempt == 100) {
+        throw_system_error(ErrorId::io_open, path_, "open (creating the temp file '" + temp_path_ + "')", errno);
+      }
+    }
+  }
+
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  ~AtomicFile() {
+    if (fd_ >= 0) file_system().close(fd_);
+    if (!committed_) file_system().unlink(temp_path_.c_str());
+  }
+
+  const std::string& path() const noexcept { return path_; }
+  const std::string& temp_path() const noexcept { return temp_path_; }
+
+  // Writes all `size` bytes, in pieces the kernel accepts in one call.
+  void write(const void* data, std::size_t size) {
+    constexpr std::size_t max_piece = std::size_t(1) << 30;
+    const auto* bytes = static_cast<const std::byte*>(data);
+    while (size > 0) {
+      const long written = file_system().write(fd_, bytes, size < max_piece ? size : max_piece);
+      if (written < 0 && errno == EINTR) continue;
+      if (written < 0) throw_system_error(ErrorId::io_write, path_, "write", errno);
+      if (written == 0) throw IoError(ErrorId::io_write, path_, "", "write made no progress");
+      bytes += written;
+      size -= static_cast<std::size_t>(written);
+    }
+  }
+
+  // Publishes the file under its final name. With `durable`, the data is on
+  // disk before the rename and the rename is on disk before this returns.
+  void commit(bool durable) {
+    FileSystem& fs = file_system();
+    if (durable && fs.fsync(fd_) != 0) throw_system_error(ErrorId::io_sync, path_, "fsync", errno);
+    const int fd = fd_;
+    fd_ = -1;
+    if (fs.close(fd) != 0) throw_system_error(ErrorId::io_write, path_, "close", errno);
+    if (fs.rename(temp_path_.c_str(), path_.c_str()) != 0) {
+      throw_system_error(ErrorId::io_rename, path_, "rename from '" + temp_path_ + "'", errno);
+    }
+    committed_ = true;
+    if (durable) fsync_directory(directory_);
+  }
+
+ private:
+  std::string path_;
+  std::string directory_;
+  std::string temp_path_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+}  // namespace ckpt::detail
