@@ -4,8 +4,11 @@ if(NOT DEFINED CKPT_PYTHON3)
   set(CKPT_PYTHON3 /usr/bin/python3 CACHE FILEPATH "Python 3 with numpy (and torch for the libtorch tests)")
 endif()
 
+# Both manifests in vcpkg's canonical form, the overlay port building the
+# clone, the registry port written from it, no dependency left to detection.
 ckpt_add_command_test(ecosystem.vcpkg_manifests
   COMMAND ${CKPT_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/ecosystem/check_vcpkg_manifests.py ${PROJECT_SOURCE_DIR}
+          ${CMAKE_COMMAND} ${CMAKE_CURRENT_BINARY_DIR}/vcpkg_registry_port
   LABELS ecosystem)
 
 # The port's install, for each feature set vcpkg can build.
