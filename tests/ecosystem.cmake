@@ -11,6 +11,15 @@ ckpt_add_command_test(ecosystem.vcpkg_manifests
           ${CMAKE_COMMAND} ${CMAKE_CURRENT_BINARY_DIR}/vcpkg_registry_port
   LABELS ecosystem)
 
+# The newcomer's path: each command of the README's ```sh blocks, run as
+# written in a fresh copy of the repository, or mapped to the test that covers
+# it (see the script).
+ckpt_add_command_test(ecosystem.readme_commands
+  COMMAND ${CKPT_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/ecosystem/readme_commands.py ${PROJECT_SOURCE_DIR}
+          ${CMAKE_CURRENT_BINARY_DIR}/readme_commands ${PROJECT_VERSION}
+  LABELS ecosystem foundation package slow no-asan
+  TIMEOUT 3600)
+
 # The port's install, for each feature set vcpkg can build.
 foreach(features IN ITEMS core zstd)
   ckpt_add_command_test(ecosystem.install_like_vcpkg.${features}
