@@ -1,7 +1,8 @@
 #pragma once
 
 // ckpt convert IN OUT [--codec C] [--force]: between ckpt / safetensors, .npz
-// and .h5 by extension; with the same format on both sides, a recompression.
+// and .h5 (IN as its content shows, OUT by extension); with the same format on
+// both sides, a recompression.
 
 #include <ostream>
 #include <string>
@@ -17,15 +18,16 @@ inline int run_convert(const Arguments& args, std::ostream& out, std::ostream& e
   const std::string& input = args.positionals()[0];
   const std::string& output = args.positionals()[1];
   require_existing(input);
-  format_of(input);
+  const FileFormat input_as = input_format(input);
+  const FileFormat output_as = output_format(output);
   const std::string codec = args.value("--codec").value_or("raw");
-  check_codec(format_of(output), codec);
+  check_codec(output_as, codec);
   if (path_exists(output) && !args.flag("--force")) {
     err << "ckpt convert: '" << output << "' exists; pass --force to overwrite it\n";
     return exit_problem;
   }
-  const TensorSet set = load_tensors(input);
-  save_tensors(output, set, codec);
+  const TensorSet set = load_tensors(input, input_as);
+  save_tensors(output, output_as, set, codec);
   std::uint64_t tensor_bytes = 0;
   for (const auto& entry : set.tensors) tensor_bytes += entry.second.nbytes();
   out << "wrote " << output << ": " << set.tensors.size() << " tensors, " << human_bytes(tensor_bytes) << " (codec "

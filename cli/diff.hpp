@@ -69,10 +69,10 @@ inline int run_diff(const Arguments& args, std::ostream& out, std::ostream&) {
   const std::string& path_b = args.positionals()[1];
   require_existing(path_a);
   require_existing(path_b);
-  format_of(path_a);
-  format_of(path_b);
-  const TensorSet a = load_tensors(path_a);
-  const TensorSet b = load_tensors(path_b);
+  const FileFormat format_a = input_format(path_a);
+  const FileFormat format_b = input_format(path_b);
+  const TensorSet a = load_tensors(path_a, format_a);
+  const TensorSet b = load_tensors(path_b, format_b);
 
   std::map<std::string, std::pair<const Tensor*, const Tensor*>> tensors;
   for (const auto& [name, tensor] : a.tensors) tensors[name].first = &tensor;

@@ -1,7 +1,9 @@
 #pragma once
 
-// The file formats the ckpt tool reads and writes, chosen by extension:
-// ckpt / safetensors (.safetensors, .ckpt), NumPy (.npz) and HDF5 (.h5, .hdf5).
+// The file formats the ckpt tool reads and writes: ckpt / safetensors, NumPy
+// (.npz) and HDF5. An input's format is recognised by its content (see
+// file_signature.hpp), its extension serving only when the content is not
+// recognised; an output's format is chosen by its extension.
 
 #include <optional>
 #include <string>
@@ -11,6 +13,7 @@
 #include "ckpt/reader.hpp"
 #include "ckpt/interop/tensor_set.hpp"
 #include "ckpt/writer.hpp"
+#include "file_signature.hpp"
 #ifdef CKPT_WITH_NPZ
 #include "ckpt/interop/npz.hpp"
 #endif
@@ -20,29 +23,60 @@
 
 namespace ckpt::cli {
 
-enum class FileFormat { safetensors, npz, hdf5 };
+inline constexpr std::string_view known_extensions = ".safetensors, .ckpt, .npz, .h5 or .hdf5";
 
 inline bool ends_with(std::string_view text, std::string_view suffix) {
   return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
 }
 
-inline FileFormat format_of(const std::string& path) {
+inline std::optional<FileFormat> format_by_extension(std::string_view path) {
   if (ends_with(path, ".safetensors") || ends_with(path, ".ckpt")) return FileFormat::safetensors;
-  if (ends_with(path, ".npz")) {
-#ifdef CKPT_WITH_NPZ
-    return FileFormat::npz;
-#else
-    throw UsageError("'" + path + "': this ckpt tool was built without .npz support (libzip)");
+  if (ends_with(path, ".npz")) return FileFormat::npz;
+  if (ends_with(path, ".h5") || ends_with(path, ".hdf5")) return FileFormat::hdf5;
+  return std::nullopt;
+}
+
+// Whether this build of the tool reads and writes `format` (.npz needs
+// libzip, HDF5 the HDF5 library).
+inline bool is_supported([[maybe_unused]] FileFormat format) {
+#ifndef CKPT_WITH_NPZ
+  if (format == FileFormat::npz) return false;
 #endif
-  }
-  if (ends_with(path, ".h5") || ends_with(path, ".hdf5")) {
-#ifdef CKPT_WITH_HDF5
-    return FileFormat::hdf5;
-#else
-    throw UsageError("'" + path + "': this ckpt tool was built without HDF5 support");
+#ifndef CKPT_WITH_HDF5
+  if (format == FileFormat::hdf5) return false;
 #endif
+  return true;
+}
+
+inline FileFormat require_supported(FileFormat format, const std::string& path) {
+  if (!is_supported(format)) {
+    throw UsageError("'" + path + "': this ckpt tool was built without " +
+                     (format == FileFormat::npz ? ".npz support (libzip)" : "HDF5 support"));
   }
-  throw UsageError("'" + path + "': unknown format; expected .safetensors, .ckpt, .npz, .h5 or .hdf5");
+  return format;
+}
+
+// How a file is read: as its content shows. The extension serves when the
+// content is not recognised, so that a .safetensors file damaged at its start
+// is reported as corrupt by the reader rather than as of unknown format.
+inline FileFormat input_format(const std::string& path) {
+  std::optional<FileFormat> format = format_by_content(path);
+  if (!format) format = format_by_extension(path);
+  if (!format) {
+    throw UsageError("'" + path + "': unknown format: its content is not safetensors, a zip (.npz) or HDF5, " +
+                     "and its name does not end in " + std::string(known_extensions));
+  }
+  return require_supported(*format, path);
+}
+
+// How a file is written: as its extension says.
+inline FileFormat output_format(const std::string& path) {
+  const std::optional<FileFormat> format = format_by_extension(path);
+  if (!format) {
+    throw UsageError("'" + path + "': unknown format for an output; its name must end in " +
+                     std::string(known_extensions));
+  }
+  return require_supported(*format, path);
 }
 
 // "raw" or "deflate[:LEVEL]", the codecs of the container formats.
@@ -95,8 +129,8 @@ inline TensorSet tensors_of(const Reader& reader) {
   return set;
 }
 
-inline TensorSet load_tensors(const std::string& path) {
-  switch (format_of(path)) {
+inline TensorSet load_tensors(const std::string& path, FileFormat format) {
+  switch (format) {
 #ifdef CKPT_WITH_NPZ
     case FileFormat::npz: return load_npz(path);
 #endif
@@ -107,8 +141,8 @@ inline TensorSet load_tensors(const std::string& path) {
   }
 }
 
-inline void save_tensors(const std::string& path, const TensorSet& set, const std::string& codec) {
-  switch (format_of(path)) {
+inline void save_tensors(const std::string& path, FileFormat format, const TensorSet& set, const std::string& codec) {
+  switch (format) {
 #ifdef CKPT_WITH_NPZ
     case FileFormat::npz: {
       const DeflateChoice deflate = parse_deflate_codec(codec, 0);

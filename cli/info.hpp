@@ -24,7 +24,7 @@ inline nlohmann::json tensor_entry(const std::string& name, DType dtype, const S
 inline nlohmann::json describe_file(const std::string& path) {
   nlohmann::json report = {{"file", path}, {"tensors", nlohmann::json::array()}};
   std::uint64_t tensor_bytes = 0;
-  const FileFormat format = format_of(path);
+  const FileFormat format = input_format(path);
   if (format == FileFormat::safetensors) {
     const Reader reader(path, ReadOptions{false, 1});
     std::uint64_t stored_bytes = 0;
@@ -45,7 +45,7 @@ inline nlohmann::json describe_file(const std::string& path) {
     report["ratio"] = stored_bytes == 0 ? 1.0 : static_cast<double>(tensor_bytes) / static_cast<double>(stored_bytes);
     report["metadata"] = metadata_of(reader);
   } else {
-    const TensorSet set = load_tensors(path);
+    const TensorSet set = load_tensors(path, format);
     for (const auto& [name, tensor] : set.tensors) {
       report["tensors"].push_back(tensor_entry(name, tensor.dtype(), tensor.shape()));
       tensor_bytes += tensor.nbytes();

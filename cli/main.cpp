@@ -45,7 +45,8 @@ const std::vector<Command>& commands() {
        "Usage: ckpt info FILE [--json]\n\n"
        "Shows each tensor's name, dtype, shape and bytes, and for ckpt/safetensors files\n"
        "the stored bytes, codec and compression ratio; then the metadata.\n"
-       "FILE: .safetensors / .ckpt, .npz, .h5 / .hdf5.\n\n"
+       "FILE: safetensors (.safetensors / .ckpt), .npz or HDF5 (.h5 / .hdf5), recognised\n"
+       "by its content.\n\n"
        "  --json  print one JSON object instead of text\n",
        {{"--json"}, {}, 1, 1},
        run_info},
@@ -53,16 +54,17 @@ const std::vector<Command>& commands() {
        "check every checksum of a file or of a directory's checkpoints",
        "Usage: ckpt verify FILE|DIR\n\n"
        "Reads every tensor and checks its checksum (CRC-32 for .npz members). For a\n"
-       "directory, checks every .safetensors/.ckpt/.npz/.h5 file in it. Prints one line per\n"
-       "good file and one per corrupt tensor, naming file and tensor.\n\n"
+       "directory, checks every .safetensors/.ckpt/.npz/.h5/.hdf5 file in it. Prints one line\n"
+       "per good file and one per corrupt tensor, naming file and tensor.\n\n"
        "Exit status: 0 when all is good, 1 when corruption is found, 2 on a usage error.\n",
        {{}, {}, 1, 1},
        run_verify},
       {"convert",
        "convert between ckpt/safetensors, .npz and .h5, or recompress",
        "Usage: ckpt convert IN OUT [--codec C] [--force]\n\n"
-       "Formats are chosen by extension: .safetensors/.ckpt, .npz, .h5/.hdf5. BF16 and\n"
-       "F8 tensors keep their real dtype through .npz and .h5 (see docs/interop.md).\n\n"
+       "IN's format is recognised by its content, OUT's chosen by its extension:\n"
+       ".safetensors/.ckpt, .npz, .h5/.hdf5. BF16 and F8 tensors keep their real dtype\n"
+       "through .npz and .h5 (see docs/interop.md).\n\n"
        "  --codec C  for .safetensors/.ckpt: raw (default), zstd[:LEVEL], shuffle+zstd[:LEVEL]\n"
        "             for .npz/.h5: raw (default) or deflate[:1-9]\n"
        "  --force    overwrite OUT if it exists (never done without it)\n",

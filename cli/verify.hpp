@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -20,12 +21,12 @@ struct VerifyResult {
   std::string summary;                // what was checked, when all is good
 };
 
-inline VerifyResult verify_file(const std::string& path) {
+inline VerifyResult verify_file(const std::string& path, FileFormat format) {
   VerifyResult result;
   try {
-    if (format_of(path) != FileFormat::safetensors) {
+    if (format != FileFormat::safetensors) {
       // Loading checks everything these formats can check (e.g. CRC-32 of .npz members).
-      result.summary = std::to_string(load_tensors(path).tensors.size()) + " tensors read";
+      result.summary = std::to_string(load_tensors(path, format).tensors.size()) + " tensors read";
       return result;
     }
     const Reader reader(path, ReadOptions{true, 0});
@@ -46,19 +47,16 @@ inline VerifyResult verify_file(const std::string& path) {
   return result;
 }
 
-// Checkpoint files of a directory, by extension, sorted; dotfiles (temp
-// files, the manager's index) are not checkpoints.
+// Checkpoint files of a directory, chosen by extension (a directory also
+// holds notes, logs and the like, which are not checked), sorted; dotfiles
+// (temp files, the manager's index) are not checkpoints.
 inline std::vector<std::string> checkpoint_files(const std::string& directory) {
   std::vector<std::string> files;
   for (const auto& item : std::filesystem::directory_iterator(directory)) {
     const std::string name = item.path().filename().string();
     if (name.empty() || name[0] == '.' || !item.is_regular_file()) continue;
-    try {
-      format_of(name);
-      files.push_back(item.path().string());
-    } catch (const UsageError&) {
-      // not a format ckpt reads
-    }
+    const std::optional<FileFormat> format = format_by_extension(name);
+    if (format && is_supported(*format)) files.push_back(item.path().string());
   }
   std::sort(files.begin(), files.end());
   return files;
@@ -71,7 +69,7 @@ inline int run_verify(const Arguments& args, std::ostream& out, std::ostream& er
   if (files.empty()) err << "ckpt verify: no checkpoint files in '" << path << "'\n";
   std::size_t corrupt = 0;
   for (const std::string& file : files) {
-    const VerifyResult result = verify_file(file);
+    const VerifyResult result = verify_file(file, input_format(file));
     if (result.problems.empty()) {
       out << "OK       " << file << " (" << result.summary << ")\n";
       continue;

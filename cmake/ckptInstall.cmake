@@ -1,10 +1,15 @@
 # Installs the headers, the exported target ckpt::ckpt with its CMake package
 # (share/cmake/ckpt: architecture-independent, as the library is header-only),
-# a pkg-config file and, when it is built, the command-line tool.
+# a pkg-config file and, when it has been built, the command-line tool.
+# Installing the library needs no build: `cmake --install` right after the
+# configure works.
 include(CMakePackageConfigHelpers)
 
 set(CKPT_INSTALL_CMAKEDIR "${CMAKE_INSTALL_DATADIR}/cmake/ckpt" CACHE STRING
     "Where to install ckpt's CMake package files, relative to the prefix")
+# share/pkgconfig, the place for architecture-independent .pc files: ckpt.pc
+# has no Libs line (see ckpt.pc.in), which is what vcpkg's post-build checks
+# require there.
 set(CKPT_INSTALL_PKGCONFIGDIR "${CMAKE_INSTALL_DATADIR}/pkgconfig" CACHE STRING
     "Where to install ckpt.pc, relative to the prefix")
 
@@ -24,6 +29,7 @@ install(FILES
   "${PROJECT_BINARY_DIR}/ckptConfigVersion.cmake"
   "${CMAKE_CURRENT_LIST_DIR}/ckptFindXxhash.cmake"
   "${CMAKE_CURRENT_LIST_DIR}/ckptFindZstd.cmake"
+  "${CMAKE_CURRENT_LIST_DIR}/ckptPkgConfig.cmake"
   DESTINATION "${CKPT_INSTALL_CMAKEDIR}")
 
 # ckpt.pc locates the prefix relative to itself, so the install tree can move.
@@ -43,6 +49,9 @@ endif()
 configure_file("${CMAKE_CURRENT_LIST_DIR}/ckpt.pc.in" "${PROJECT_BINARY_DIR}/ckpt.pc" @ONLY)
 install(FILES "${PROJECT_BINARY_DIR}/ckpt.pc" DESTINATION "${CKPT_INSTALL_PKGCONFIGDIR}")
 
+# OPTIONAL: the tool is installed when it has been built (`cmake --build
+# build --target ckpt_cli`, or a full build), and a header-only install right
+# after the configure skips it instead of failing.
 if(TARGET ckpt_cli)
-  install(TARGETS ckpt_cli RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}")
+  install(TARGETS ckpt_cli RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}" OPTIONAL)
 endif()

@@ -1,9 +1,23 @@
-# Optional adapters with their own dependency: ckpt::npz (<ckpt/interop/npz.hpp>,
-# libzip) and ckpt::hdf5 (<ckpt/interop/hdf5.hpp>, the HDF5 C library). The core
-# ckpt::ckpt never links them; a target exists only when its library was found,
-# and then defines CKPT_WITH_NPZ / CKPT_WITH_HDF5 for code that uses it.
-option(CKPT_WITH_NPZ "Provide ckpt::npz for NumPy .npz files (needs libzip)" ON)
-option(CKPT_WITH_HDF5 "Provide ckpt::hdf5 for HDF5 files (needs the HDF5 C library)" ON)
+# Optional interop targets with their own dependency: ckpt::npz
+# (<ckpt/interop/npz.hpp>, libzip) and ckpt::hdf5 (<ckpt/interop/hdf5.hpp>, the
+# HDF5 C library). Each defines CKPT_WITH_NPZ / CKPT_WITH_HDF5 for code that
+# uses it; the core ckpt::ckpt never links them and the installed package does
+# not provide them.
+#
+# CKPT_WITH_NPZ / CKPT_WITH_HDF5 say whether to look for the library at all.
+# They default to ON only when this build compiles something that uses the
+# targets (the ckpt tool, the tests), so that a packaged build (the vcpkg port,
+# a plain install) never depends on what else is installed on the machine. A
+# project that adds ckpt with add_subdirectory and links ckpt::npz sets
+# CKPT_WITH_NPZ to ON. When ON and the library is missing, the target stays
+# undefined and the configure says which package to install.
+if(CKPT_BUILD_CLI OR CKPT_BUILD_TESTS)
+  set(ckpt_interop_default ON)
+else()
+  set(ckpt_interop_default OFF)
+endif()
+option(CKPT_WITH_NPZ "Provide ckpt::npz for NumPy .npz files (looks for libzip)" ${ckpt_interop_default})
+option(CKPT_WITH_HDF5 "Provide ckpt::hdf5 for HDF5 files (looks for the HDF5 C library)" ${ckpt_interop_default})
 
 if(CKPT_WITH_NPZ AND NOT TARGET ckpt::npz)
   find_package(libzip CONFIG QUIET)
@@ -13,19 +27,15 @@ if(CKPT_WITH_NPZ AND NOT TARGET ckpt::npz)
     target_link_libraries(ckpt_npz INTERFACE ckpt::ckpt libzip::zip)
     target_compile_definitions(ckpt_npz INTERFACE CKPT_WITH_NPZ=1)
   else()
-    message(STATUS "ckpt: libzip not found; ckpt::npz and .npz support in the ckpt tool are disabled")
+    message(STATUS "ckpt: libzip not found (Debian: libzip-dev); ckpt::npz and .npz support in the ckpt tool are disabled")
   endif()
 endif()
 
 if(CKPT_WITH_HDF5 AND NOT TARGET ckpt::hdf5)
   # pkg-config first: CMake's FindHDF5 needs the C language enabled.
-  find_package(PkgConfig QUIET)
-  if(PkgConfig_FOUND)
-    pkg_check_modules(ckpt_libhdf5 QUIET IMPORTED_TARGET hdf5)
-  endif()
-  if(TARGET PkgConfig::ckpt_libhdf5)
-    set(ckpt_hdf5_libraries PkgConfig::ckpt_libhdf5)
-  else()
+  include(${CMAKE_CURRENT_LIST_DIR}/ckptPkgConfig.cmake)
+  ckpt_import_pkg_config_module(ckpt_hdf5_libraries hdf5)
+  if(NOT ckpt_hdf5_libraries)
     include(CheckLanguage)
     check_language(C)
     if(CMAKE_C_COMPILER)
@@ -45,6 +55,6 @@ if(CKPT_WITH_HDF5 AND NOT TARGET ckpt::hdf5)
     target_include_directories(ckpt_hdf5 INTERFACE ${ckpt_hdf5_include_dirs})
     target_compile_definitions(ckpt_hdf5 INTERFACE CKPT_WITH_HDF5=1 ${ckpt_hdf5_definitions})
   else()
-    message(STATUS "ckpt: HDF5 not found; ckpt::hdf5 and .h5 support in the ckpt tool are disabled")
+    message(STATUS "ckpt: HDF5 not found (Debian: libhdf5-dev); ckpt::hdf5 and .h5 support in the ckpt tool are disabled")
   endif()
 endif()

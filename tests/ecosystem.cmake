@@ -4,9 +4,21 @@ if(NOT DEFINED CKPT_PYTHON3)
   set(CKPT_PYTHON3 /usr/bin/python3 CACHE FILEPATH "Python 3 with numpy (and torch for the libtorch tests)")
 endif()
 
+# Both manifests in vcpkg's canonical form, the overlay port building the
+# clone, the registry port written from it, no dependency left to detection.
 ckpt_add_command_test(ecosystem.vcpkg_manifests
   COMMAND ${CKPT_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/ecosystem/check_vcpkg_manifests.py ${PROJECT_SOURCE_DIR}
+          ${CMAKE_COMMAND} ${CMAKE_CURRENT_BINARY_DIR}/vcpkg_registry_port
   LABELS ecosystem)
+
+# The newcomer's path: each command of the README's ```sh blocks, run as
+# written in a fresh copy of the repository, or mapped to the test that covers
+# it (see the script).
+ckpt_add_command_test(ecosystem.readme_commands
+  COMMAND ${CKPT_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/ecosystem/readme_commands.py ${PROJECT_SOURCE_DIR}
+          ${CMAKE_CURRENT_BINARY_DIR}/readme_commands ${PROJECT_VERSION}
+  LABELS ecosystem foundation package slow no-asan
+  TIMEOUT 3600)
 
 # The port's install, for each feature set vcpkg can build.
 foreach(features IN ITEMS core zstd)

@@ -1,16 +1,16 @@
-# Header-only library: one release configuration installs everything.
-vcpkg_from_github(
-    OUT_SOURCE_PATH SOURCE_PATH
-    REPO ckpt-dev/ckpt
-    REF "v${VERSION}"
-    SHA512 0
-    HEAD_REF main
-)
+# The overlay port: builds ckpt from the clone this directory sits in, for
+# `vcpkg install ckpt --overlay-ports=<clone>/ports`. The port for the vcpkg
+# registry downloads a release instead: cmake/ckptRegistryPort.cmake writes it
+# from this file at release time, replacing everything down to the
+# set(SOURCE_PATH) line with vcpkg_from_github (see docs/ecosystem.md).
+set(SOURCE_PATH "${CMAKE_CURRENT_LIST_DIR}/../..")
 
+# Header-only library: one release configuration installs everything.
 set(VCPKG_BUILD_TYPE release)
 
 # vcpkg forbids auto-detected dependencies: zstd is linked only when the
-# feature asks for it.
+# feature asks for it, and the .npz (libzip) and HDF5 targets, which only the
+# tool and the tests use, are not looked for.
 vcpkg_check_features(OUT_FEATURE_OPTIONS FEATURE_OPTIONS
     FEATURES
         zstd CKPT_WITH_ZSTD
@@ -20,6 +20,8 @@ vcpkg_cmake_configure(
     SOURCE_PATH "${SOURCE_PATH}"
     OPTIONS
         ${FEATURE_OPTIONS}
+        -DCKPT_WITH_NPZ=OFF
+        -DCKPT_WITH_HDF5=OFF
         -DCKPT_BUILD_TESTS=OFF
         -DCKPT_BUILD_EXAMPLES=OFF
         -DCKPT_BUILD_BENCHMARKS=OFF

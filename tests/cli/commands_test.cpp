@@ -265,6 +265,84 @@ TEST(CliVerify, AnEmptyDirectoryHasNothingCorrupt) {
   EXPECT_THAT(result.err, HasSubstr("no checkpoint files"));
 }
 
+// Inputs are read as their content shows, whatever they are called.
+TEST(CliFormats, ACorruptCheckpointWithoutExtensionIsCorruptionNamingFileAndTensor) {
+  TempDir dir;
+  const std::string file = write_sample(dir, "bad");
+  EXPECT_EQ(run_cli({"verify", file}).exit_code, 0);
+  ckpt::test::flip_byte(file, static_cast<std::int64_t>(offset_of(file, "steps")));
+  const auto result = run_cli({"verify", file});
+  EXPECT_EQ(result.exit_code, 1) << result.err;
+  EXPECT_THAT(result.out, HasSubstr("CORRUPT  [ckpt.integrity_error.301] file '" + file + "': tensor 'steps'"));
+  EXPECT_THAT(result.err, HasSubstr("1 of 1 files corrupt"));
+}
+
+TEST(CliFormats, ADamagedHeaderSizeWithoutExtensionIsCorruption) {
+  TempDir dir;
+  const std::string file = write_sample(dir, "bad");
+  ckpt::test::flip_byte(file, 5);  // the 8-byte header size becomes absurd; the '{' after it remains
+  const auto result = run_cli({"verify", file});
+  EXPECT_EQ(result.exit_code, 1) << result.err;
+  EXPECT_THAT(result.out, HasSubstr("CORRUPT  [ckpt.format_error.202] file '" + file + "': expected a header size"));
+}
+
+TEST(CliFormats, TheContentWinsOverAMisleadingExtension) {
+  TempDir dir;
+  const std::string file = write_sample(dir, "really_a_checkpoint.npz");
+  const auto result = run_cli({"info", file, "--json"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const nlohmann::json report = nlohmann::json::parse(result.out);
+  EXPECT_EQ(report["format"], "ckpt");
+  EXPECT_EQ(report["tensors"].size(), 7u);
+}
+
+TEST(CliFormats, AFileRecognisedNeitherByContentNorByNameIsAUsageError) {
+  TempDir dir;
+  const std::string file = dir.file("garbage");
+  ckpt::test::write_file(file, std::string(64, 'x'));
+  for (const char* command : {"info", "verify"}) {
+    const auto result = run_cli({command, file});
+    EXPECT_EQ(result.exit_code, 2) << command;
+    EXPECT_THAT(result.err, HasSubstr("'" + file + "': unknown format: its content is not safetensors"));
+  }
+}
+
+TEST(CliFormats, AnOutputsFormatIsChosenByItsExtension) {
+  TempDir dir;
+  const std::string input = write_sample(dir, "a.safetensors");
+  const auto result = run_cli({"convert", input, dir.file("copy")});
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_THAT(result.err, HasSubstr("unknown format for an output; its name must end in .safetensors"));
+  EXPECT_FALSE(ckpt::test::path_exists(dir.file("copy")));
+}
+
+#ifdef CKPT_WITH_NPZ
+TEST(CliFormats, AnNpzWithoutExtensionIsRecognisedAsAZipArchive) {
+  TempDir dir;
+  const std::string original = write_sample(dir, "a.safetensors");
+  ASSERT_EQ(run_cli({"convert", original, dir.file("a.npz")}).exit_code, 0);
+  const std::string exported = dir.file("exported");
+  std::filesystem::rename(dir.file("a.npz"), exported);
+  const auto info = run_cli({"info", exported, "--json"});
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  EXPECT_EQ(nlohmann::json::parse(info.out)["format"], "npz");
+  const auto diff = run_cli({"diff", original, exported});
+  EXPECT_EQ(diff.exit_code, 0) << diff.out << diff.err;
+  EXPECT_THAT(diff.out, HasSubstr("identical: 7 tensors"));
+}
+
+TEST(CliFormats, AnEmptyZipArchiveIsAnNpzWithoutTensors) {
+  TempDir dir;
+  const std::string file = dir.file("empty");
+  ckpt::test::write_file(file, std::string("PK\5\6", 4) + std::string(18, '\0'));  // the end record alone
+  const auto result = run_cli({"info", file, "--json"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const nlohmann::json report = nlohmann::json::parse(result.out);
+  EXPECT_EQ(report["format"], "npz");
+  EXPECT_TRUE(report["tensors"].empty());
+}
+#endif
+
 // Every tensor of `a` equals the same-named tensor of `b`, bit for bit.
 void expect_same_tensors(const std::string& a, const std::string& b) {
   const ckpt::Reader first(a), second(b);

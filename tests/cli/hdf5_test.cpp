@@ -143,4 +143,27 @@ TEST(Hdf5, RefusesMetadataKeysThatCannotBeAttributesAndLeavesNoFile) {
   EXPECT_TRUE(std::filesystem::is_empty(dir.path())) << "the temp file is removed";
 }
 
+// The ckpt tool recognises HDF5 by its superblock signature, which the HDF5
+// library looks for at offset 0, 512, 1024, 2048, ...: behind a user block too.
+class CliHdf5Signature : public testing::TestWithParam<std::size_t> {};
+
+TEST_P(CliHdf5Signature, AFileWithoutExtensionIsReadAsHdf5) {
+  TempDir dir;
+  const ckpt::test::SampleTensors sample;
+  const std::string original = dir.file("a.safetensors");
+  ckpt::write_checkpoint(original, sample.named(), {{"step", 3}});
+  ASSERT_EQ(ckpt::test::run_cli({"convert", original, dir.file("a.h5")}).exit_code, 0);
+  const std::string file = dir.file("exported");
+  ckpt::test::write_file(file, std::string(GetParam(), '\0') + ckpt::test::read_file(dir.file("a.h5")));
+
+  const auto info = ckpt::test::run_cli({"info", file, "--json"});
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  EXPECT_EQ(nlohmann::json::parse(info.out)["format"], "hdf5");
+  const auto diff = ckpt::test::run_cli({"diff", original, file});
+  EXPECT_EQ(diff.exit_code, 0) << diff.out << diff.err;
+  EXPECT_THAT(diff.out, HasSubstr("identical: 7 tensors"));
+}
+
+INSTANTIATE_TEST_SUITE_P(UserBlockSizes, CliHdf5Signature, testing::Values(0, 512, 2048));
+
 }  // namespace

@@ -1,7 +1,11 @@
 # Installs ckpt the way ports/ckpt/portfile.cmake does, then builds and runs a
 # consumer that uses the package exactly as ports/ckpt/usage tells users to.
-# vcpkg cannot run here, so the portfile's options are parsed from the
-# portfile itself: the test follows any change to the port.
+# vcpkg cannot run here, so the portfile's source path and options are parsed
+# from the portfile itself: the test follows any change to the port. Checks on
+# the way what vcpkg and its registry reviewers check: the overlay port builds
+# the clone it sits in, the configure looks for no library the port does not
+# declare, the install holds no binaries and no misplaced pkg-config file, and
+# nothing in it names the machine's paths.
 #
 # cmake -DSOURCE_DIR=... -DWORK_DIR=... -DGENERATOR=... -DCXX_COMPILER=...
 #       -DFEATURES=<;-list of port features> -P install_like_vcpkg.cmake
@@ -16,7 +20,19 @@ function(run)
   set(run_output "${output}" PARENT_SCOPE)
 endfunction()
 
-file(READ "${SOURCE_DIR}/ports/ckpt/portfile.cmake" portfile)
+set(port_dir "${SOURCE_DIR}/ports/ckpt")
+file(READ "${port_dir}/portfile.cmake" portfile)
+
+# The overlay port's sources: the clone it sits in, not a download.
+if(NOT portfile MATCHES "\nset\\(SOURCE_PATH \"([^\"]+)\"\\)")
+  message(FATAL_ERROR "the portfile does not set SOURCE_PATH to a path")
+endif()
+string(REPLACE "\${CMAKE_CURRENT_LIST_DIR}" "${port_dir}" port_source "${CMAKE_MATCH_1}")
+file(REAL_PATH "${port_source}" port_source)
+file(REAL_PATH "${SOURCE_DIR}" clone)
+if(NOT port_source STREQUAL clone)
+  message(FATAL_ERROR "the overlay port builds ${port_source}, not the clone it sits in (${clone})")
+endif()
 
 # -DNAME=VALUE options given to vcpkg_cmake_configure.
 string(REGEX MATCH "vcpkg_cmake_configure\\([^)]*\\)" configure_call "${portfile}")
@@ -47,8 +63,63 @@ message(STATUS "portfile options: ${port_options}")
 set(prefix "${WORK_DIR}/prefix")
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}/data")
-run(${CMAKE_COMMAND} -S "${SOURCE_DIR}" -B "${WORK_DIR}/build" -G "${GENERATOR}"
+run(${CMAKE_COMMAND} -S "${port_source}" -B "${WORK_DIR}/build" -G "${GENERATOR}"
     -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_INSTALL_PREFIX=${prefix} ${port_options})
+
+# No auto-detected dependency: every package the configure looked for
+# (find_package leaves <Package>_DIR in the cache, found or not; pkg-config
+# leaves __pkg_config_checked_<prefix>) is one the manifest declares for the
+# features being built, and no C compiler was enabled (FindHDF5 needs one).
+file(READ "${port_dir}/vcpkg.json" manifest)
+set(declared_ports)
+function(add_declared_dependencies json_path)
+  string(JSON count ERROR_VARIABLE missing LENGTH "${manifest}" ${json_path} dependencies)
+  if(missing)
+    return()
+  endif()
+  math(EXPR last "${count} - 1")
+  foreach(index RANGE ${last})
+    string(JSON dependency GET "${manifest}" ${json_path} dependencies ${index})
+    string(JSON name ERROR_VARIABLE not_object GET "${dependency}" name)
+    if(not_object)
+      set(name "${dependency}")
+    endif()
+    list(APPEND declared_ports ${name})
+  endforeach()
+  set(declared_ports ${declared_ports} PARENT_SCOPE)
+endfunction()
+add_declared_dependencies("")
+foreach(feature IN LISTS FEATURES)
+  if(NOT feature STREQUAL "core")
+    add_declared_dependencies("features;${feature}")
+  endif()
+endforeach()
+# vcpkg port -> the CMake packages (or find_path results, <name>_DIR) and
+# pkg-config module ckpt's build asks for.
+set(cmake_package_of_nlohmann-json nlohmann_json)
+set(cmake_package_of_xxhash xxHash CKPT_XXHASH_INCLUDE)
+set(cmake_package_of_zstd zstd)
+set(pkg_config_prefix_of_zstd ckpt_libzstd)
+set(allowed_packages)
+set(allowed_pkg_config)
+foreach(port IN LISTS declared_ports)
+  list(APPEND allowed_packages ${cmake_package_of_${port}})
+  list(APPEND allowed_pkg_config ${pkg_config_prefix_of_${port}})
+endforeach()
+file(STRINGS "${WORK_DIR}/build/CMakeCache.txt" cache_lines)
+foreach(line IN LISTS cache_lines)
+  if(line MATCHES "^([A-Za-z0-9_]+)_DIR:PATH=" AND NOT CMAKE_MATCH_1 IN_LIST allowed_packages)
+    message(FATAL_ERROR "the port's configure looked for ${CMAKE_MATCH_1}, which ports/ckpt/vcpkg.json does not "
+                        "declare for features '${FEATURES}' (${line})")
+  endif()
+  if(line MATCHES "^__pkg_config_checked_([A-Za-z0-9_]+):" AND NOT CMAKE_MATCH_1 IN_LIST allowed_pkg_config)
+    message(FATAL_ERROR "the port's configure asked pkg-config for an undeclared module (${line})")
+  endif()
+  if(line MATCHES "^CMAKE_C_COMPILER:")
+    message(FATAL_ERROR "the port's configure enabled C, which only the HDF5 lookup does (${line})")
+  endif()
+endforeach()
+
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/build")
 run(${CMAKE_COMMAND} --install "${WORK_DIR}/build")
 
@@ -62,6 +133,27 @@ foreach(binary_dir IN ITEMS bin lib64)
     message(FATAL_ERROR "the header-only port installed ${binary_dir}/, which vcpkg rejects")
   endif()
 endforeach()
+# vcpkg's post-build check on pkg-config files: lib/pkgconfig takes any,
+# share/pkgconfig only those without a Libs or Libs.private value (header-only
+# packages), anywhere else is misplaced. vcpkg_fixup_pkgconfig() then checks
+# that pkg-config resolves the file with the declared dependencies.
+file(GLOB_RECURSE pc_files RELATIVE "${prefix}" "${prefix}/*.pc")
+if(NOT pc_files)
+  message(FATAL_ERROR "the install has no pkg-config file")
+endif()
+foreach(pc IN LISTS pc_files)
+  get_filename_component(pc_dir "${pc}" DIRECTORY)
+  file(STRINGS "${prefix}/${pc}" libs_lines REGEX "^Libs[^:]*:[ ]*[^ ]")
+  if(pc_dir STREQUAL "share/pkgconfig" AND libs_lines)
+    message(FATAL_ERROR "${pc} has '${libs_lines}': vcpkg reports a misplaced pkgconfig directory "
+                        "(share/pkgconfig is only for .pc files without Libs)")
+  elseif(NOT pc_dir MATCHES "^(lib|share)/pkgconfig$")
+    message(FATAL_ERROR "${pc}: vcpkg reports a misplaced pkgconfig directory")
+  endif()
+endforeach()
+set(ENV{PKG_CONFIG_PATH} "${prefix}/share/pkgconfig:${prefix}/lib/pkgconfig")
+run(pkg-config --print-errors --exists ckpt)
+
 file(GLOB_RECURSE config_files "${prefix}/share/*.cmake" "${prefix}/share/*.pc" "${prefix}/lib/*.pc")
 foreach(config IN LISTS config_files)
   file(READ "${config}" text)
