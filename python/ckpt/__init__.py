@@ -1,0 +1,18 @@
+"""Read ckpt checkpoints and study training runs from Python.
+
+    import ckpt
+    tensors = ckpt.load("model.safetensors")          # {name: numpy array}, checksums verified
+    with ckpt.open("model.safetensors") as file:      # lazy: the header now, tensors on access
+        w = file.tensor("model/w1", as_float32=True)
+
+See docs/python.md.
+"""
+from .errors import (ArgumentError, CodecError, Error, ErrorId, FormatError, IntegrityError, IoError, MismatchError,
+                     StateError)
+from .format import FORMAT_VERSION
+from .reader import File, TensorInfo, load, open
+
+__version__ = "0.1.0"  # include/ckpt/version.hpp's; a test keeps them equal
+
+__all__ = ["ArgumentError", "CodecError", "Error", "ErrorId", "FORMAT_VERSION", "File", "FormatError",
+           "IntegrityError", "IoError", "MismatchError", "StateError", "TensorInfo", "load", "open"]
