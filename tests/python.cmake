@@ -1,6 +1,7 @@
-# Python: the reader package in python/, tested with pytest on files the C++
-# library writes at test time (tests/python/write_fixtures.cpp). Debian's
-# python3 has numpy, zstandard, xxhash and pytest (.ci/packages).
+# Python: the reader package in python/ (docs/python.md), tested with pytest on
+# files the C++ library writes at test time (tests/python/write_fixtures.cpp)
+# and on the demo's run. Debian's python3 has numpy, zstandard, xxhash,
+# matplotlib and pytest (.ci/packages).
 ckpt_test_selected(selected python no-asan)
 if(selected)
   add_executable(python_fixture_writer python/write_fixtures.cpp)
@@ -10,6 +11,9 @@ if(selected)
   target_compile_options(python_fixture_writer PRIVATE -Wall -Wextra -Wpedantic)
 
   set(python_test_environment CKPT_FIXTURE_WRITER=$<TARGET_FILE:python_fixture_writer> PYTHONDONTWRITEBYTECODE=1)
+  if(TARGET train_mlp)
+    list(APPEND python_test_environment CKPT_TRAIN_MLP=$<TARGET_FILE:train_mlp>)
+  endif()
   ckpt_add_command_test(python.pytest
     COMMAND ${CMAKE_COMMAND} -E env ${python_test_environment}
             /usr/bin/python3 -m pytest -q -p no:cacheprovider ${PROJECT_SOURCE_DIR}/python/tests

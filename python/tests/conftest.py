@@ -1,9 +1,10 @@
 """Fixtures: files written by the C++ library at test time.
 
 ctest (tests/python.cmake) sets CKPT_FIXTURE_WRITER, the program
-tests/python/write_fixtures.cpp. By hand:
+tests/python/write_fixtures.cpp, and CKPT_TRAIN_MLP, the demo. By hand:
 
-    CKPT_FIXTURE_WRITER=build/main/tests/python_fixture_writer /usr/bin/python3 -m pytest python/tests
+    CKPT_FIXTURE_WRITER=build/main/tests/python_fixture_writer \
+    CKPT_TRAIN_MLP=build/main/examples/train_mlp/train_mlp /usr/bin/python3 -m pytest python/tests
 """
 import os
 import subprocess
@@ -33,6 +34,21 @@ def fixtures(fixture_writer, tmp_path_factory):
     directory = tmp_path_factory.mktemp("fixtures")
     subprocess.run([fixture_writer, str(directory)], check=True)
     return directory
+
+
+def _train(train_mlp, directory, *flags):
+    subprocess.run([train_mlp, "--dir", str(directory), *flags], check=True, stdout=subprocess.DEVNULL)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def demo_runs(tmp_path_factory):
+    """The demo's runs, every checkpoint kept: {codec: directory}."""
+    train_mlp = _program("CKPT_TRAIN_MLP")
+    root = tmp_path_factory.mktemp("demo")
+    return {codec: _train(train_mlp, root / codec.replace("+", "_"), "--steps", "300", "--save-every", "50",
+                          "--keep", "0", "--codec", codec)
+            for codec in ("raw", "shuffle+zstd")}
 
 
 @pytest.fixture(scope="session")

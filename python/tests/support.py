@@ -1,8 +1,27 @@
 """Helpers the tests share (fixtures are in conftest.py)."""
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from ckpt.checksum import header_checksum
 from ckpt.format import CHECKSUM_OFFSET
+
+SOURCE = Path(__file__).resolve().parents[1]  # python/, the package's sources
+
+
+def run_python(*arguments, cwd=None):
+    """``python3 ARGUMENTS`` seeing the package under test; the CompletedProcess."""
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SOURCE), os.environ.get("PYTHONPATH", "")]))
+    return subprocess.run([sys.executable, *map(str, arguments)], capture_output=True, text=True, env=environment,
+                          cwd=cwd)
+
+
+def run_module(*arguments):
+    """``python3 -m ckpt ARGUMENTS``."""
+    return run_python("-m", "ckpt", *arguments)
+
 
 class Dump:
     """What the C++ Reader read from a file (write_fixtures --dump)."""
