@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .errors import CodecError, ErrorId
 from . import dtypes
+from .errors import CodecError, ErrorId
 from .format import byte_size, chunk_decoded_bytes
 
 try:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import dtypes
 from . import reader
 from .errors import ArgumentError, ErrorId
 
@@ -60,7 +61,7 @@ def matcher(patterns):
 
 @dataclass
 class _Seen:
-    """What a comparison needs of an earlier tensor."""
+    """A tensor as the statistics see it, and comparisons with it later."""
 
     dtype: str
     shape: tuple
@@ -70,9 +71,8 @@ class _Seen:
 
 def _seen(file, name):
     info = file.info(name)
-    stored = file.tensor(name).reshape(-1)
-    bits = stored.view(f"u{stored.itemsize}")
-    return _Seen(info.dtype, info.shape, file.tensor(name, as_float32=True).reshape(-1), bits)
+    stored = file.tensor(name).reshape(-1)  # read (or decoded) once
+    return _Seen(info.dtype, info.shape, dtypes.to_float32(stored, info.dtype), stored.view(f"u{stored.itemsize}"))
 
 
 def _blocks(*arrays):
