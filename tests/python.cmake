@@ -16,7 +16,8 @@ if(selected)
   endif()
   ckpt_add_command_test(python.pytest
     COMMAND ${CMAKE_COMMAND} -E env ${python_test_environment}
-            /usr/bin/python3 -m pytest -q -p no:cacheprovider ${PROJECT_SOURCE_DIR}/python/tests
+            /usr/bin/python3 -m pytest -q -p no:cacheprovider --basetemp=${CMAKE_CURRENT_BINARY_DIR}/python_pytest
+            ${PROJECT_SOURCE_DIR}/python/tests
     LABELS python no-asan
     TIMEOUT 600)
 endif()

@@ -1,6 +1,8 @@
 """ckpt.open and ckpt.load on files the C++ library wrote: every dtype with
 every codec, read bit for bit as the C++ reader reads them."""
+import json
 import math
+import struct
 
 import numpy as np
 import pytest
@@ -112,3 +114,19 @@ def test_threads_do_not_change_what_is_decoded(fixtures):
     one = ckpt.load(fixtures / "dtypes-shuffle_zstd.safetensors", threads=1)
     two = ckpt.load(fixtures / "dtypes-shuffle_zstd.safetensors", threads=4)
     assert all(one[name].tobytes() == two[name].tobytes() for name in one)
+
+
+def test_a_foreign_safetensors_file_reads_without_checksums(tmp_path):
+    """Any safetensors file opens: written from the spec here, as another tool would."""
+    header = json.dumps({"__metadata__": {"format": "pt", "source": "elsewhere"},
+                         "b": {"dtype": "I16", "shape": [3], "data_offsets": [8, 14]},
+                         "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode()
+    header += b" " * (-len(header) % 8)
+    path = tmp_path / "foreign.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + struct.pack("<2f3h", 1.5, -2.0, 7, -8, 9))
+    with ckpt.open(path) as file:
+        assert not file.written_by_ckpt and file.format_version == 0
+        assert file.names() == ["a", "b"], "in file order"
+        assert not any(info.checksummed for info in file.tensors)
+        assert file.raw_metadata == {"format": "pt", "source": "elsewhere"} and file.metadata == {}
+        assert file["a"].tolist() == [1.5, -2.0] and file["b"].tolist() == [7, -8, 9]
