@@ -1,12 +1,15 @@
 """The demo's run (examples/train_mlp), as a user studies it: read bit for
 bit as the C++ reader reads it, with its metrics and shaped optimizer state,
 and drawn by ``python3 -m ckpt plot``."""
+import json
+import os
+import re
 import struct
 
 import pytest
 
 import ckpt
-from support import expect_same_as_cpp, run_module
+from support import SOURCE, expect_same_as_cpp, run_module, run_python
 
 
 @pytest.mark.parametrize("codec", ["raw", "shuffle+zstd"])
@@ -73,3 +76,23 @@ def test_plot_of_a_directory_that_does_not_exist_fails_with_the_error(tmp_path):
     assert result.returncode == 1 and "[ckpt.io_error.101]" in result.stderr
     assert not (tmp_path / "x.png").exists()
 
+
+def test_the_readmes_three_lines_draw_the_demo_run(demo_runs, tmp_path):
+    readme = (SOURCE.parent / "README.md").read_text()
+    code = re.search(r"make_readme_figure.sh runs the next block.*?\n```python\n(.*?)```", readme, re.DOTALL).group(1)
+    assert len(code.splitlines()) == 3
+    os.symlink(demo_runs["raw"], tmp_path / "train_mlp")
+    result = run_python("-c", code, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert png_size(tmp_path / "train_mlp_run.png") == (1200, 800)
+
+
+def test_info_prints_a_checkpoints_tensors(demo_runs):
+    path = ckpt.open_run(demo_runs["shuffle+zstd"]).checkpoints[-1].path
+    result = run_module("info", path, "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["format_version"] == 1 and len(info["tensors"]) == 13
+    w1 = next(tensor for tensor in info["tensors"] if tensor["name"] == "model/w1")
+    assert (w1["dtype"], w1["shape"], w1["codec"], w1["bytes"]) == ("F32", [32, 8], "shuffle+zstd", 1024)
+    assert info["metadata"]["ckpt.manager"]["step"] == 300
