@@ -8,7 +8,7 @@ on its first access, as the C++ reader does.
 import mmap
 import os
 import stat
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,8 +23,7 @@ from .format import byte_size, parse_header
 _READ_AHEAD_BYTES = 1 << 20
 
 
-@dataclass(frozen=True)
-class TensorInfo:
+class TensorInfo(NamedTuple):
     name: str
     dtype: str  # the logical dtype, e.g. "BF16" (whose values come back as uint16 bits)
     shape: tuple

@@ -38,11 +38,13 @@ def _no_constants(name):
 
 
 def _unique_keys(pairs):
-    result = {}
-    for key, value in pairs:
-        if key in result:
-            raise JsonProblem(f"expected unique keys, found '{excerpt(key)}' twice")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise JsonProblem(f"expected unique keys, found '{excerpt(key)}' twice")
+            seen.add(key)
     return result
 
 
@@ -55,29 +57,49 @@ def excerpt(text, limit=120):
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _nesting_depth(text):
-    skeleton = np.frombuffer(_STRING.sub("", text).encode("utf-8", "surrogatepass"), np.uint8)
-    opening = (skeleton == ord("[")) | (skeleton == ord("{"))
-    closing = (skeleton == ord("]")) | (skeleton == ord("}"))
+def _nesting_depth(skeleton):
+    """The deepest nesting of containers in ``skeleton``, JSON text without its strings."""
+    characters = np.frombuffer(skeleton.encode("utf-8", "surrogatepass"), np.uint8)
+    opening = (characters == ord("[")) | (characters == ord("{"))
+    closing = (characters == ord("]")) | (characters == ord("}"))
     depth = np.cumsum(opening.astype(np.int64) - closing.astype(np.int64))
     return int(depth.max()) if depth.size else 0
 
 
-def _check_values(value, max_elements):
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise JsonProblem("invalid JSON: a string holds a lone surrogate escape") from None
-    elif isinstance(value, list):
-        if len(value) > max_elements:
-            raise JsonProblem(f"expected arrays of at most {max_elements} elements, found a longer one")
-        for item in value:
-            _check_values(item, max_elements)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_values(key, max_elements)
-            _check_values(item, max_elements)
+# A \u escape of a UTF-16 surrogate: without one, no string can hold a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _is_container(value):
+    return isinstance(value, (list, dict))
+
+
+def _check_containers(root, max_elements, strings):
+    """Checks array lengths everywhere in ``root`` and, when ``strings``, that no
+    string or key holds a lone surrogate (which Python's json lets through).
+    Returns the number of keys of all objects."""
+    pending = [root] if _is_container(root) else []
+    keys = 0
+    try:
+        if strings and isinstance(root, str):
+            root.encode("utf-8")
+        while pending:
+            container = pending.pop()
+            if isinstance(container, dict):
+                keys += len(container)
+                items = container.values()
+            elif len(container) > max_elements:
+                raise JsonProblem(f"expected arrays of at most {max_elements} elements, found a longer one")
+            else:
+                items = container
+            if strings:
+                for item in (*container, *items) if isinstance(container, dict) else items:
+                    if isinstance(item, str):
+                        item.encode("utf-8")
+            pending.extend(filter(_is_container, items))
+    except UnicodeEncodeError:
+        raise JsonProblem("invalid JSON: a string holds a lone surrogate escape") from None
+    return keys
 
 
 def parse(text, max_depth, max_elements):
@@ -85,16 +107,21 @@ def parse(text, max_depth, max_elements):
     nul = text.find("\0")
     if nul >= 0:
         raise JsonProblem(f"expected JSON text without NUL bytes, found one at byte {len(text[:nul].encode())}")
-    if _nesting_depth(text) > max_depth:
+    skeleton = _STRING.sub("", text)
+    if _nesting_depth(skeleton) > max_depth:
         raise JsonProblem(f"expected JSON nested at most {max_depth} levels deep, found deeper")
+    # Hooks cost a Python call per integer or object: they run only where the
+    # skeleton shows they can matter (a minus sign; more keys than survived).
+    hooks = {"parse_int": _integer} if "-" in skeleton else {}
     try:
-        value = json.loads(text, object_pairs_hook=_unique_keys, parse_int=_integer, parse_float=_finite_float,
-                           parse_constant=_no_constants)
+        value = json.loads(text, parse_float=_finite_float, parse_constant=_no_constants, **hooks)
+        keys = _check_containers(value, max_elements, strings=_SURROGATE_ESCAPE.search(text) is not None)
+        if keys != skeleton.count(":"):  # outside strings, a ':' ends a key: a duplicate collapsed into one
+            json.loads(text, object_pairs_hook=_unique_keys)  # raises, naming the key
     except JsonProblem:
         raise
     except (ValueError, RecursionError) as problem:
         raise JsonProblem(f"invalid JSON: {problem}") from None
-    _check_values(value, max_elements)
     return value
 
 

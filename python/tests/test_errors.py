@@ -161,3 +161,33 @@ def test_what_is_not_a_readable_file_is_an_io_error(tmp_path, what):
     with pytest.raises(ckpt.IoError) as caught:
         ckpt.open(path)
     expect_refusal(caught.value, ckpt.ErrorId.io_open, path)
+
+
+def foreign_file(path, header_text, data=b"\0" * 4):
+    header = header_text.encode() + b" " * (-len(header_text.encode()) % 8)
+    path.write_bytes(len(header).to_bytes(8, "little") + header + data)
+    return path
+
+
+ENTRY = '"dtype":"F32","shape":[1],"data_offsets":'
+
+
+@pytest.mark.parametrize("what, header, id", [
+    ("-0 is not a non-negative integer (format.md, conventions)", '{"t":{' + ENTRY + '[-0,4]}}', 204),
+    ("4.0 neither", '{"t":{' + ENTRY + '[0,4.0]}}', 204),
+    ("NaN is not JSON", '{"__metadata__":{"k":NaN}}', 203),
+    ("a duplicate key in a nested object", '{"t":{' + ENTRY + '[0,4],"dtype":"F32"}}', 203),
+    ("an array longer than 1024", '{"t":{"dtype":"F32","shape":[' + ",".join(["1"] * 1025) + '],'
+                                   '"data_offsets":[0,4]}}', 203),
+])
+def test_json_the_cpp_reader_refuses_is_refused(tmp_path, what, header, id):
+    path = foreign_file(tmp_path / "file.safetensors", header)
+    with pytest.raises(ckpt.FormatError) as caught:
+        ckpt.open(path)
+    assert caught.value.id == id, f"{what}: {caught.value}"
+
+
+def test_colons_and_escapes_inside_strings_are_only_text(tmp_path):
+    header = '{"__metadata__":{"a:b":"c:d","e":"\\ud83d\\ude00 [{"},"t:1":{' + ENTRY + '[0,4]}}'
+    with ckpt.open(foreign_file(tmp_path / "file.safetensors", header)) as file:
+        assert file.names() == ["t:1"] and file.raw_metadata == {"a:b": "c:d", "e": "\U0001F600 [{"}
