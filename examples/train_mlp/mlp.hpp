@@ -18,19 +18,20 @@ namespace demo {
 constexpr std::size_t inputs = 8, hidden = 32, samples = 512, batch_size = 16;
 
 // Fixed data: a teacher function of pseudo-random inputs. Generated from a
-// constant, not from the state, so it never needs saving.
+// constant, not from the state, so it never needs saving. The validation set
+// is drawn from another seed: samples the training never sees.
 struct Dataset {
-  std::vector<float> x = std::vector<float>(samples * inputs);
-  std::vector<float> y = std::vector<float>(samples);
+  std::vector<float> x, y;
 
-  Dataset() {
-    std::uint64_t seed = 0x9E3779B97F4A7C15ull;
+  explicit Dataset(std::uint64_t seed = 0x9E3779B97F4A7C15ull, std::size_t count = samples)
+      : x(count * inputs), y(count) {
     for (float& value : x) value = uniform(seed) * 2.0f - 1.0f;
-    for (std::size_t i = 0; i < samples; ++i) {
+    for (std::size_t i = 0; i < count; ++i) {
       const float* row = &x[i * inputs];
       y[i] = std::sin(2.0f * row[0] - row[1]) + 0.5f * row[2] * row[3] - 0.3f * row[4];
     }
   }
+  static Dataset validation() { return Dataset(0xD1B54A32D192ED03ull, 128); }
 
  private:
   static float uniform(std::uint64_t& state) {  // splitmix64: the same numbers on every platform
@@ -42,14 +43,39 @@ struct Dataset {
 };
 
 struct Mlp {
+  // The weights' shapes, which Adam's moments take too.
+  static inline const ckpt::Shape w1_shape{hidden, inputs}, w2_shape{1, hidden};
   std::vector<float> w1 = std::vector<float>(hidden * inputs), b1 = std::vector<float>(hidden);
   std::vector<float> w2 = std::vector<float>(hidden), b2 = std::vector<float>(1);
 
   template <class Archive>
   void describe(Archive& ar) {
-    ar("w1", ckpt::shaped(w1, {hidden, inputs}))("b1", b1)("w2", ckpt::shaped(w2, {1, hidden}))("b2", b2);
+    ar("w1", ckpt::shaped(w1, w1_shape))("b1", b1)("w2", ckpt::shaped(w2, w2_shape))("b2", b2);
   }
 };
+
+// The network's output for one sample; fills `h` with the hidden activations.
+inline float forward(const Mlp& m, const float* x, float (&h)[hidden]) {
+  float out = m.b2[0];
+  for (std::size_t j = 0; j < hidden; ++j) {
+    float sum = m.b1[j];
+    for (std::size_t i = 0; i < inputs; ++i) sum += m.w1[j * inputs + i] * x[i];
+    h[j] = std::tanh(sum);
+    out += m.w2[j] * h[j];
+  }
+  return out;
+}
+
+// Mean squared error over a whole dataset.
+inline float evaluate(const Mlp& m, const Dataset& data) {
+  double total = 0;
+  float h[hidden];
+  for (std::size_t sample = 0; sample < data.y.size(); ++sample) {
+    const float error = forward(m, &data.x[sample * inputs], h) - data.y[sample];
+    total += static_cast<double>(error) * error;
+  }
+  return static_cast<float>(total / static_cast<double>(data.y.size()));
+}
 
 struct Gradients {
   std::vector<float> w1 = std::vector<float>(hidden * inputs), b1 = std::vector<float>(hidden);
@@ -103,14 +129,8 @@ inline float train_step(TrainState& state, const Dataset& data) {
   for (std::size_t b = 0; b < batch_size; ++b) {
     const std::uint32_t sample = state.order[state.cursor++];
     const float* x = &data.x[sample * inputs];
-    float h[hidden], out = m.b2[0];
-    for (std::size_t j = 0; j < hidden; ++j) {
-      float sum = m.b1[j];
-      for (std::size_t i = 0; i < inputs; ++i) sum += m.w1[j * inputs + i] * x[i];
-      h[j] = std::tanh(sum);
-      out += m.w2[j] * h[j];
-    }
-    const float error = out - data.y[sample];
+    float h[hidden];
+    const float error = forward(m, x, h) - data.y[sample];
     loss += error * error / batch_size;
     const float d_out = 2.0f * error / batch_size;
     g.b2[0] += d_out;
@@ -122,8 +142,8 @@ inline float train_step(TrainState& state, const Dataset& data) {
     }
   }
   Mlp& p = state.model;
-  state.adam.step({ckpt::optim::parameter("w1", p.w1, g.w1), ckpt::optim::parameter("b1", p.b1, g.b1),
-                   ckpt::optim::parameter("w2", p.w2, g.w2), ckpt::optim::parameter("b2", p.b2, g.b2)});
+  state.adam.step({ckpt::optim::parameter("w1", p.w1, g.w1, Mlp::w1_shape), ckpt::optim::parameter("b1", p.b1, g.b1),
+                   ckpt::optim::parameter("w2", p.w2, g.w2, Mlp::w2_shape), ckpt::optim::parameter("b2", p.b2, g.b2)});
   ++state.step;
   return loss;
 }

@@ -114,13 +114,29 @@ int main(int argc, char** argv) {
     }
 
     const demo::Dataset data;
+    const demo::Dataset validation = demo::Dataset::validation();
+    // Each save records the mean training loss since the previous save and
+    // the validation loss: the metrics `ckpt ls`, best-K retention and plots read.
+    double loss_sum = 0;
+    std::uint64_t loss_steps = 0;
+    const auto step_info = [&] {
+      ckpt::StepInfo info{state.epoch, {{"val_loss", demo::evaluate(state.model, validation)}}};
+      if (loss_steps > 0) info.metrics["loss"] = loss_sum / static_cast<double>(loss_steps);
+      loss_sum = 0;
+      loss_steps = 0;
+      return info;
+    };
     std::uint64_t saved_step = resumed.restored ? state.step : UINT64_MAX;
     while (state.step < flags.steps && !manager.preemption_requested()) {
       const float loss = demo::train_step(state, data);
+      loss_sum += loss;
+      ++loss_steps;
       if (state.step % 100 == 0) std::printf("step %llu loss %.5f\n", static_cast<unsigned long long>(state.step), loss);
-      if (manager.maybe_save(state.step, state)) saved_step = state.step;
+      if (manager.should_save(state.step)) {  // asked first, so the validation pass runs only for saves
+        if (manager.maybe_save(state.step, state, step_info())) saved_step = state.step;
+      }
     }
-    if (saved_step != state.step) manager.save(state.step, state);
+    if (saved_step != state.step) manager.save(state.step, state, step_info());
     manager.wait();
     if (manager.preemption_requested()) {
       std::printf("preempted: saved step %llu, exiting\n", static_cast<unsigned long long>(state.step));

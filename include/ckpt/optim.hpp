@@ -14,41 +14,69 @@
 #include <utility>
 #include <vector>
 
+#include "ckpt/dtype.hpp"
 #include "ckpt/error.hpp"
+#include "ckpt/tensor.hpp"
+#include "ckpt/tensor_traits.hpp"
 
 namespace ckpt::optim {
 
 // A parameter and its gradient for one step. The name keys its optimizer
-// state ("exp_avg/<name>" in a checkpoint), so it must stay the same across steps.
+// state ("exp_avg/<name>" in a checkpoint), so it must stay the same across
+// steps. The optimizer state is saved in `shape`, so that a moment lines up
+// with its weight element by element; an empty shape means flat, [size].
 struct Parameter {
   std::string name;
   float* value = nullptr;
   const float* gradient = nullptr;
   std::size_t size = 0;
+  Shape shape;
 };
 
-inline Parameter parameter(std::string name, std::vector<float>& value, const std::vector<float>& gradient) {
+// `shape` is the parameter's shape as its checkpoint stores it, e.g. the
+// extents given to ckpt::shaped(); it must hold value.size() elements.
+inline Parameter parameter(std::string name, std::vector<float>& value, const std::vector<float>& gradient,
+                           Shape shape = {}) {
   if (value.size() != gradient.size()) {
     throw ArgumentError(ErrorId::argument_invalid, "", name,
                         "expected a gradient of " + std::to_string(value.size()) + " elements, found " +
                             std::to_string(gradient.size()));
   }
-  return Parameter{std::move(name), value.data(), gradient.data(), value.size()};
+  if (!shape.empty() && element_count(shape) != value.size()) {
+    throw ArgumentError(ErrorId::argument_invalid, "", name,
+                        "expected a shape of " + std::to_string(value.size()) + " elements, found " +
+                            shape_to_string(shape));
+  }
+  return Parameter{std::move(name), value.data(), gradient.data(), value.size(), std::move(shape)};
 }
 
 namespace detail {
 
+// One parameter's optimizer state (a moment, a momentum buffer), saved as a
+// tensor of the parameter's shape.
+struct ParameterState {
+  std::vector<float> values;
+  Shape shape;  // empty: flat
+
+  Shape saved_shape() const { return shape.empty() ? Shape{std::uint64_t{values.size()}} : shape; }
+};
+
 // The per-parameter state in `states`, zero-initialised on first use; second
 // is true when it was just created.
-inline std::pair<std::vector<float>&, bool> state_of(std::map<std::string, std::vector<float>>& states,
+inline std::pair<std::vector<float>&, bool> state_of(std::map<std::string, ParameterState>& states,
                                                      const Parameter& parameter) {
-  auto [entry, created] = states.try_emplace(parameter.name, parameter.size, 0.0f);
-  if (entry->second.size() != parameter.size) {
+  auto [entry, created] =
+      states.try_emplace(parameter.name, ParameterState{std::vector<float>(parameter.size, 0.0f), {}});
+  ParameterState& state = entry->second;
+  if (state.values.size() != parameter.size) {
     throw ArgumentError(ErrorId::argument_invalid, "", parameter.name,
-                        "expected a parameter of " + std::to_string(entry->second.size()) +
+                        "expected a parameter of " + std::to_string(state.values.size()) +
                             " elements (the size of its optimizer state), found " + std::to_string(parameter.size));
   }
-  return {entry->second, created};
+  // A state loaded flat (files written before shapes were saved) takes the
+  // parameter's shape here, and is saved in it from then on.
+  if (!parameter.shape.empty()) state.shape = parameter.shape;
+  return {state.values, created};
 }
 
 }  // namespace detail
@@ -110,8 +138,8 @@ class Adam {
 
   AdamOptions options_;
   std::map<std::string, std::int64_t> steps_;
-  std::map<std::string, std::vector<float>> exp_avg_;
-  std::map<std::string, std::vector<float>> exp_avg_sq_;
+  std::map<std::string, detail::ParameterState> exp_avg_;
+  std::map<std::string, detail::ParameterState> exp_avg_sq_;
 };
 
 struct SgdOptions {
@@ -170,7 +198,31 @@ class SGD {
 
   SgdOptions options_;
   std::int64_t steps_ = 0;
-  std::map<std::string, std::vector<float>> momentum_buffers_;
+  std::map<std::string, detail::ParameterState> momentum_buffers_;
 };
 
 }  // namespace ckpt::optim
+
+namespace ckpt {
+
+// A parameter's optimizer state is a tensor of the parameter's shape. An empty
+// state (a fresh optimizer's, as a load creates it) takes the shape the file
+// has, flat or not, so that files written when states were saved flat still
+// load; a state already stepped expects the shape it has.
+template <>
+struct tensor_traits<optim::detail::ParameterState> {
+  static constexpr bool resizable = true;
+  static TensorLayout layout(const optim::detail::ParameterState& state) {
+    return {DType::F32, state.values.empty() ? Shape{0} : state.saved_shape()};
+  }
+  static TensorView view(const optim::detail::ParameterState& state) {
+    return TensorView(state.values.data(), state.saved_shape());
+  }
+  static void* load_target(optim::detail::ParameterState& state, const Shape& shape) {
+    state.values.resize(static_cast<std::size_t>(element_count(shape)));
+    state.shape = shape;
+    return state.values.data();
+  }
+};
+
+}  // namespace ckpt

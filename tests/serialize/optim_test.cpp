@@ -5,12 +5,15 @@
 
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "ckpt/checkpoint.hpp"
 #include "ckpt/optim.hpp"
+#include "ckpt/reader.hpp"
+#include "ckpt/writer.hpp"
 #include "serialize_test_support.hpp"
 #include "support/temp_dir.hpp"
 
@@ -73,7 +76,7 @@ struct Trainer {
         for (std::size_t i = 0; i < inputs; ++i) weight_gradient[o * inputs + i] += error * data.x[s * inputs + i];
       }
     }
-    optimizer.step({ckpt::optim::parameter("model/weight", weight, weight_gradient),
+    optimizer.step({ckpt::optim::parameter("model/weight", weight, weight_gradient, {outputs, inputs}),
                     ckpt::optim::parameter("model/bias", bias, bias_gradient)});
     ++step;
   }
@@ -154,6 +157,69 @@ TEST(Optimizers, StateIsNamedPerParameter) {
                                              "optimizer/exp_avg_sq/model/weight"}));
   EXPECT_EQ(collected.metadata.at("optimizer/step/model/weight"), 1);
   EXPECT_EQ(trainer.optimizer.steps("model/weight"), 1);
+}
+
+// A moment lines up with its weight element by element, so tools can compare
+// them (a trajectory of exp_avg beside its weight's).
+TEST(Optimizers, StateIsSavedInTheParameterShape) {
+  Trainer<ckpt::optim::Adam> adam{ckpt::optim::Adam()};
+  Trainer<ckpt::optim::SGD> sgd{momentum_sgd(0.02f, 0.0f, false)};
+  adam.train_step(Dataset());
+  sgd.train_step(Dataset());
+  std::map<std::string, ckpt::Shape> shapes;
+  for (const ckpt::NamedTensor& tensor : ckpt::collect_state(adam).tensors) shapes[tensor.name] = tensor.view.shape();
+  for (const ckpt::NamedTensor& tensor : ckpt::collect_state(sgd).tensors) shapes[tensor.name] = tensor.view.shape();
+  const ckpt::Shape weight_shape{outputs, inputs}, bias_shape{outputs};
+  EXPECT_EQ(shapes["optimizer/exp_avg/model/weight"], weight_shape);
+  EXPECT_EQ(shapes["optimizer/exp_avg_sq/model/weight"], weight_shape);
+  EXPECT_EQ(shapes["optimizer/momentum_buffer/model/weight"], weight_shape);
+  EXPECT_EQ(shapes["optimizer/exp_avg/model/bias"], bias_shape);  // given no shape: flat
+}
+
+// Files written before optimizer state took its parameter's shape hold it
+// flat; they load, training continues bit-exactly, and the next save is shaped.
+TEST(Optimizers, FlatStateOfOlderFilesLoadsAndResumesBitExactly) {
+  const Dataset data;
+  Trainer<ckpt::optim::Adam> uninterrupted{ckpt::optim::Adam()};
+  for (int i = 0; i < total_steps; ++i) uninterrupted.train_step(data);
+
+  TempDir dir;
+  Trainer<ckpt::optim::Adam> first_half{ckpt::optim::Adam()};
+  for (int i = 0; i < checkpoint_step; ++i) first_half.train_step(data);
+  ckpt::Checkpoint<Trainer<ckpt::optim::Adam>>().save(dir.file("shaped.ckpt"), first_half);
+  // The same file as the flat layout wrote it: every optimizer tensor 1-D.
+  {
+    const ckpt::Reader shaped(dir.file("shaped.ckpt"));
+    std::vector<ckpt::Tensor> kept;
+    std::vector<ckpt::NamedTensor> flat;
+    for (const ckpt::TensorInfo& info : shaped.tensors()) {
+      kept.push_back(shaped.tensor(info.name));
+      ckpt::Shape shape = info.shape;
+      if (info.name.rfind("optimizer/", 0) == 0) shape = {ckpt::element_count(info.shape)};
+      flat.push_back({info.name, ckpt::TensorView(info.dtype, shape, kept.back().data())});
+    }
+    ckpt::write_checkpoint(dir.file("flat.ckpt"), flat, shaped.metadata());
+  }
+  ASSERT_EQ(ckpt::Reader(dir.file("flat.ckpt")).find("optimizer/exp_avg/model/weight")->shape,
+            ckpt::Shape{outputs * inputs});
+
+  Trainer<ckpt::optim::Adam> resumed{ckpt::optim::Adam()};
+  const ckpt::LoadReport report = ckpt::Checkpoint<Trainer<ckpt::optim::Adam>>().load(dir.file("flat.ckpt"), resumed);
+  ASSERT_TRUE(report.ok()) << report.to_string();
+  for (int i = checkpoint_step; i < total_steps; ++i) resumed.train_step(data);
+  EXPECT_EQ(std::memcmp(uninterrupted.weight.data(), resumed.weight.data(), uninterrupted.weight.size() * sizeof(float)),
+            0);
+  expect_same_saved_state(uninterrupted, resumed);  // shapes included
+}
+
+TEST(Optimizers, ParameterShapeMustHoldItsElements) {
+  std::vector<float> value(6, 1.0f), gradient(6, 0.5f);
+  const auto error = serialize_test::expect_error<ckpt::ArgumentError>(
+      ckpt::ErrorId::argument_invalid, [&] { ckpt::optim::parameter("w", value, gradient, {4, 2}); });
+  ASSERT_TRUE(error);
+  EXPECT_EQ(error->tensor(), "w");
+  EXPECT_NE(std::string(error->what()).find("expected a shape of 6 elements, found [4, 2]"), std::string::npos)
+      << error->what();
 }
 
 TEST(Optimizers, ParameterChangingSizeIsAnError) {

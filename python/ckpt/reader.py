@@ -1,0 +1,195 @@
+"""Opening a checkpoint (or any safetensors file): ``ckpt.open`` and ``ckpt.load``.
+
+Opening maps the file read-only and validates the header only, so it is fast
+at any size. A raw tensor is a read-only numpy view of the mapping (no copy);
+an encoded one is decoded into a new array. Each tensor's checksum is verified
+on its first access, as the C++ reader does.
+"""
+import mmap
+import os
+import stat
+from typing import NamedTuple
+
+import numpy as np
+
+from . import codecs
+from . import dtypes
+from .checksum import to_hex, xxh3
+from .errors import ErrorId, IntegrityError, IoError, MismatchError
+from .format import byte_size, parse_header
+
+# Whole reads of at least this many bytes are announced to the kernel, so a
+# cold file streams in at the disk's speed instead of a few pages per fault.
+_READ_AHEAD_BYTES = 1 << 20
+
+
+class TensorInfo(NamedTuple):
+    name: str
+    dtype: str  # the logical dtype, e.g. "BF16" (whose values come back as uint16 bits)
+    shape: tuple
+    codec: str  # "raw" when stored as is
+    stored_bytes: int  # bytes in the file
+    file_offset: int  # where the stored bytes start in the file
+    checksummed: bool  # False for safetensors files not written by ckpt
+
+    @property
+    def nbytes(self):
+        return byte_size(self.dtype, self.shape)
+
+
+def _map(path):
+    """(mapping or b"" for an empty file, size) of a regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as problem:
+        raise IoError(ErrorId.io_open, path, "", f"open failed: {problem.strerror}") from None
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise IoError(ErrorId.io_open, path, "", "expected a regular file, found another kind of file")
+        if status.st_size == 0:
+            return b"", 0
+        try:
+            return mmap.mmap(fd, status.st_size, access=mmap.ACCESS_READ), status.st_size
+        except (OSError, ValueError) as problem:
+            raise IoError(ErrorId.io_map, path, "", f"mmap failed: {problem}") from None
+    finally:
+        os.close(fd)  # the mapping stays valid without the descriptor
+
+
+class File:
+    """An open checkpoint. ``verify_checksums`` checks each tensor on its first
+    access; ``threads`` decode chunks of compressed tensors (default: all cores)."""
+
+    def __init__(self, path, *, verify_checksums=True, threads=None):
+        self.path = os.fspath(path)
+        self._verify = verify_checksums
+        self._threads = threads or os.cpu_count() or 1
+        self._data, self.file_size = _map(self.path)
+        try:
+            header = parse_header(self.path, self._data, self.file_size)
+        except Exception:
+            self.close()  # a refused file is not left mapped until the collector comes by
+            raise
+        self._data_start = header.data_start
+        self.format_version = header.format_version
+        self.metadata = header.user_metadata  # what the writer was given ({} when none)
+        self.raw_metadata = header.raw_metadata  # __metadata__ verbatim
+        self._records = {record.name: record for record in header.tensors}
+        self._verified = set()
+        self.tensors = [TensorInfo(r.name, r.dtype, r.shape, r.codec, r.stored_bytes, header.data_start + r.begin,
+                                   r.checksummed) for r in header.tensors]  # in file order
+        self._infos = {info.name: info for info in self.tensors}
+
+    @property
+    def written_by_ckpt(self):
+        return self.format_version != 0
+
+    def names(self):
+        return [info.name for info in self.tensors]
+
+    def __contains__(self, name):
+        return name in self._records
+
+    def __iter__(self):
+        return iter(self.names())
+
+    def __len__(self):
+        return len(self.tensors)
+
+    def __getitem__(self, name):
+        return self.tensor(name)
+
+    def info(self, name):
+        self._record(name)
+        return self._infos[name]
+
+    def tensor(self, name, *, as_float32=False):
+        """The tensor as a numpy array of its shape. BF16 and F8 values come as
+        their bits (uint16, uint8) unless ``as_float32``, which converts them
+        and F16 to float32. A raw tensor is a read-only view of the file's
+        mapping; BOOL tensors excepted, which are copied so that any byte
+        other than 0 reads True, as the C++ library loads them."""
+        record = self._record(name)
+        numpy_dtype = dtypes.NUMPY[record.dtype]
+        if record.encoded:
+            array = self._decoded(record, self._verify).view(numpy_dtype)
+        else:
+            stored = self._stored(record, self._verify)
+            array = np.frombuffer(stored, numpy_dtype) if record.stored_bytes else np.empty(0, numpy_dtype)
+        array = array.reshape(record.shape)
+        if record.dtype == "BOOL":
+            array = array.view(np.uint8) != 0
+        if as_float32:
+            array = dtypes.to_float32(array, record.dtype)
+        return array
+
+    def verify(self):
+        """Checks every checksum (even with verify_checksums off) and decodes every
+        encoded tensor; raises IntegrityError or CodecError naming the tensor."""
+        for record in self._records.values():
+            if record.encoded:
+                self._decoded(record, True)
+            else:
+                self._stored(record, True)
+
+    def close(self):
+        """Unmaps the file unless arrays still view it (they keep it mapped)."""
+        if isinstance(self._data, mmap.mmap):
+            try:
+                self._data.close()
+            except BufferError:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        self.close()
+
+    def _record(self, name):
+        record = self._records.get(name)
+        if record is None:
+            raise MismatchError(ErrorId.mismatch_missing_tensor, self.path, name,
+                                f"expected a tensor of this name, found none among the {len(self._records)} "
+                                "tensors of the file")
+        return record
+
+    def _stored(self, record, verify):
+        """A memoryview of the tensor's stored bytes, checksum-verified once per File when ``verify``."""
+        begin = self._data_start + record.begin
+        if record.stored_bytes >= _READ_AHEAD_BYTES:
+            page = begin - begin % mmap.PAGESIZE
+            self._data.madvise(mmap.MADV_WILLNEED, page, begin + record.stored_bytes - page)
+        stored = memoryview(self._data)[begin:begin + record.stored_bytes]
+        if verify and record.checksummed and record.name not in self._verified:
+            found = xxh3(stored)
+            if found != record.stored_xxh3:
+                raise IntegrityError(ErrorId.integrity_tensor_checksum, self.path, record.name,
+                                     f"checksum mismatch: expected xxh3 {to_hex(record.stored_xxh3)} of the "
+                                     f"{record.stored_bytes} stored bytes, found {to_hex(found)}")
+            self._verified.add(record.name)
+        return stored
+
+    def _decoded(self, record, verify):
+        decoded = codecs.decode(record, self._stored(record, verify), self.path, self._threads)
+        if verify:
+            found = xxh3(decoded)
+            if found != record.raw_xxh3:
+                raise IntegrityError(ErrorId.integrity_tensor_checksum, self.path, record.name,
+                                     f"checksum mismatch after decoding with codec '{record.codec}': expected "
+                                     f"xxh3 {to_hex(record.raw_xxh3)} of the {decoded.size} decoded bytes, "
+                                     f"found {to_hex(found)}")
+        return decoded
+
+
+def open(path, *, verify_checksums=True, threads=None):  # noqa: A001 - the package's verb, as in ckpt.open
+    """Opens a checkpoint lazily: the header now, each tensor when asked for."""
+    return File(path, verify_checksums=verify_checksums, threads=threads)
+
+
+def load(path, *, as_float32=False, verify_checksums=True, threads=None):
+    """Every tensor of a checkpoint as {name: numpy array}, checksums verified.
+    Raw tensors stay views of the file's mapping; see File.tensor."""
+    file = File(path, verify_checksums=verify_checksums, threads=threads)
+    return {name: file.tensor(name, as_float32=as_float32) for name in file.names()}

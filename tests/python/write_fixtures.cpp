@@ -1,0 +1,201 @@
+// Writes the files python/tests reads, with the C++ library, so that the
+// Python package is tested against what ckpt really writes:
+//
+//   write_fixtures DIR          every dtype with each codec, two manager runs,
+//                               the reliability suite's hostile files, and the
+//                               library's XXH3 of random bytes
+//   write_fixtures --dump FILE OUT
+//                               what the C++ Reader reads from FILE, for a
+//                               bit-for-bit comparison (OUT.json + OUT.bin)
+//
+// Every checkpoint written in DIR gets such a dump next to it.
+
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ckpt/ckpt.hpp"
+#include "reliability/hostile_files.hpp"
+
+namespace {
+
+// splitmix64: any bits, NaN and infinity patterns included, the same everywhere.
+std::uint64_t next_random(std::uint64_t& state) {
+  std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+std::vector<std::byte> random_bytes(std::size_t size, std::uint64_t seed) {
+  std::vector<std::byte> bytes(size);
+  for (std::byte& byte : bytes) byte = static_cast<std::byte>(next_random(seed) & 0xFF);
+  return bytes;
+}
+
+void write_json(const std::string& path, const nlohmann::json& value) {
+  std::ofstream(path) << value.dump(1) << "\n";
+}
+
+// OUT.bin holds every tensor's bytes as ckpt::Reader returns them, back to
+// back in file order; OUT.json names, dtypes, shapes and offsets into it.
+void dump(const std::string& path, const std::string& out) {
+  const ckpt::Reader reader(path);
+  std::ofstream bin(out + ".bin", std::ios::binary);
+  nlohmann::json tensors = nlohmann::json::array();
+  std::uint64_t offset = 0;
+  for (const ckpt::TensorInfo& info : reader.tensors()) {
+    const ckpt::Tensor tensor = reader.tensor(info.name);
+    bin.write(reinterpret_cast<const char*>(tensor.data()), static_cast<std::streamsize>(tensor.nbytes()));
+    tensors.push_back({{"name", info.name}, {"dtype", ckpt::dtype_name(info.dtype)}, {"shape", info.shape},
+                       {"codec", info.codec}, {"offset", offset}, {"nbytes", tensor.nbytes()}});
+    offset += tensor.nbytes();
+  }
+  write_json(out + ".json", {{"tensors", tensors}, {"metadata", reader.metadata()}});
+}
+
+// Every dtype in shapes that make one chunk, several chunks with a short last
+// one (chunk_bytes 96 holds 96, 48, 24 or 12 elements), a scalar and an empty tensor.
+void write_dtype_files(const std::string& dir) {
+  std::vector<std::vector<std::byte>> data;
+  std::vector<ckpt::NamedTensor> tensors;
+  const std::vector<ckpt::Shape> shapes = {{37}, {3, 5}, {2, 3, 50}, {}, {0, 4}};
+  std::uint64_t seed = 1;
+  for (ckpt::DType dtype : ckpt::all_dtypes) {
+    for (const ckpt::Shape& shape : shapes) {
+      data.push_back(random_bytes(ckpt::byte_size(dtype, shape), ++seed));
+      // A BOOL byte must be 0 or 1; safetensors readers may refuse others.
+      if (dtype == ckpt::DType::BOOL) {
+        for (std::byte& byte : data.back()) byte &= std::byte{1};
+      }
+      tensors.push_back({std::string(ckpt::dtype_name(dtype)) + "/rank" + std::to_string(shape.size()) +
+                             (ckpt::element_count(shape) == 0 ? "-empty" : ""),
+                         ckpt::TensorView(dtype, shape, data.back().data())});
+    }
+  }
+  for (const char* codec : {"raw", "zstd", "shuffle+zstd"}) {
+    ckpt::SaveOptions options;
+    options.codecs = codec;
+    options.chunk_bytes = 96;
+    const std::string path = dir + "/dtypes-" + (codec == std::string("shuffle+zstd") ? "shuffle_zstd" : codec);
+    ckpt::write_checkpoint(path + ".safetensors", tensors, {{"codec", codec}, {"nested", {{"a", {1, 2, 3}}}}},
+                           options);
+    dump(path + ".safetensors", path);
+  }
+}
+
+// The state of the manager runs: weights that move at each step, a frozen
+// tensor, a BF16 tensor, integers, and a tensor that appears from step 30 on.
+struct RunState {
+  std::vector<float> weight = std::vector<float>(12);
+  std::vector<float> frozen = std::vector<float>(5, 0.25f);
+  std::vector<ckpt::bfloat16> half = std::vector<ckpt::bfloat16>(8);
+  std::vector<std::int64_t> counts = std::vector<std::int64_t>(3);
+  std::optional<std::vector<float>> late;
+  std::uint64_t step = 0;
+
+  template <class Archive>
+  void describe(Archive& ar) {
+    ar("model/weight", ckpt::shaped(weight, {4, 3}))("model/frozen", frozen)("model/half", half);
+    ar("counts", counts)("late", late)("step", step);
+  }
+
+  void advance() {
+    ++step;
+    // The last row moves every 20 steps only: between checkpoints 10 steps
+    // apart, all or three quarters of the weights change.
+    for (std::size_t i = 0; i < weight.size(); ++i) {
+      if (i < 9 || step % 20 == 0) weight[i] += 0.5f * float(i) - float(step);
+    }
+    for (std::size_t i = 0; i < half.size(); ++i) half[i].bits = static_cast<std::uint16_t>(0x3F80 + step * 3 + i);
+    for (std::size_t i = 0; i < counts.size(); ++i) counts[i] = static_cast<std::int64_t>(step * (i + 1)) - 7;
+    if (step >= 30) late = std::vector<float>{float(step), -float(step)};
+  }
+};
+
+void write_run(const std::string& dir, const std::string& name_template, std::uint64_t steps) {
+  ckpt::ManagerOptions options;
+  options.name_template = name_template;
+  options.save_policy.every_steps = 10;
+  options.retention.max_to_keep = 0;
+  options.save.codecs = ckpt::CodecPolicy("raw").for_names("model/half", "shuffle+zstd");
+  double now = 1.7e9;
+  options.clock = [&now] { return now; };
+  ckpt::CheckpointManager manager(dir, options);
+  RunState state;
+  while (state.step < steps) {
+    state.advance();
+    now += 1;
+    const double step = static_cast<double>(state.step);
+    const ckpt::StepInfo info{state.step / 20, {{"loss", 1.0 / step}, {"val_loss", 2.0 / step}}};
+    manager.maybe_save(state.step, state, info);
+  }
+  for (const ckpt::CheckpointInfo& checkpoint : manager.list()) {
+    dump(checkpoint.path, checkpoint.path.substr(0, checkpoint.path.rfind('.')));
+  }
+}
+
+// Each hostile file of the reliability suite, with the ids the C++ reader
+// may refuse it with.
+void write_hostile_files(const std::string& dir) {
+  std::filesystem::create_directories(dir + "/hostile");
+  std::vector<ckpt::test::HostileFile> files = ckpt::test::hostile_safetensors_files();
+  for (ckpt::test::HostileFile& file : ckpt::test::hostile_ckpt_files(dir + "/hostile/scratch.ckpt")) {
+    files.push_back(std::move(file));
+  }
+  std::filesystem::remove(dir + "/hostile/scratch.ckpt");
+  nlohmann::json manifest = nlohmann::json::array();
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const std::string name = "hostile/" + std::to_string(i) + ".safetensors";
+    ckpt::test::write_file_bytes(dir + "/" + name, files[i].bytes);
+    nlohmann::json ids = nlohmann::json::array();
+    for (ckpt::ErrorId id : files[i].expected) ids.push_back(static_cast<int>(id));
+    manifest.push_back({{"file", name}, {"what", files[i].what}, {"expected", ids}});
+  }
+  write_json(dir + "/hostile.json", manifest);
+}
+
+// The library's checksum of prefixes of xxh3.bin (random bytes), at every
+// length class XXH3 treats differently (0, 1-3, 4-8, 9-16, 17-128, 129-240,
+// longer, several stripes and blocks).
+void write_checksums(const std::string& dir) {
+  const std::vector<std::byte> bytes = random_bytes((1 << 20) + 3, 4242);
+  ckpt::test::write_file_bytes(dir + "/xxh3.bin", bytes);
+  nlohmann::json values = nlohmann::json::object();
+  for (std::size_t size : {0, 1, 3, 4, 8, 9, 16, 17, 128, 129, 240, 241, 1024, 1025, 65536 + 7, (1 << 20) + 3}) {
+    values[std::to_string(size)] = ckpt::detail::checksum_to_hex(ckpt::detail::xxh3(bytes.data(), size));
+  }
+  write_json(dir + "/xxh3.json", values);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    if (argc == 4 && std::string(argv[1]) == "--dump") {
+      dump(argv[2], argv[3]);
+      return 0;
+    }
+    if (argc != 2) {
+      std::fprintf(stderr, "usage: write_fixtures DIR | write_fixtures --dump FILE OUT\n");
+      return 2;
+    }
+    const std::string dir = argv[1];
+    std::filesystem::create_directories(dir);
+    write_dtype_files(dir);
+    write_run(dir + "/run", "ckpt-{step:08}.safetensors", 60);
+    write_run(dir + "/run-template", "run-e{epoch:03}-{step:08}-{val_loss:.4f}.safetensors", 30);
+    write_hostile_files(dir);
+    write_checksums(dir);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "write_fixtures: %s\n", error.what());
+    return 1;
+  }
+  return 0;
+}
