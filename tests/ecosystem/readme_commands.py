@@ -5,7 +5,8 @@ written. Each line of those blocks (its comment aside) must be one of
   (the files git tracks or would track), exactly as written; installs land in
   DESTDIR, which the environment sets, so that the command text stays the
   README's; then what it should have done is checked;
-- COVERED by a named test of the suite, which must exist;
+- COVERED by a named test of the suite, which must exist (a GoogleTest
+  TEST(Suite, Name), or a pytest function when the suite is None);
 - CHECKED here without running it: `apt-get install` would change the machine
   (its packages must be installed and in .ci/packages, and a configure that
   sees no other package must succeed), and `bash .ci/test` is what CI runs.
@@ -34,6 +35,8 @@ COVERED = {
     "ckpt verify runs/exp1": [(CLI_TESTS, "CliVerify", "ADirectoryReportsEachFileAndFailsIfAnyIsCorrupt")],
     "ckpt convert model.ckpt model.npz": [(CLI_TESTS, "CliConvertRoundTrip", "KeepsEveryTensorDtypeAndTheMetadata")],
     "ckpt diff a.ckpt b.ckpt": [(CLI_TESTS, "CliDiff", "ReportsHowManyElementsDifferAndByHowMuch")],
+    "python3 -m venv --system-site-packages ~/venv && ~/venv/bin/pip install --no-index --no-build-isolation ./python":
+        [("python/tests/test_package.py", None, "test_the_package_installs_offline_into_a_venv_and_works")],
 }
 
 
@@ -181,8 +184,8 @@ RUN = {
 }
 
 
-def check_packages(command):
-    """apt-get install: the packages are installed and in .ci/packages, and they suffice."""
+def check_packages_listed(command):
+    """apt-get install: the packages are installed and in .ci/packages."""
     packages = command.split()[2:]
     listed = {re.sub(r"#.*", "", line).strip() for line in (source / ".ci/packages").read_text().splitlines()}
     for package in packages:
@@ -191,6 +194,11 @@ def check_packages(command):
         status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
         if status.stdout != "install ok installed":
             fail(f"{package} (from the README's apt-get line) is not installed here")
+
+
+def check_packages(command):
+    """The C++ apt-get line: its packages are listed and installed, and they suffice to configure."""
+    check_packages_listed(command)
     # A machine with only these packages: every other package the build looks
     # for is hidden, and the README's configure must still succeed.
     cmake_files = [clone / "CMakeLists.txt", *clone.glob("cmake/*.cmake"), *clone.glob("*/CMakeLists.txt"),
@@ -213,13 +221,16 @@ def check_ci_runs(command):
 CHECKED = {
     "apt-get install cmake g++ pkg-config nlohmann-json3-dev libxxhash-dev libzstd-dev": check_packages,
     "bash .ci/test": check_ci_runs,
+    "apt-get install python3-venv python3-setuptools python3-wheel python3-numpy python3-xxhash python3-zstandard "
+    "python3-matplotlib": check_packages_listed,
 }
 
 
 def check_covered(command):
     for path, suite, name in COVERED[command]:
         text = (source / path).read_text(encoding="utf-8")
-        if not re.search(rf"\bTEST(_F|_P)?\(\s*{suite},\s*{name}\s*\)", text):
+        pattern = rf"^def {name}\(" if suite is None else rf"\bTEST(_F|_P)?\(\s*{suite},\s*{name}\s*\)"
+        if not re.search(pattern, text, re.M):
             fail(f"README line '{command}' is mapped to {suite}.{name} in {path}, which has no such test")
 
 
