@@ -168,7 +168,7 @@ class Reader {
     try {
       codec = CodecRegistry::instance().make(record.codec);
     } catch (const Error& error) {
-      throw CodecError(ErrorId::codec_unknown, path_, record.name, detail::error_detail(error));
+      throw CodecError(ErrorId::codec_unknown, path_, record.name, error.message());
     }
     const std::uint64_t raw_bytes = byte_size(record.dtype, record.shape);
     if (raw_bytes != 0) {

@@ -61,7 +61,7 @@ inline SaveStats write_checkpoint(const std::string& path, const std::vector<Nam
     throw ArgumentError(ErrorId::argument_invalid, path, "",
                         "expected metadata strings in UTF-8, found: " + std::string(error.what()));
   } catch (const ArgumentError& error) {
-    throw ArgumentError(error.id(), path, "", detail::error_detail(error));
+    error.rethrow_with(path);
   }
 
   detail::AtomicFile file(path);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -120,6 +121,43 @@ class FailingCodec final : public ckpt::Codec {
     throw std::runtime_error("still out of coffee");
   }
 };
+
+// A codec that refuses as a codec should: with its own CodecError, which
+// knows no file or tensor.
+class RefusingCodec final : public ckpt::Codec {
+ public:
+  std::string name() const override { return "refusing"; }
+  void encode(const std::byte*, std::size_t, std::size_t, std::vector<std::byte>&) const override {
+    throw ckpt::CodecError(ErrorId::codec_encode, "", "", "refused to encode");
+  }
+  void decode(const std::byte*, std::size_t, std::size_t, std::byte*, std::size_t) const override {
+    throw ckpt::detail::decode_error("refused to decode");
+  }
+};
+
+TEST(Chunked, ACodecsOwnErrorKeepsItsIdAndWordsAndGainsFileTensorAndChunkOnce) {
+  const RefusingCodec refusing;
+  const auto input = ckpt_test::tensor_like_bytes(100);
+  std::vector<std::byte> out(100);
+  const auto expect_once = [](const std::function<void()>& action, ErrorId id, const std::string& message) {
+    try {
+      action();
+      ADD_FAILURE() << "expected " << message;
+    } catch (const ckpt::CodecError& error) {
+      EXPECT_EQ(error.id(), id);
+      EXPECT_EQ(error.file(), "a.safetensors");
+      EXPECT_EQ(error.tensor(), "w");
+      EXPECT_EQ(error.message(), message);
+      const std::string prefix = "[ckpt.codec_error." + std::to_string(static_cast<int>(id)) + "] ";
+      EXPECT_EQ(std::string(error.what()), prefix + "file 'a.safetensors': tensor 'w': " + message);
+    }
+  };
+  expect_once([&] { encode_chunked(refusing, input.data(), 100, 1, 40, 1, "a.safetensors", "w"); },
+              ErrorId::codec_encode, "codec 'refusing', chunk 0 of 3: refused to encode");
+  expect_once(
+      [&] { decode_chunked(refusing, input.data(), 100, {100}, 1000, 1, out.data(), 100, 1, "a.safetensors", "w"); },
+      ErrorId::codec_decode, "codec 'refusing', chunk 0 of 1: refused to decode");
+}
 
 TEST(Chunked, WrapsCodecFailuresNamingFileTensorCodecAndChunk) {
   const FailingCodec failing;

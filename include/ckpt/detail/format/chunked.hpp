@@ -31,13 +31,6 @@ inline std::size_t chunk_raw_bytes(std::size_t chunk_bytes, std::size_t element_
 
 inline std::size_t chunk_count(std::size_t size, std::size_t chunk) { return size / chunk + (size % chunk != 0); }
 
-// The message of `error` without the "[ckpt...] file '...': tensor '...': " prefix.
-inline std::string error_detail(const Error& error) {
-  const std::string prefix = format_error_message(error.id(), error.file(), error.tensor(), "");
-  const std::string what = error.what();
-  return what.compare(0, prefix.size(), prefix) == 0 ? what.substr(prefix.size()) : what;
-}
-
 // Rethrows the exception in flight as a CodecError naming the file, the tensor,
 // the codec and the chunk. A codec's own CodecError keeps its id; anything else
 // a codec throws becomes `fallback`.
@@ -48,9 +41,9 @@ inline std::string error_detail(const Error& error) {
   try {
     throw;
   } catch (const CodecError& error) {
-    throw CodecError(error.id(), file, tensor, where + error_detail(error));
+    error.rethrow_with(file, tensor, where);
   } catch (const Error& error) {
-    throw CodecError(fallback, file, tensor, where + error_detail(error));
+    throw CodecError(fallback, file, tensor, where + error.message());
   } catch (const std::exception& error) {
     throw CodecError(fallback, file, tensor, where + error.what());
   } catch (...) {

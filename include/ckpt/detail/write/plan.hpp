@@ -99,10 +99,8 @@ class CodecCache {
     if (found == codecs_.end()) {
       try {
         found = codecs_.emplace(spec, CodecRegistry::instance().make(spec)).first;
-      } catch (const CodecError& error) {
-        throw CodecError(error.id(), path, tensor, error_detail(error));
-      } catch (const ArgumentError& error) {
-        throw ArgumentError(error.id(), path, tensor, error_detail(error));
+      } catch (const Error& error) {
+        error.rethrow_with(path, tensor);
       }
     }
     return *found->second;
