@@ -46,7 +46,9 @@ enum class ErrorId : int {
   // StateError (manager and lifecycle)
   state_locked = 701,
   state_not_found = 702,
-  state_async_failed = 703,
+  // Retired: a failed async save now reaches the caller as the error it
+  // failed with (a full disk stays io_no_space). The number is never reused.
+  state_async_failed [[deprecated("a failed async save is thrown with its own class and id")]] = 703,
 };
 
 namespace detail {
@@ -155,7 +157,7 @@ class CodecError : public detail::ErrorOfKind<CodecError> { using ErrorOfKind::E
 class MismatchError : public detail::ErrorOfKind<MismatchError> { using ErrorOfKind::ErrorOfKind; };
 // A caller passed a bad argument (name, option, shape).
 class ArgumentError : public detail::ErrorOfKind<ArgumentError> { using ErrorOfKind::ErrorOfKind; };
-// A lifecycle problem: a locked directory, a missing checkpoint, a failed async save.
+// A lifecycle problem: a locked directory, a missing checkpoint.
 class StateError : public detail::ErrorOfKind<StateError> { using ErrorOfKind::ErrorOfKind; };
 
 }  // namespace ckpt
