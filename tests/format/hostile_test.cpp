@@ -273,6 +273,10 @@ TEST_F(FormatCkptMetadata, UnknownCodecNamesTheCodecAndTheKnownOnes) {
   EXPECT_EQ(reader.tensor("weights").data_as<float>()[3], 4.0f);
   CKPT_EXPECT_ERROR(reader.tensor("packed"), ckpt::CodecError, ErrorId::codec_unknown, path_, "tensor 'packed'",
                     "lz-nonexistent", "known codecs", "raw");
+  // The reader looks a codec up once, and says so again on every read that needs it.
+  std::vector<std::int32_t> out(packed_.size());
+  CKPT_EXPECT_ERROR(reader.read_into("packed", out.data(), out.size() * sizeof(std::int32_t)), ckpt::CodecError,
+                    ErrorId::codec_unknown, path_, "tensor 'packed'", "lz-nonexistent");
 }
 
 TEST_F(FormatCkptMetadata, CorruptCompressedBytesWithMatchingChecksumAreADecodeError) {
