@@ -123,7 +123,8 @@ class HeaderParser {
     const std::uint64_t size = load_le64(bytes_);
     if (size > max_header_bytes) {
       fail(ErrorId::format_header_size, "",
-           "expected a header size of at most 100000000 bytes, found " + std::to_string(size));
+           "expected a header size of at most " + std::to_string(max_header_bytes) + " bytes, found " +
+               std::to_string(size));
     }
     if (size > file_size_ - 8) {
       fail(ErrorId::format_truncated, "",
@@ -304,7 +305,7 @@ class HeaderParser {
     }
     record.codec = codec->get<std::string>();
     const auto stored_xxh3 = checksum_of(info, "xxh3");
-    if (!stored_xxh3) fail_tensor_info(record.name, info, "an xxh3 checksum of 16 lowercase hex digits");
+    if (!stored_xxh3) fail_tensor_info(record.name, info, "an xxh3 checksum" + hex_digits_text());
     record.stored_xxh3 = *stored_xxh3;
     record.checksummed = true;
     if (!record.encoded()) {
@@ -331,12 +332,16 @@ class HeaderParser {
     check_chunk_table(*raw_bytes, dtype_size(*parsed_dtype), *chunk_bytes, *chunks, record.stored_bytes(), file_,
                       record.name);
     const auto raw_xxh3 = checksum_of(info, "raw_xxh3");
-    if (!raw_xxh3) fail_tensor_info(record.name, info, "a raw_xxh3 checksum of 16 lowercase hex digits");
+    if (!raw_xxh3) fail_tensor_info(record.name, info, "a raw_xxh3 checksum" + hex_digits_text());
     record.dtype = *parsed_dtype;
     record.shape = *shape;
     record.chunk_bytes = *chunk_bytes;
     record.chunk_sizes = *chunks;
     record.raw_xxh3 = *raw_xxh3;
+  }
+
+  static std::string hex_digits_text() {
+    return " of " + std::to_string(checksum_hex_digits) + " lowercase hex digits";
   }
 
   static std::optional<std::uint64_t> checksum_of(const nlohmann::json& info, const char* key) {
