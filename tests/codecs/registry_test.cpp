@@ -4,6 +4,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ckpt/ckpt.hpp"
@@ -130,6 +131,18 @@ TEST(CodecResolution, ASaveAndAReaderMakeEachCodecOnce) {
   EXPECT_EQ(c_read, c);
   reader.verify();
   EXPECT_EQ(made.load(), 1) << "reading every tensor, twice, made the codec once";
+
+  // Threads racing for a codec nobody asked for yet still make it once.
+  made = 0;
+  const ckpt::Reader raced(path);
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 4; ++i) {
+    readers.emplace_back([&raced] {
+      for (const char* name : {"a", "b", "c"}) raced.tensor(name);
+    });
+  }
+  for (std::thread& thread : readers) thread.join();
+  EXPECT_EQ(made.load(), 1) << "four threads reading every tensor made the codec once";
 }
 
 TEST(RawCodec, RoundTripsAndRefusesWrongSizes) {
