@@ -1,5 +1,6 @@
 #pragma once
 
+#include <exception>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -45,7 +46,9 @@ enum class ErrorId : int {
   // StateError (manager and lifecycle)
   state_locked = 701,
   state_not_found = 702,
-  state_async_failed = 703,
+  // Retired: a failed async save now reaches the caller as the error it
+  // failed with (a full disk stays io_no_space). The number is never reused.
+  state_async_failed [[deprecated("a failed async save is thrown with its own class and id")]] = 703,
 };
 
 namespace detail {
@@ -62,50 +65,99 @@ inline const char* error_kind(ErrorId id) {
   }
 }
 
-// "[ckpt.format_error.205] file 'a.safetensors': tensor 'w': <what>"
+// "[ckpt.format_error.205] file 'a.safetensors': tensor 'w': <message>"
 inline std::string format_error_message(ErrorId id, const std::string& file, const std::string& tensor,
-                                        const std::string& what) {
-  std::string message = "[ckpt." + std::string(error_kind(id)) + "." + std::to_string(static_cast<int>(id)) + "] ";
-  if (!file.empty()) message += "file '" + file + "': ";
-  if (!tensor.empty()) message += "tensor '" + tensor + "': ";
-  return message + what;
+                                        const std::string& message) {
+  std::string text = "[ckpt." + std::string(error_kind(id)) + "." + std::to_string(static_cast<int>(id)) + "] ";
+  if (!file.empty()) text += "file '" + file + "': ";
+  if (!tensor.empty()) text += "tensor '" + tensor + "': ";
+  return text + message;
 }
 
 }  // namespace detail
 
-// Base of every exception ckpt throws. `file()` and `tensor()` are empty when
-// the error concerns no file or no single tensor.
+// Base of every exception ckpt throws. An error keeps its parts as fields:
+// the id, the file and the tensor it concerns (empty when it concerns no file
+// or no single tensor) and the message; what() is built from them once.
 class Error : public std::runtime_error {
  public:
-  Error(ErrorId id, std::string file, std::string tensor, const std::string& what)
-      : std::runtime_error(detail::format_error_message(id, file, tensor, what)),
+  Error(ErrorId id, std::string file, std::string tensor, std::string message)
+      : std::runtime_error(detail::format_error_message(id, file, tensor, message)),
         id_(id),
         file_(std::move(file)),
-        tensor_(std::move(tensor)) {}
+        tensor_(std::move(tensor)),
+        message_(std::move(message)) {}
 
   ErrorId id() const noexcept { return id_; }
   const std::string& file() const noexcept { return file_; }
   const std::string& tensor() const noexcept { return tensor_; }
+  // What went wrong, without the "[ckpt.kind.id] file '...': tensor '...': "
+  // that what() puts before it.
+  const std::string& message() const noexcept { return message_; }
+
+  // Throws this error again, of its own class and with its own id, naming
+  // `file` and `tensor` where it named none and with `context` (such as
+  // "codec 'zstd', chunk 3 of 8: ") before its message. Code that knows more
+  // than the thrower (a codec knows no file, a tensor_traits hook no name)
+  // adds it this way, so nothing ever picks apart the text of what().
+  [[noreturn]] void rethrow_with(const std::string& file, const std::string& tensor = {},
+                                 const std::string& context = {}) const {
+    std::rethrow_exception(in_context(file, tensor, context));
+  }
+
+ protected:
+  // This error with the context of rethrow_with, as an exception of the
+  // class each kind gives (see detail::ErrorOfKind).
+  virtual std::exception_ptr in_context(const std::string& file, const std::string& tensor,
+                                        const std::string& context) const {
+    return in_context_as<Error>(file, tensor, context);
+  }
+
+  template <class Kind>
+  std::exception_ptr in_context_as(const std::string& file, const std::string& tensor,
+                                   const std::string& context) const {
+    return std::make_exception_ptr(
+        Kind(id_, file_.empty() ? file : file_, tensor_.empty() ? tensor : tensor_, context + message_));
+  }
 
  private:
   ErrorId id_;
   std::string file_;
   std::string tensor_;
+  std::string message_;
 };
 
+namespace detail {
+
+// The base of each kind of error: makes rethrow_with throw the kind itself,
+// so that adding context never turns an IoError into a plain Error.
+template <class Kind>
+class ErrorOfKind : public Error {
+ public:
+  using Error::Error;
+
+ protected:
+  std::exception_ptr in_context(const std::string& file, const std::string& tensor,
+                                const std::string& context) const override {
+    return in_context_as<Kind>(file, tensor, context);
+  }
+};
+
+}  // namespace detail
+
 // The operating system refused an operation (open, write, fsync, rename, ...).
-class IoError : public Error { using Error::Error; };
+class IoError : public detail::ErrorOfKind<IoError> { using ErrorOfKind::ErrorOfKind; };
 // The file is not a well-formed checkpoint / safetensors container.
-class FormatError : public Error { using Error::Error; };
+class FormatError : public detail::ErrorOfKind<FormatError> { using ErrorOfKind::ErrorOfKind; };
 // A checksum does not match: the bytes on disk changed after they were written.
-class IntegrityError : public Error { using Error::Error; };
+class IntegrityError : public detail::ErrorOfKind<IntegrityError> { using ErrorOfKind::ErrorOfKind; };
 // A codec is unknown, or refused to encode or decode.
-class CodecError : public Error { using Error::Error; };
+class CodecError : public detail::ErrorOfKind<CodecError> { using ErrorOfKind::ErrorOfKind; };
 // The file is fine but does not match the state it is loaded into.
-class MismatchError : public Error { using Error::Error; };
+class MismatchError : public detail::ErrorOfKind<MismatchError> { using ErrorOfKind::ErrorOfKind; };
 // A caller passed a bad argument (name, option, shape).
-class ArgumentError : public Error { using Error::Error; };
-// A lifecycle problem: a locked directory, a missing checkpoint, a failed async save.
-class StateError : public Error { using Error::Error; };
+class ArgumentError : public detail::ErrorOfKind<ArgumentError> { using ErrorOfKind::ErrorOfKind; };
+// A lifecycle problem: a locked directory, a missing checkpoint.
+class StateError : public detail::ErrorOfKind<StateError> { using ErrorOfKind::ErrorOfKind; };
 
 }  // namespace ckpt

@@ -312,9 +312,11 @@ class CheckpointManager {
       try {
         commit(*pending, started, blocked);
       } catch (const Error& error) {
-        throw StateError(ErrorId::state_async_failed, pending->checkpoint.path, error.tensor(),
-                         "background save of step " + std::to_string(pending->checkpoint.step) +
-                             " failed: " + error.what());
+        // The caller learns which save failed and gets the error as a
+        // synchronous save would throw it: a full disk stays IoError 103.
+        // Anything that is not a ckpt error travels unchanged.
+        error.rethrow_with(pending->checkpoint.path, "",
+                           "background save of step " + std::to_string(pending->checkpoint.step) + ": ");
       }
     });
     return true;

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,13 +55,17 @@ class Reader {
     raw_metadata_ = std::move(header.raw_metadata);
     records_ = std::move(header.tensors);
     verified_ = std::make_unique<std::atomic<bool>[]>(records_.size());
+    codec_of_.assign(records_.size(), no_codec);
+    std::map<std::string_view, std::size_t> codec_numbers;
     for (std::size_t i = 0; i < records_.size(); ++i) {
       const detail::TensorRecord& record = records_[i];
       infos_.push_back(TensorInfo{record.name, record.dtype, record.shape, record.codec, record.stored_bytes(),
                                   data_start_ + record.begin, record.checksummed});
       index_.emplace(record.name, i);
       verified_[i].store(false, std::memory_order_relaxed);
+      if (record.encoded()) codec_of_[i] = codec_numbers.emplace(record.codec, codec_numbers.size()).first->second;
     }
+    codecs_ = std::make_unique<LazyCodec[]>(codec_numbers.size());
   }
 
   const std::string& path() const noexcept { return path_; }
@@ -161,18 +166,32 @@ class Reader {
     return data;
   }
 
+  // The codec of an encoded tensor, made from the registry on the first read
+  // that needs it and shared by every tensor naming it: later reads neither
+  // parse the name nor lock the registry again. A codec the registry cannot
+  // make is reported on each read of a tensor that needs it, so the file's
+  // other tensors stay readable.
+  const Codec& codec_for(std::size_t index) const {
+    const detail::TensorRecord& record = records_[index];
+    LazyCodec& slot = codecs_[codec_of_[index]];
+    std::call_once(slot.once, [&] {
+      try {
+        slot.codec = CodecRegistry::instance().make(record.codec);
+      } catch (const Error& error) {
+        slot.problem = error.message();
+      }
+    });
+    if (!slot.codec) throw CodecError(ErrorId::codec_unknown, path_, record.name, slot.problem);
+    return *slot.codec;
+  }
+
   void decode_into(std::size_t index, std::byte* out, bool verify) const {
     const detail::TensorRecord& record = records_[index];
     const std::byte* stored = checked_stored_bytes(index, verify, true);
-    std::shared_ptr<const Codec> codec;
-    try {
-      codec = CodecRegistry::instance().make(record.codec);
-    } catch (const Error& error) {
-      throw CodecError(ErrorId::codec_unknown, path_, record.name, detail::error_detail(error));
-    }
+    const Codec& codec = codec_for(index);
     const std::uint64_t raw_bytes = byte_size(record.dtype, record.shape);
     if (raw_bytes != 0) {
-      detail::decode_chunked(*codec, stored, record.stored_bytes(), record.chunk_sizes, record.chunk_bytes,
+      detail::decode_chunked(codec, stored, record.stored_bytes(), record.chunk_sizes, record.chunk_bytes,
                              dtype_size(record.dtype), out, raw_bytes, options_.threads, path_, record.name);
     }
     const std::uint64_t found = verify ? detail::xxh3(out, raw_bytes) : record.raw_xxh3;
@@ -195,6 +214,15 @@ class Reader {
   std::vector<TensorInfo> infos_;
   std::map<std::string, std::size_t, std::less<>> index_;
   std::unique_ptr<std::atomic<bool>[]> verified_;
+
+  struct LazyCodec {
+    std::once_flag once;
+    std::shared_ptr<const Codec> codec;  // null when the registry could not make it
+    std::string problem;                 // then: why
+  };
+  static constexpr std::size_t no_codec = static_cast<std::size_t>(-1);
+  std::vector<std::size_t> codec_of_;    // per record: its entry in codecs_, or no_codec for raw tensors
+  std::unique_ptr<LazyCodec[]> codecs_;  // one per codec name the file uses
 };
 
 }  // namespace ckpt

@@ -46,7 +46,8 @@ inline SaveStats write_checkpoint(const std::string& path, const std::vector<Nam
   }
   if (options.chunk_bytes == 0 || options.chunk_bytes > detail::max_chunk_bytes) {
     throw ArgumentError(ErrorId::argument_invalid, path, "",
-                        "expected chunk_bytes between 1 and 2^30, found " + std::to_string(options.chunk_bytes));
+                        "expected chunk_bytes between 1 and " + std::to_string(detail::max_chunk_bytes) + ", found " +
+                            std::to_string(options.chunk_bytes));
   }
   detail::check_tensor_arguments(path, tensors);
   const std::vector<detail::PlannedTensor> plan = detail::plan_tensors(path, tensors, options.codecs, {options.chunk_bytes, options.threads});
@@ -61,7 +62,7 @@ inline SaveStats write_checkpoint(const std::string& path, const std::vector<Nam
     throw ArgumentError(ErrorId::argument_invalid, path, "",
                         "expected metadata strings in UTF-8, found: " + std::string(error.what()));
   } catch (const ArgumentError& error) {
-    throw ArgumentError(error.id(), path, "", detail::error_detail(error));
+    error.rethrow_with(path);
   }
 
   detail::AtomicFile file(path);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -90,9 +91,10 @@ TEST(Chunked, RejectsInvalidChunkOrElementSize) {
       [&] { encode_chunked(raw, data, 4, 4, 0, 1, "f.safetensors", "w"); }, ErrorId::argument_invalid,
       {"f.safetensors", "'w'", "chunk size 0"});
   std::byte out[4];
-  ckpt_test::expect_error<ckpt::CodecError>(
-      [&] { decode_chunked(raw, data, 4, {4}, 1024, 0, out, 4, 1, "f.safetensors", "w"); }, ErrorId::codec_decode,
-      {"f.safetensors", "'w'", "invalid chunk size"});
+  // The chunk table's rule (chunk_table.hpp): a malformed table, as the header parser reports it.
+  ckpt_test::expect_error<ckpt::FormatError>(
+      [&] { decode_chunked(raw, data, 4, {4}, 1024, 0, out, 4, 1, "f.safetensors", "w"); }, ErrorId::format_metadata,
+      {"f.safetensors", "'w'", "positive multiple of the element size 0", "found 0"});
 }
 
 TEST(Chunked, UserCodecWorksEndToEnd) {
@@ -120,6 +122,43 @@ class FailingCodec final : public ckpt::Codec {
     throw std::runtime_error("still out of coffee");
   }
 };
+
+// A codec that refuses as a codec should: with its own CodecError, which
+// knows no file or tensor.
+class RefusingCodec final : public ckpt::Codec {
+ public:
+  std::string name() const override { return "refusing"; }
+  void encode(const std::byte*, std::size_t, std::size_t, std::vector<std::byte>&) const override {
+    throw ckpt::CodecError(ErrorId::codec_encode, "", "", "refused to encode");
+  }
+  void decode(const std::byte*, std::size_t, std::size_t, std::byte*, std::size_t) const override {
+    throw ckpt::detail::decode_error("refused to decode");
+  }
+};
+
+TEST(Chunked, ACodecsOwnErrorKeepsItsIdAndWordsAndGainsFileTensorAndChunkOnce) {
+  const RefusingCodec refusing;
+  const auto input = ckpt_test::tensor_like_bytes(100);
+  std::vector<std::byte> out(100);
+  const auto expect_once = [](const std::function<void()>& action, ErrorId id, const std::string& message) {
+    try {
+      action();
+      ADD_FAILURE() << "expected " << message;
+    } catch (const ckpt::CodecError& error) {
+      EXPECT_EQ(error.id(), id);
+      EXPECT_EQ(error.file(), "a.safetensors");
+      EXPECT_EQ(error.tensor(), "w");
+      EXPECT_EQ(error.message(), message);
+      const std::string prefix = "[ckpt.codec_error." + std::to_string(static_cast<int>(id)) + "] ";
+      EXPECT_EQ(std::string(error.what()), prefix + "file 'a.safetensors': tensor 'w': " + message);
+    }
+  };
+  expect_once([&] { encode_chunked(refusing, input.data(), 100, 1, 40, 1, "a.safetensors", "w"); },
+              ErrorId::codec_encode, "codec 'refusing', chunk 0 of 3: refused to encode");
+  expect_once(
+      [&] { decode_chunked(refusing, input.data(), 100, {100}, 1000, 1, out.data(), 100, 1, "a.safetensors", "w"); },
+      ErrorId::codec_decode, "codec 'refusing', chunk 0 of 1: refused to decode");
+}
 
 TEST(Chunked, WrapsCodecFailuresNamingFileTensorCodecAndChunk) {
   const FailingCodec failing;
@@ -149,23 +188,35 @@ class CorruptStream : public ::testing::TestWithParam<std::string> {
                    "model.safetensors", "layer/w");
   }
 
-  // One thread, so the first failing chunk is the one the message names.
-
-  void expect_rejected(const std::vector<std::byte>& stored, const std::vector<std::uint64_t>& chunk_sizes,
-                       std::size_t out_size, std::initializer_list<std::string> fragments) {
-    std::vector<std::string> all = {"model.safetensors", "layer/w"};
-    all.insert(all.end(), fragments);
+  // Decodes on one thread, so the first failing chunk is the one the message
+  // names, and expects an `Error` with `id` naming the file, the tensor and
+  // every fragment.
+  template <class Error>
+  void expect_refused(const std::vector<std::byte>& stored, const std::vector<std::uint64_t>& chunk_sizes,
+                      std::size_t out_size, ErrorId id, std::initializer_list<std::string> fragments) {
     try {
       decode(stored, chunk_sizes, out_size, 1);
       ADD_FAILURE() << "corrupt stream accepted";
-    } catch (const ckpt::CodecError& error) {
-      EXPECT_EQ(error.id(), ErrorId::codec_decode);
+    } catch (const Error& error) {
+      EXPECT_EQ(error.id(), id);
       EXPECT_EQ(error.file(), "model.safetensors");
       EXPECT_EQ(error.tensor(), "layer/w");
-      for (const std::string& fragment : all) {
-        EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos) << error.what() << " / " << fragment;
+      for (const std::string& fragment : fragments) {
+        EXPECT_NE(error.message().find(fragment), std::string::npos) << error.what() << " / " << fragment;
       }
     }
+  }
+
+  // A chunk table that breaks the rule is refused before any chunk is
+  // decoded, with the header parser's error.
+  void expect_table_refused(const std::vector<std::uint64_t>& chunk_sizes, std::size_t out_size,
+                            std::initializer_list<std::string> fragments) {
+    expect_refused<ckpt::FormatError>(encoded.bytes, chunk_sizes, out_size, ErrorId::format_metadata, fragments);
+  }
+
+  void expect_rejected(const std::vector<std::byte>& stored, const std::vector<std::uint64_t>& chunk_sizes,
+                       std::size_t out_size, std::initializer_list<std::string> fragments) {
+    expect_refused<ckpt::CodecError>(stored, chunk_sizes, out_size, ErrorId::codec_decode, fragments);
   }
 
   std::shared_ptr<const ckpt::Codec> codec;
@@ -174,23 +225,26 @@ class CorruptStream : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(CorruptStream, ChunkSizesThatDoNotAddUpAreRejected) {
+  const std::string stored = std::to_string(encoded.bytes.size());
   auto sizes = encoded.chunk_sizes;
   sizes[1] += 1;
-  expect_rejected(encoded.bytes, sizes, input.size(), {"add up to more than"});
+  expect_table_refused(sizes, input.size(), {"adding up to the " + stored + " stored bytes, found more"});
   sizes = encoded.chunk_sizes;
   sizes[2] -= 1;
-  expect_rejected(encoded.bytes, sizes, input.size(), {"add up to"});
+  expect_table_refused(sizes, input.size(),
+                       {"adding up to the " + stored + " stored bytes, found " +
+                        std::to_string(encoded.bytes.size() - 1)});
   sizes = encoded.chunk_sizes;
   sizes[0] = ~std::uint64_t(0);  // would overflow a naive sum
-  expect_rejected(encoded.bytes, sizes, input.size(), {"add up to more than"});
+  expect_table_refused(sizes, input.size(), {"found more"});
 }
 
 TEST_P(CorruptStream, WrongChunkCountIsRejected) {
   auto sizes = encoded.chunk_sizes;
   sizes.push_back(0);
-  expect_rejected(encoded.bytes, sizes, input.size(), {"expected 3 chunks", "found 4"});
+  expect_table_refused(sizes, input.size(), {"expected 3 chunk sizes for 12000 bytes in chunks of 4096, found 4"});
   // Claiming a larger tensor than the chunks hold.
-  expect_rejected(encoded.bytes, encoded.chunk_sizes, input.size() + 4096, {"expected 4 chunks"});
+  expect_table_refused(encoded.chunk_sizes, input.size() + 4096, {"expected 4 chunk sizes", "found 3"});
 }
 
 TEST_P(CorruptStream, TruncatedChunksAreRejected) {

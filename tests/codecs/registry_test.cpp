@@ -1,9 +1,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "ckpt/ckpt.hpp"
+#include "support/temp_dir.hpp"
 #include "test_support.hpp"
 #include "xor_codec.hpp"
 
@@ -80,6 +85,64 @@ TEST(CodecRegistry, UserCodecIsFoundByNameWithParameters) {
   ASSERT_EQ(encoded.size(), 3u);
   EXPECT_EQ(encoded[0], std::byte{17});
   EXPECT_EQ(encoded[1], std::byte{1 ^ 17});
+}
+
+// Stores bytes unchanged under its own name, so that its factory can count
+// how often a writer or reader asks the registry for it.
+class CountedCodec final : public ckpt::Codec {
+ public:
+  std::string name() const override { return "counted"; }
+  void encode(const std::byte* data, std::size_t size, std::size_t element_size,
+              std::vector<std::byte>& out) const override {
+    raw_.encode(data, size, element_size, out);
+  }
+  void decode(const std::byte* data, std::size_t size, std::size_t element_size, std::byte* out,
+              std::size_t out_size) const override {
+    raw_.decode(data, size, element_size, out, out_size);
+  }
+
+ private:
+  ckpt::RawCodec raw_;
+};
+
+TEST(CodecResolution, ASaveAndAReaderMakeEachCodecOnce) {
+  static std::atomic<int> made{0};
+  CodecRegistry::instance().register_codec("counted", [](const std::string&) {
+    ++made;
+    return std::make_shared<const CountedCodec>();
+  });
+  ckpt::test::TempDir dir;
+  const std::string path = dir.file("counted.safetensors");
+  const std::vector<float> a(300, 1.0f), b(200, 2.0f), c(100, 3.0f);
+  ckpt::SaveOptions options;
+  options.codecs = ckpt::CodecPolicy("counted");
+  options.chunk_bytes = 256;  // several chunks per tensor
+  ckpt::write_checkpoint(path, {{"a", ckpt::TensorView(a.data(), {300})}, {"b", ckpt::TensorView(b.data(), {200})},
+                                {"c", ckpt::TensorView(c.data(), {100})}},
+                         nullptr, options);
+  EXPECT_EQ(made.exchange(0), 1) << "a save makes each codec spec once";
+
+  const ckpt::Reader reader(path);
+  EXPECT_EQ(made.load(), 0) << "opening makes no codec, so a file with an unknown one still opens";
+  EXPECT_EQ(reader.tensor("a").data_as<float>()[299], 1.0f);
+  EXPECT_EQ(reader.tensor("b").data_as<float>()[199], 2.0f);
+  std::vector<float> c_read(100);
+  reader.read_into("c", c_read.data(), c_read.size() * sizeof(float));
+  EXPECT_EQ(c_read, c);
+  reader.verify();
+  EXPECT_EQ(made.load(), 1) << "reading every tensor, twice, made the codec once";
+
+  // Threads racing for a codec nobody asked for yet still make it once.
+  made = 0;
+  const ckpt::Reader raced(path);
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 4; ++i) {
+    readers.emplace_back([&raced] {
+      for (const char* name : {"a", "b", "c"}) raced.tensor(name);
+    });
+  }
+  for (std::thread& thread : readers) thread.join();
+  EXPECT_EQ(made.load(), 1) << "four threads reading every tensor made the codec once";
 }
 
 TEST(RawCodec, RoundTripsAndRefusesWrongSizes) {

@@ -2,10 +2,13 @@
 // right error class, id and a message naming the file, the tensor and what
 // was expected versus found; never undefined behaviour or a large allocation.
 #include <algorithm>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "ckpt/detail/format/chunked.hpp"
 #include "format_test_support.hpp"
 
 namespace {
@@ -162,6 +165,37 @@ TEST_F(FormatCkptMetadata, ChunkSizesThatDoNotAddUpAreRefused) {
                  {"tensor 'packed'", "adding up to the"});
 }
 
+// One rule, one error: the decoder refuses a chunk table exactly as the
+// header parser does, whichever of them meets it first.
+TEST_F(FormatCkptMetadata, ParserAndDecoderRefuseABadChunkTableWithTheSameError) {
+  std::vector<std::uint64_t> chunks;
+  rewrite_metadata_json(path_, "ckpt.tensors", [&](nlohmann::ordered_json& infos) {
+    infos["packed"]["chunks"].push_back(1);
+    chunks = infos["packed"]["chunks"].get<std::vector<std::uint64_t>>();
+  });
+  std::uint64_t stored_bytes = 0;
+  for (std::size_t i = 0; i + 1 < chunks.size(); ++i) stored_bytes += chunks[i];  // as the tensor's offsets say
+  const auto refusal = [](const std::function<void()>& action) -> std::optional<ckpt::FormatError> {
+    try {
+      action();
+    } catch (const ckpt::FormatError& error) {
+      return error;
+    }
+    return std::nullopt;
+  };
+  const auto parsed = refusal([&] { ckpt::Reader{path_}; });
+  std::vector<std::byte> stored(stored_bytes), out(packed_.size() * sizeof(std::int32_t));
+  const auto decoded = refusal([&] {
+    ckpt::detail::decode_chunked(ckpt::RawCodec(), stored.data(), stored.size(), chunks, 64, sizeof(std::int32_t),
+                                 out.data(), out.size(), 1, path_, "packed");
+  });
+  ASSERT_TRUE(parsed && decoded);
+  EXPECT_EQ(parsed->id(), ErrorId::format_metadata);
+  EXPECT_EQ(decoded->id(), parsed->id());
+  EXPECT_EQ(std::string(decoded->what()), parsed->what());
+  EXPECT_EQ(parsed->message(), "expected 7 chunk sizes for 400 bytes in chunks of 64, found 8");
+}
+
 TEST_F(FormatCkptMetadata, HugeDeclaredShapeIsRefusedBeforeAnyAllocation) {
   expect_refused([](nlohmann::ordered_json& infos) { infos["packed"]["shape"] = {1ULL << 62, 1ULL << 62}; },
                  ErrorId::format_metadata, {"tensor 'packed'", "fits 64 bits"});
@@ -239,6 +273,10 @@ TEST_F(FormatCkptMetadata, UnknownCodecNamesTheCodecAndTheKnownOnes) {
   EXPECT_EQ(reader.tensor("weights").data_as<float>()[3], 4.0f);
   CKPT_EXPECT_ERROR(reader.tensor("packed"), ckpt::CodecError, ErrorId::codec_unknown, path_, "tensor 'packed'",
                     "lz-nonexistent", "known codecs", "raw");
+  // The reader looks a codec up once, and says so again on every read that needs it.
+  std::vector<std::int32_t> out(packed_.size());
+  CKPT_EXPECT_ERROR(reader.read_into("packed", out.data(), out.size() * sizeof(std::int32_t)), ckpt::CodecError,
+                    ErrorId::codec_unknown, path_, "tensor 'packed'", "lz-nonexistent");
 }
 
 TEST_F(FormatCkptMetadata, CorruptCompressedBytesWithMatchingChecksumAreADecodeError) {

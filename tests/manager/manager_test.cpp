@@ -410,6 +410,24 @@ class InstalledFileSystem {
   ~InstalledFileSystem() { ckpt::detail::set_file_system(nullptr); }
 };
 
+// Runs `call`, which must report the full disk a background save of `step`
+// to `path` ran into: as the IoError a synchronous save throws (class and
+// id kept), naming the checkpoint once and the step.
+void expect_background_disk_full(const std::function<void()>& call, const std::string& path, std::uint64_t step) {
+  try {
+    call();
+    ADD_FAILURE() << "expected the failure of the background save of step " << step;
+  } catch (const ckpt::IoError& error) {
+    const std::string what = error.what();
+    EXPECT_EQ(error.id(), ckpt::ErrorId::io_no_space) << what;
+    EXPECT_EQ(error.file(), path) << what;
+    EXPECT_EQ(error.message().rfind("background save of step " + std::to_string(step) + ": the disk is full", 0), 0u)
+        << what;
+    EXPECT_EQ(what.find(path), what.rfind(path)) << "the file is named more than once: " << what;
+    EXPECT_EQ(what.find("[ckpt."), what.rfind("[ckpt.")) << "an error is nested in another: " << what;
+  }
+}
+
 TEST(CheckpointManagerAsync, BackgroundFailureIsReportedByTheNextCallThenCleared) {
   ckpt::test::TempDir directory;
   CheckpointManager manager(directory.path(), async_keep(0));
@@ -419,8 +437,8 @@ TEST(CheckpointManagerAsync, BackgroundFailureIsReportedByTheNextCallThenCleared
   {
     InstalledFileSystem installed(full);
     ASSERT_TRUE(manager.save(2, state_at(2)));  // only stages: nothing is written on this thread
-    expect_error([&] { manager.save(3, state_at(3)); }, ckpt::ErrorId::state_async_failed,
-                 {"step 2", "ckpt-00000002.safetensors", "disk is full"});
+    expect_background_disk_full([&] { manager.save(3, state_at(3)); }, directory.file("ckpt-00000002.safetensors"),
+                                2);
   }
   manager.wait();  // reported once: nothing left to throw
   EXPECT_EQ(steps_of(manager.list()), (std::vector<std::uint64_t>{1}));
@@ -431,13 +449,36 @@ TEST(CheckpointManagerAsync, BackgroundFailureIsReportedByTheNextCallThenCleared
   EXPECT_EQ(steps_of(manager.list()), (std::vector<std::uint64_t>{1, 4}));
 }
 
-TEST(CheckpointManagerAsync, WaitReportsTheFailure) {
+TEST(CheckpointManagerAsync, WaitAndTheNextMaybeSaveReportTheFailureAsItsOwnError) {
   ckpt::test::TempDir directory;
-  CheckpointManager manager(directory.path(), async_keep(0));
+  ManagerOptions options = async_keep(0);
+  options.save_policy.every_steps = 1;
+  CheckpointManager manager(directory.path(), options);
   FullDisk full;
   InstalledFileSystem installed(full);
-  manager.save(1, state_at(1));
-  expect_error([&] { manager.wait(); }, ckpt::ErrorId::state_async_failed, {"ckpt-00000001.safetensors"});
+  ASSERT_TRUE(manager.maybe_save(1, state_at(1)));
+  expect_background_disk_full([&] { manager.wait(); }, directory.file("ckpt-00000001.safetensors"), 1);
+  ASSERT_TRUE(manager.maybe_save(2, state_at(2)));
+  expect_background_disk_full([&] { manager.maybe_save(3, state_at(3)); },
+                              directory.file("ckpt-00000002.safetensors"), 2);
+}
+
+// What is not a ckpt error reaches the caller unchanged, as from a synchronous save.
+TEST(CheckpointManagerAsync, AnExceptionOfTheHookTravelsUnchanged) {
+  struct HookFailure {
+    std::uint64_t step;
+  };
+  ckpt::test::TempDir directory;
+  ManagerOptions options = async_keep(0);
+  options.on_save = [](const ckpt::SaveEvent& event) { throw HookFailure{event.step}; };
+  CheckpointManager manager(directory.path(), options);
+  manager.save(5, state_at(5));
+  try {
+    manager.wait();
+    ADD_FAILURE() << "the hook's exception was lost";
+  } catch (const HookFailure& failure) {
+    EXPECT_EQ(failure.step, 5u);
+  }
 }
 
 TEST(CheckpointManagerAsync, SkipPolicyDropsADueSaveWhileOneIsInFlightButExplicitSavesWait) {

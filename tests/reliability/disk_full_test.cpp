@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -84,6 +85,52 @@ TEST(DiskFull, EnospcAtFsyncFailsCleanly) {
   }
   EXPECT_EQ(dir.names(), std::vector<std::string>{"model.ckpt"});
   EXPECT_TRUE(committed.is_in(dir.file("model.ckpt")));
+}
+
+// The state a manager saves in the async test: one tensor of 64 KiB.
+struct Weights {
+  std::vector<float> values = std::vector<float>(16 * 1024, 1.0f);
+  template <class Archive>
+  void describe(Archive& ar) {
+    ar("weights", values);
+  }
+};
+
+// An async save runs out of room on the background thread: the training loop
+// gets the IoError a synchronous save throws, from wait() and from the next
+// maybe_save, naming the checkpoint and the step; nothing is left behind.
+TEST(DiskFull, AsyncSaveReportsTheFullDiskAsItsOwnError) {
+  TempDir dir;
+  ManagerOptions options;
+  options.async = true;
+  options.save_policy.every_steps = 1;
+  CheckpointManager manager(dir.path(), options);
+  const Weights state;
+  const auto expect_failed_step = [&](const std::function<void()>& call, std::uint64_t step) {
+    const std::string name = "ckpt-0000000" + std::to_string(step) + ".safetensors";
+    try {
+      call();
+      ADD_FAILURE() << "the failed background save of step " << step << " went unreported";
+    } catch (const IoError& e) {
+      expect_no_space_error(e, name);
+      EXPECT_EQ(e.file(), dir.file(name));
+      EXPECT_NE(e.message().find("background save of step " + std::to_string(step)), std::string::npos) << e.what();
+    }
+  };
+  {
+    FaultFileSystem fs;
+    fs.limit_space(40000);
+    ScopedFileSystem scoped(fs);
+    ASSERT_TRUE(manager.maybe_save(1, state));  // only stages the copy
+    expect_failed_step([&] { manager.wait(); }, 1);
+    ASSERT_TRUE(manager.maybe_save(2, state));
+    expect_failed_step([&] { manager.maybe_save(3, state); }, 2);
+  }
+  EXPECT_EQ(dir.names(), std::vector<std::string>{".ckpt.lock"}) << "a failed save left a file behind";
+  ASSERT_TRUE(manager.maybe_save(4, state));  // room freed: no fault layer
+  manager.wait();
+  ASSERT_EQ(manager.list().size(), 1u);
+  EXPECT_EQ(manager.list().front().step, 4u);
 }
 
 // A real file system that runs out of room: a 1 MiB tmpfs.

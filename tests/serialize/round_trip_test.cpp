@@ -128,6 +128,20 @@ TEST_F(RoundTrip, ShapedVectorOfWrongSizeNamesTheTensor) {
       << error->what();
 }
 
+// The hook knows neither file nor name; the save adds both, once each, and
+// keeps the hook's class, id and words.
+TEST_F(RoundTrip, HookErrorNamesTheFileAndTheTensorOnce) {
+  saved.model.fc1.weight.pop_back();
+  const auto error = expect_error<ckpt::ArgumentError>(ckpt::ErrorId::argument_invalid, [&] { save(); });
+  ASSERT_TRUE(error);
+  EXPECT_EQ(error->file(), path);
+  EXPECT_EQ(error->tensor(), "model/fc1/weight");
+  EXPECT_EQ(error->message(), "ckpt::shaped: shape [3, 4] holds 12 elements, but the vector has 11");
+  EXPECT_EQ(std::string(error->what()), "[ckpt.argument_error.601] file '" + path +
+                                            "': tensor 'model/fc1/weight': " + error->message());
+  EXPECT_TRUE(dir.names().empty()) << "nothing is written when the state cannot be collected";
+}
+
 // A state that is nothing but named tensors: what a tool that does not know
 // the type loads.
 TEST_F(RoundTrip, MapOfTensorsLoadsAnyCheckpoint) {

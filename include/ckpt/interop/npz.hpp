@@ -117,7 +117,10 @@ inline TensorSet load_npz(const std::string& path) {
   if (sidecar_index >= 0) {
     zip_stat_t stat;
     detail::NpzMemberReader member = open_member(static_cast<zip_uint64_t>(sidecar_index), "", stat);
-    if (stat.size > detail::npz_max_sidecar_bytes) member.fail_format("sidecar larger than 64 MiB");
+    if (stat.size > detail::npz_max_sidecar_bytes) {
+      member.fail_format("expected a sidecar of at most " + std::to_string(detail::npz_max_sidecar_bytes) +
+                         " bytes, found " + std::to_string(stat.size));
+    }
     std::string text(stat.size, '\0');
     member.read(text.data(), text.size());
     member.finish();

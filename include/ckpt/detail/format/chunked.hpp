@@ -10,6 +10,7 @@
 
 #include "ckpt/codecs/codec.hpp"
 #include "ckpt/detail/codec/scratch.hpp"
+#include "ckpt/detail/format/chunk_table.hpp"
 #include "ckpt/detail/os/thread_pool.hpp"
 #include "ckpt/error.hpp"
 
@@ -29,15 +30,6 @@ inline std::size_t chunk_raw_bytes(std::size_t chunk_bytes, std::size_t element_
   return std::max(element_size, chunk_bytes / element_size * element_size);
 }
 
-inline std::size_t chunk_count(std::size_t size, std::size_t chunk) { return size / chunk + (size % chunk != 0); }
-
-// The message of `error` without the "[ckpt...] file '...': tensor '...': " prefix.
-inline std::string error_detail(const Error& error) {
-  const std::string prefix = format_error_message(error.id(), error.file(), error.tensor(), "");
-  const std::string what = error.what();
-  return what.compare(0, prefix.size(), prefix) == 0 ? what.substr(prefix.size()) : what;
-}
-
 // Rethrows the exception in flight as a CodecError naming the file, the tensor,
 // the codec and the chunk. A codec's own CodecError keeps its id; anything else
 // a codec throws becomes `fallback`.
@@ -48,9 +40,9 @@ inline std::string error_detail(const Error& error) {
   try {
     throw;
   } catch (const CodecError& error) {
-    throw CodecError(error.id(), file, tensor, where + error_detail(error));
+    error.rethrow_with(file, tensor, where);
   } catch (const Error& error) {
-    throw CodecError(fallback, file, tensor, where + error_detail(error));
+    throw CodecError(fallback, file, tensor, where + error.message());
   } catch (const std::exception& error) {
     throw CodecError(fallback, file, tensor, where + error.what());
   } catch (...) {
@@ -134,50 +126,17 @@ inline EncodedTensor encode_chunked(const Codec& codec, const std::byte* data, s
   return chunks.take();
 }
 
-// Checks that a tensor's chunk list fits its stored and decoded sizes: as many
-// chunks as `out_size` bytes make, stored sizes adding up to `stored_size`.
-// Readers call it before allocating the output; decode_chunked calls it too.
-// Throws CodecError codec_decode.
-inline void check_chunk_layout(std::size_t stored_size, const std::vector<std::uint64_t>& chunk_sizes,
-                               std::size_t chunk_bytes, std::size_t element_size, std::size_t out_size,
-                               const std::string& file = {}, const std::string& tensor = {}) {
-  const std::size_t chunk = chunk_raw_bytes(chunk_bytes, element_size);
-  if (chunk == 0) {
-    throw CodecError(ErrorId::codec_decode, file, tensor,
-                     "invalid chunk size " + std::to_string(chunk_bytes) + " for elements of " +
-                         std::to_string(element_size) + " bytes");
-  }
-  const std::size_t expected_chunks = chunk_count(out_size, chunk);
-  if (chunk_sizes.size() != expected_chunks) {
-    throw CodecError(ErrorId::codec_decode, file, tensor,
-                     "expected " + std::to_string(expected_chunks) + " chunks for " + std::to_string(out_size) +
-                         " bytes in chunks of " + std::to_string(chunk) + ", found " +
-                         std::to_string(chunk_sizes.size()));
-  }
-  std::uint64_t sum = 0;
-  for (std::uint64_t chunk_size : chunk_sizes) {
-    if (chunk_size > stored_size - sum) {
-      throw CodecError(ErrorId::codec_decode, file, tensor,
-                       "chunk sizes add up to more than the " + std::to_string(stored_size) + " stored bytes");
-    }
-    sum += chunk_size;
-  }
-  if (sum != stored_size) {
-    throw CodecError(ErrorId::codec_decode, file, tensor,
-                     "chunk sizes add up to " + std::to_string(sum) + " bytes, but " + std::to_string(stored_size) +
-                         " bytes are stored");
-  }
-}
-
 // Inverse of encode_chunked: decodes every chunk in parallel into exactly
-// `out_size` bytes at `out`. Throws CodecError codec_decode naming `file`,
-// `tensor` and the chunk when the layout or any chunk is corrupt.
+// `out_size` bytes at `out`, `chunk_bytes` rounded as encode_chunked rounds
+// it. Throws FormatError format_metadata when the chunk table breaks the rule
+// of chunk_table.hpp, and CodecError codec_decode naming `file`, `tensor` and
+// the chunk when a chunk is corrupt.
 inline void decode_chunked(const Codec& codec, const std::byte* stored, std::size_t stored_size,
                            const std::vector<std::uint64_t>& chunk_sizes, std::size_t chunk_bytes,
                            std::size_t element_size, std::byte* out, std::size_t out_size, unsigned threads,
                            const std::string& file = {}, const std::string& tensor = {}) {
-  check_chunk_layout(stored_size, chunk_sizes, chunk_bytes, element_size, out_size, file, tensor);
   const std::size_t chunk = chunk_raw_bytes(chunk_bytes, element_size);
+  check_chunk_table(out_size, element_size, chunk, chunk_sizes, stored_size, file, tensor);
   std::vector<std::size_t> offsets(chunk_sizes.size());
   for (std::size_t i = 1; i < offsets.size(); ++i) offsets[i] = offsets[i - 1] + chunk_sizes[i - 1];
   parallel_for(chunk_sizes.size(), threads, [&](std::size_t i) {

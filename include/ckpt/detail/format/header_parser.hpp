@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ckpt/detail/format/checksum.hpp"
+#include "ckpt/detail/format/chunk_table.hpp"
 #include "ckpt/detail/format/layout.hpp"
 #include "ckpt/detail/format/strict_json.hpp"
 #include "ckpt/detail/text.hpp"
@@ -122,7 +123,8 @@ class HeaderParser {
     const std::uint64_t size = load_le64(bytes_);
     if (size > max_header_bytes) {
       fail(ErrorId::format_header_size, "",
-           "expected a header size of at most 100000000 bytes, found " + std::to_string(size));
+           "expected a header size of at most " + std::to_string(max_header_bytes) + " bytes, found " +
+               std::to_string(size));
     }
     if (size > file_size_ - 8) {
       fail(ErrorId::format_truncated, "",
@@ -303,7 +305,7 @@ class HeaderParser {
     }
     record.codec = codec->get<std::string>();
     const auto stored_xxh3 = checksum_of(info, "xxh3");
-    if (!stored_xxh3) fail_tensor_info(record.name, info, "an xxh3 checksum of 16 lowercase hex digits");
+    if (!stored_xxh3) fail_tensor_info(record.name, info, "an xxh3 checksum" + hex_digits_text());
     record.stored_xxh3 = *stored_xxh3;
     record.checksummed = true;
     if (!record.encoded()) {
@@ -323,42 +325,23 @@ class HeaderParser {
     const auto raw_bytes = checked_byte_size(*parsed_dtype, *shape);
     if (!raw_bytes) fail_tensor_info(record.name, info, "a shape whose byte size fits 64 bits");
     const auto chunk_bytes = as_u64(member(info, "chunk_bytes"));
-    const std::uint64_t element = dtype_size(*parsed_dtype);
-    if (!chunk_bytes || *chunk_bytes == 0 || *chunk_bytes % element != 0 || *chunk_bytes > max_chunk_bytes) {
-      fail_tensor_info(
-          record.name, info,
-          "chunk_bytes, a positive multiple of the element size " + std::to_string(element) + " of at most 2^30");
-    }
     const auto chunks = as_shape(member(info, "chunks"));
-    const std::uint64_t expected_chunks = *raw_bytes / *chunk_bytes + (*raw_bytes % *chunk_bytes != 0);
-    if (!chunks || chunks->size() != expected_chunks) {
-      fail_tensor_info(record.name, info,
-                       std::to_string(expected_chunks) + " chunk sizes for " + std::to_string(*raw_bytes) +
-                           " bytes in chunks of " + std::to_string(*chunk_bytes));
+    if (!chunk_bytes || !chunks) {
+      fail_tensor_info(record.name, info, "chunk_bytes, an integer, and chunks, an array of stored sizes");
     }
-    std::uint64_t total = 0;
-    for (std::uint64_t size : *chunks) {
-      if (size > UINT64_MAX - total) fail_tensor_info(record.name, info, "chunk sizes whose sum fits 64 bits");
-      total += size;
-    }
-    if (total != record.stored_bytes()) {
-      fail_tensor_info(record.name, info,
-                       "chunk sizes adding up to the " + std::to_string(record.stored_bytes()) + " stored bytes");
-    }
-    for (std::size_t i = 0; i < chunks->size(); ++i) {
-      const std::uint64_t decoded = chunk_decoded_bytes(*raw_bytes, *chunk_bytes, i);
-      if (!within_expansion(decoded, (*chunks)[i])) {
-        fail_tensor_info(record.name, info,
-                         "chunks of at least 1/65536 of their " + std::to_string(decoded) + " decoded bytes");
-      }
-    }
+    check_chunk_table(*raw_bytes, dtype_size(*parsed_dtype), *chunk_bytes, *chunks, record.stored_bytes(), file_,
+                      record.name);
     const auto raw_xxh3 = checksum_of(info, "raw_xxh3");
-    if (!raw_xxh3) fail_tensor_info(record.name, info, "a raw_xxh3 checksum of 16 lowercase hex digits");
+    if (!raw_xxh3) fail_tensor_info(record.name, info, "a raw_xxh3 checksum" + hex_digits_text());
     record.dtype = *parsed_dtype;
     record.shape = *shape;
     record.chunk_bytes = *chunk_bytes;
     record.chunk_sizes = *chunks;
     record.raw_xxh3 = *raw_xxh3;
+  }
+
+  static std::string hex_digits_text() {
+    return " of " + std::to_string(checksum_hex_digits) + " lowercase hex digits";
   }
 
   static std::optional<std::uint64_t> checksum_of(const nlohmann::json& info, const char* key) {

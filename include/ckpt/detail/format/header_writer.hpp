@@ -82,8 +82,8 @@ inline std::string build_header(const std::vector<TensorRecord>& records, const 
   const std::uint64_t header_size = bytes.size() - 8;
   if (header_size > max_header_bytes) {
     throw ArgumentError(ErrorId::argument_invalid, "", "",
-                        "expected a header of at most 100000000 bytes, found " + std::to_string(header_size) +
-                            " (too many tensors or too much metadata)");
+                        "expected a header of at most " + std::to_string(max_header_bytes) + " bytes, found " +
+                            std::to_string(header_size) + " (too many tensors or too much metadata)");
   }
   store_le64(header_size, bytes.data());
   const std::string checksum = checksum_to_hex(header_checksum(reinterpret_cast<const std::byte*>(bytes.data()),

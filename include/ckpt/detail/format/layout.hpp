@@ -1,6 +1,5 @@
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -29,17 +28,10 @@ inline constexpr std::size_t max_header_array = 1024;           // shapes and of
 inline constexpr std::uint64_t max_chunk_bytes = std::uint64_t(1) << 30;  // bounds one chunk's decoded size
 // A chunk decodes to at most this many times its stored size. zstd's densest
 // encoding (runs of one byte) stays below 32768; the bound stops a small
-// hostile stream from making a reader allocate gigabytes.
+// hostile stream from making a reader allocate gigabytes. chunk_table.hpp
+// applies both chunk limits.
 inline constexpr std::uint64_t max_expansion = 65536;
 
-inline bool within_expansion(std::uint64_t decoded_bytes, std::uint64_t stored_bytes) noexcept {
-  return (decoded_bytes + max_expansion - 1) / max_expansion <= stored_bytes;
-}
-
-// Decoded size of chunk `index` of a tensor of `raw_bytes` in chunks of `chunk_bytes`.
-inline std::uint64_t chunk_decoded_bytes(std::uint64_t raw_bytes, std::uint64_t chunk_bytes, std::size_t index) {
-  return std::min(chunk_bytes, raw_bytes - index * chunk_bytes);
-}
 inline constexpr std::string_view metadata_key = "__metadata__";
 inline constexpr std::string_view raw_codec = "raw";
 

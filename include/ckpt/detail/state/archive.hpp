@@ -65,24 +65,15 @@ inline std::string layout_text(DType dtype, const Shape& shape) {
   return std::string(dtype_name(dtype)) + " " + shape_to_string(shape);
 }
 
-// Errors from tensor_traits hooks know no tensor name; this adds it.
-template <class ErrorType>
-[[noreturn]] void rethrow_named(const ErrorType& error, const std::string& file, const std::string& tensor) {
-  if (!error.tensor().empty()) throw error;
-  std::string what = error.what();
-  const std::size_t prefix_end = what.find("] ");  // the "[ckpt.kind.id] " prefix; the new error writes its own
-  if (prefix_end != std::string::npos) what.erase(0, prefix_end + 2);
-  throw ErrorType(error.id(), file, tensor, what);
-}
+// Runs a tensor_traits hook, whose errors know no file or tensor name, and
+// rethrows them naming both.
 template <class Function>
 auto with_tensor_name(const std::string& file, const std::string& tensor, Function&& function)
     -> decltype(function()) {
   try {
     return function();
-  } catch (const ArgumentError& error) {
-    rethrow_named(error, file, tensor);
-  } catch (const MismatchError& error) {
-    rethrow_named(error, file, tensor);
+  } catch (const Error& error) {
+    error.rethrow_with(file, tensor);
   }
 }
 

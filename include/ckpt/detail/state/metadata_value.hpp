@@ -16,6 +16,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ckpt/detail/text.hpp"
+
 namespace ckpt::detail {
 
 // The standard engines (and any engine that streams its state with << and >>,
@@ -144,9 +146,7 @@ std::optional<T> from_metadata(const nlohmann::json& json) {
 // A short rendering of a metadata value for reports.
 inline std::string metadata_excerpt(const nlohmann::json& json) {
   constexpr std::size_t max_excerpt = 60;
-  std::string text = json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  if (text.size() > max_excerpt) text = text.substr(0, max_excerpt) + "...";
-  return text;
+  return excerpt(json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), max_excerpt);
 }
 
 }  // namespace ckpt::detail

@@ -18,6 +18,7 @@
 #include "ckpt/codecs/policy.hpp"
 #include "ckpt/codecs/registry.hpp"
 #include "ckpt/detail/format/checksum.hpp"
+#include "ckpt/detail/format/chunk_table.hpp"
 #include "ckpt/detail/format/chunked.hpp"
 #include "ckpt/detail/format/layout.hpp"
 #include "ckpt/detail/os/thread_pool.hpp"
@@ -75,16 +76,12 @@ inline void encode_tensor(PlannedTensor& planned, const Codec& codec, const Tens
     planned.encoding = std::move(encoded.bytes);
     record.chunk_sizes = std::move(encoded.chunk_sizes);
   }
-  // Readers refuse denser chunks as hostile; better to fail here than to
-  // write a file nobody can read.
-  for (std::size_t i = 0; i < record.chunk_sizes.size(); ++i) {
-    const std::uint64_t decoded = chunk_decoded_bytes(raw_bytes, record.chunk_bytes, i);
-    if (!within_expansion(decoded, record.chunk_sizes[i])) {
-      throw CodecError(ErrorId::codec_encode, path, record.name,
-                       "codec '" + record.codec + "' encoded chunk " + std::to_string(i) + " of " +
-                           std::to_string(decoded) + " bytes into " + std::to_string(record.chunk_sizes[i]) +
-                           "; the format expects at least 1/65536 of the decoded size");
-    }
+  // Readers refuse a table that breaks the format's rule (a chunk denser than
+  // it allows) as hostile; better to fail here than to write a file nobody can read.
+  if (auto problem = chunk_table_problem(raw_bytes, element_size, record.chunk_bytes, record.chunk_sizes,
+                                         planned.encoding.size())) {
+    throw CodecError(ErrorId::codec_encode, path, record.name,
+                     "codec '" + record.codec + "' wrote chunks no reader accepts: " + *problem);
   }
   planned.stored = planned.encoding.data();
   record.stored_dtype = DType::U8;
@@ -99,10 +96,8 @@ class CodecCache {
     if (found == codecs_.end()) {
       try {
         found = codecs_.emplace(spec, CodecRegistry::instance().make(spec)).first;
-      } catch (const CodecError& error) {
-        throw CodecError(error.id(), path, tensor, error_detail(error));
-      } catch (const ArgumentError& error) {
-        throw ArgumentError(error.id(), path, tensor, error_detail(error));
+      } catch (const Error& error) {
+        error.rethrow_with(path, tensor);
       }
     }
     return *found->second;
