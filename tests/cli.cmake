@@ -2,8 +2,9 @@
 # the real executable; the python tests check files against numpy, h5py and
 # torch, bit-exact.
 if(TARGET ckpt_cli)
-  set(ckpt_cli_test_sources cli/commands_test.cpp cli/npy_test.cpp)
-  set(ckpt_cli_test_libraries GTest::gmock)
+  set(ckpt_cli_test_sources cli/commands_test.cpp cli/npy_test.cpp cli/progress_test.cpp)
+  # util: forkpty, to run the tool on a pseudo-terminal.
+  set(ckpt_cli_test_libraries GTest::gmock util)
   foreach(adapter IN ITEMS npz hdf5)
     if(TARGET ckpt::${adapter})
       list(APPEND ckpt_cli_test_sources cli/${adapter}_test.cpp)
