@@ -1,7 +1,8 @@
 #pragma once
 
 // A small command-line parser: positionals, boolean flags and options with a
-// value ("--codec zstd" or "--codec=zstd"), "--" ending the options.
+// value ("--codec zstd" or "--codec=zstd"; an option given twice keeps both
+// values), "--" ending the options.
 
 #include <cstddef>
 #include <map>
@@ -52,9 +53,9 @@ class Arguments {
         const std::string name = word.substr(0, equals);
         if (!spec.valued_options.count(name)) throw UsageError("unknown option '" + name + "'");
         if (equals != std::string::npos) {
-          values_[name] = word.substr(equals + 1);
+          values_[name].push_back(word.substr(equals + 1));
         } else if (i + 1 < words.size()) {
-          values_[name] = words[++i];
+          values_[name].push_back(words[++i]);
         } else {
           throw UsageError("option '" + name + "' needs a value");
         }
@@ -68,9 +69,15 @@ class Arguments {
 
   bool help() const noexcept { return help_; }
   bool flag(std::string_view name) const { return flags_.count(std::string(name)) != 0; }
+  // The option's last value, for options given once.
   std::optional<std::string> value(std::string_view name) const {
     const auto found = values_.find(std::string(name));
-    return found == values_.end() ? std::nullopt : std::optional(found->second);
+    return found == values_.end() ? std::nullopt : std::optional(found->second.back());
+  }
+  // Every value of a repeatable option, in command-line order.
+  std::vector<std::string> values(std::string_view name) const {
+    const auto found = values_.find(std::string(name));
+    return found == values_.end() ? std::vector<std::string>{} : found->second;
   }
   const std::vector<std::string>& positionals() const noexcept { return positionals_; }
 
@@ -78,7 +85,7 @@ class Arguments {
   bool help_ = false;
   std::vector<std::string> positionals_;
   std::set<std::string> flags_;
-  std::map<std::string, std::string> values_;
+  std::map<std::string, std::vector<std::string>> values_;
 };
 
 }  // namespace ckpt::cli

@@ -10,6 +10,7 @@
 #include "args.hpp"
 #include "common.hpp"
 #include "formats.hpp"
+#include "progress.hpp"
 #include "table.hpp"
 
 namespace ckpt::cli {
@@ -26,8 +27,12 @@ inline int run_convert(const Arguments& args, std::ostream& out, std::ostream& e
     err << "ckpt convert: '" << output << "' exists; pass --force to overwrite it\n";
     return exit_problem;
   }
-  const TensorSet set = load_tensors(input, input_as);
+  ProgressLine progress("ckpt convert", input_bytes(input));
+  const TensorSet set = load_tensors(input, input_as, [&](std::uint64_t bytes) { progress.advance(bytes); });
+  // The writers report nothing while they write: the line says what is going on.
+  progress.note("read " + human_bytes(input_bytes(input)) + ", writing the output");
   save_tensors(output, output_as, set, codec);
+  progress.clear();
   std::uint64_t tensor_bytes = 0;
   for (const auto& entry : set.tensors) tensor_bytes += entry.second.nbytes();
   out << "wrote " << output << ": " << set.tensors.size() << " tensors, " << human_bytes(tensor_bytes) << " (codec "

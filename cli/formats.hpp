@@ -5,6 +5,7 @@
 // file_signature.hpp), its extension serving only when the content is not
 // recognised; an output's format is chosen by its extension.
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -121,15 +122,23 @@ inline nlohmann::json metadata_of(const Reader& reader) {
   return metadata;
 }
 
+// Told of the stored bytes of each tensor read, for a progress line.
+using BytesRead = std::function<void(std::uint64_t bytes)>;
+
 // All tensors of a ckpt / safetensors file; raw ones stay in the mapping.
-inline TensorSet tensors_of(const Reader& reader) {
+inline TensorSet tensors_of(const Reader& reader, const BytesRead& read = nullptr) {
   TensorSet set;
-  for (const TensorInfo& info : reader.tensors()) set.tensors.emplace_back(info.name, reader.tensor(info.name));
+  for (const TensorInfo& info : reader.tensors()) {
+    set.tensors.emplace_back(info.name, reader.tensor(info.name));
+    if (read) read(info.stored_bytes);
+  }
   set.metadata = metadata_of(reader);
   return set;
 }
 
-inline TensorSet load_tensors(const std::string& path, FileFormat format) {
+// `read` hears of each tensor of a ckpt / safetensors file; .npz and HDF5
+// files are loaded whole.
+inline TensorSet load_tensors(const std::string& path, FileFormat format, const BytesRead& read = nullptr) {
   switch (format) {
 #ifdef CKPT_WITH_NPZ
     case FileFormat::npz: return load_npz(path);
@@ -137,7 +146,7 @@ inline TensorSet load_tensors(const std::string& path, FileFormat format) {
 #ifdef CKPT_WITH_HDF5
     case FileFormat::hdf5: return load_hdf5(path);
 #endif
-    default: return tensors_of(Reader(path));
+    default: return tensors_of(Reader(path), read);
   }
 }
 

@@ -13,6 +13,7 @@
 #include "diff.hpp"
 #include "info.hpp"
 #include "ls.hpp"
+#include "trajectory.hpp"
 #include "verify.hpp"
 
 namespace ckpt::cli {
@@ -79,6 +80,21 @@ const std::vector<Command>& commands() {
        "Exit status: 0 only if identical, 1 if different, 2 on a usage error.\n",
        {{}, {}, 2, 2},
        run_diff},
+      {"trajectory",
+       "statistics of tensors at every checkpoint of a run, as CSV",
+       "Usage: ckpt trajectory RUN [--tensor GLOB]... [--stat S[,S...]]... [--template T] [--json]\n\n"
+       "For each checkpoint the manager keeps in RUN (as 'ckpt ls' lists them), oldest\n"
+       "first: one CSV row with step, epoch, time (seconds since 1970, UTC), each metric\n"
+       "the manager recorded, then one column TENSOR:STAT per selected tensor and\n"
+       "statistic; 'nan' where there is no value. Every checksum read is verified.\n\n"
+       "  --tensor GLOB  the tensors ('*' any characters, '/' included; '?' one);\n"
+       "                 repeatable; default all. A GLOB matching no tensor is an error.\n"
+       "  --stat S,...   norm (default), mean, std, max_abs, dist_first, dist_prev, changed\n"
+       "                 (see docs/cli.md); repeatable\n"
+       "  --template T   the manager's name_template (default ckpt-{step:08}.safetensors)\n"
+       "  --json         print a JSON array of checkpoints instead of CSV\n",
+       {{"--json"}, {"--tensor", "--stat", "--template"}, 1, 1},
+       run_trajectory},
   };
   return table;
 }
@@ -86,7 +102,7 @@ const std::vector<Command>& commands() {
 void print_overview(std::ostream& out) {
   out << "Usage: ckpt COMMAND [ARGS...]\n\nInspect, verify, convert and compare checkpoints.\n\nCommands:\n";
   for (const Command& command : commands())
-    out << "  " << command.name << std::string(10 - command.name.size(), ' ') << command.summary << "\n";
+    out << "  " << command.name << std::string(12 - command.name.size(), ' ') << command.summary << "\n";
   out << "\nRun 'ckpt COMMAND --help' for a command's options." << exit_codes;
 }
 

@@ -13,6 +13,7 @@
 #include "args.hpp"
 #include "common.hpp"
 #include "formats.hpp"
+#include "progress.hpp"
 
 namespace ckpt::cli {
 
@@ -21,7 +22,8 @@ struct VerifyResult {
   std::string summary;                // what was checked, when all is good
 };
 
-inline VerifyResult verify_file(const std::string& path, FileFormat format) {
+// `read` hears of each tensor verified.
+inline VerifyResult verify_file(const std::string& path, FileFormat format, const BytesRead& read = nullptr) {
   VerifyResult result;
   try {
     if (format != FileFormat::safetensors) {
@@ -37,6 +39,7 @@ inline VerifyResult verify_file(const std::string& path, FileFormat format) {
       } catch (const Error& error) {
         result.problems.push_back(error.what());
       }
+      if (read) read(info.stored_bytes);
     }
     result.summary = std::to_string(reader.tensors().size()) + " tensors, " +
                      (reader.written_by_ckpt() ? "checksums verified"
@@ -68,8 +71,14 @@ inline int run_verify(const Arguments& args, std::ostream& out, std::ostream& er
   const std::vector<std::string> files = is_directory(path) ? checkpoint_files(path) : std::vector{path};
   if (files.empty()) err << "ckpt verify: no checkpoint files in '" << path << "'\n";
   std::size_t corrupt = 0;
+  std::uint64_t total_bytes = 0, files_bytes = 0;
+  for (const std::string& file : files) total_bytes += input_bytes(file);
+  ProgressLine progress("ckpt verify", total_bytes);
   for (const std::string& file : files) {
-    const VerifyResult result = verify_file(file, input_format(file));
+    const VerifyResult result =
+        verify_file(file, input_format(file), [&](std::uint64_t bytes) { progress.advance(bytes); });
+    progress.update(files_bytes += input_bytes(file));  // the headers too, and other formats
+    const auto lines_above = progress.print_above(out);
     if (result.problems.empty()) {
       out << "OK       " << file << " (" << result.summary << ")\n";
       continue;
@@ -77,6 +86,7 @@ inline int run_verify(const Arguments& args, std::ostream& out, std::ostream& er
     ++corrupt;
     for (const std::string& problem : result.problems) out << "CORRUPT  " << problem << "\n";
   }
+  progress.clear();
   if (corrupt != 0) err << "ckpt verify: " << corrupt << " of " << files.size() << " files corrupt\n";
   return corrupt == 0 ? exit_ok : exit_problem;
 }

@@ -2,8 +2,9 @@
 # the real executable; the python tests check files against numpy, h5py and
 # torch, bit-exact.
 if(TARGET ckpt_cli)
-  set(ckpt_cli_test_sources cli/commands_test.cpp cli/npy_test.cpp)
-  set(ckpt_cli_test_libraries GTest::gmock)
+  set(ckpt_cli_test_sources cli/commands_test.cpp cli/npy_test.cpp cli/trajectory_test.cpp cli/progress_test.cpp)
+  # util: forkpty, to run the tool on a pseudo-terminal.
+  set(ckpt_cli_test_libraries GTest::gmock util)
   foreach(adapter IN ITEMS npz hdf5)
     if(TARGET ckpt::${adapter})
       list(APPEND ckpt_cli_test_sources cli/${adapter}_test.cpp)
@@ -12,7 +13,10 @@ if(TARGET ckpt_cli)
   endforeach()
   ckpt_add_test(cli_tests SOURCES ${ckpt_cli_test_sources} LIBRARIES ${ckpt_cli_test_libraries} LABELS cli)
   if(TARGET cli_tests)
-    target_compile_definitions(cli_tests PRIVATE CKPT_CLI_PATH="$<TARGET_FILE:ckpt_cli>")
+    # The trajectory test runs tests/cli/trajectory_python.py with the Python package.
+    target_compile_definitions(cli_tests PRIVATE CKPT_CLI_PATH="$<TARGET_FILE:ckpt_cli>"
+                               CKPT_CLI_TEST_DIR="${CMAKE_CURRENT_SOURCE_DIR}/cli"
+                               CKPT_PYTHON_PACKAGE_DIR="${PROJECT_SOURCE_DIR}/python")
     target_include_directories(cli_tests PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/cli)
     add_dependencies(cli_tests ckpt_cli)
   endif()

@@ -58,8 +58,10 @@ struct CliResult {
   std::string err;
 };
 
-// Runs the ckpt tool with `args`, capturing stdout and stderr in files.
-inline CliResult run_cli(const std::vector<std::string>& args) {
+// Runs `program` with `args` (and `environment` added to this process's),
+// capturing stdout and stderr in files.
+inline CliResult run_program(const std::string& program, const std::vector<std::string>& args,
+                             const std::vector<std::string>& environment = {}) {
   TempDir capture;
   const std::string out_path = capture.file("out"), err_path = capture.file("err");
   const pid_t child = ::fork();
@@ -68,15 +70,19 @@ inline CliResult run_cli(const std::vector<std::string>& args) {
     const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     ::dup2(out, 1);
     ::dup2(err, 2);
-    std::vector<char*> argv{const_cast<char*>(CKPT_CLI_PATH)};
+    for (const std::string& variable : environment) ::putenv(const_cast<char*>(variable.c_str()));
+    std::vector<char*> argv{const_cast<char*>(program.c_str())};
     for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
     argv.push_back(nullptr);
-    ::execv(CKPT_CLI_PATH, argv.data());
+    ::execv(program.c_str(), argv.data());
     ::_exit(127);
   }
   int status = 0;
   ::waitpid(child, &status, 0);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(out_path), read_file(err_path)};
 }
+
+// Runs the ckpt tool with `args`.
+inline CliResult run_cli(const std::vector<std::string>& args) { return run_program(CKPT_CLI_PATH, args); }
 
 }  // namespace ckpt::test

@@ -17,7 +17,7 @@ using ckpt::test::TempDir;
 using testing::HasSubstr;
 using testing::Not;
 
-constexpr const char* commands[] = {"ls", "info", "verify", "convert", "diff"};
+constexpr const char* commands[] = {"ls", "info", "verify", "convert", "diff", "trajectory"};
 
 std::string write_sample(const TempDir& dir, const std::string& name, const nlohmann::json& metadata = {{"step", 7}}) {
   const ckpt::test::SampleTensors sample;

@@ -35,6 +35,8 @@ COVERED = {
     "ckpt verify runs/exp1": [(CLI_TESTS, "CliVerify", "ADirectoryReportsEachFileAndFailsIfAnyIsCorrupt")],
     "ckpt convert model.ckpt model.npz": [(CLI_TESTS, "CliConvertRoundTrip", "KeepsEveryTensorDtypeAndTheMetadata")],
     "ckpt diff a.ckpt b.ckpt": [(CLI_TESTS, "CliDiff", "ReportsHowManyElementsDifferAndByHowMuch")],
+    "ckpt trajectory runs/exp1 --tensor 'model/*' --stat norm,dist_prev > run.csv":
+        [("tests/cli/trajectory_test.cpp", "CliTrajectory", "CsvHasOneRowPerCheckpointAndTheDocumentedColumns")],
     "python3 -m venv --system-site-packages ~/venv && ~/venv/bin/pip install --no-index --no-build-isolation ./python":
         [("python/tests/test_package.py", None, "test_the_package_installs_offline_into_a_venv_and_works")],
 }
