@@ -46,7 +46,8 @@ endif()
 # Two translation units that include <ckpt/ckpt.hpp>, linked together.
 ckpt_add_test(foundation_odr_test
   SOURCES foundation/odr_test.cpp foundation/odr_unit_a.cpp foundation/odr_unit_b.cpp
-  LABELS foundation)
+  LABELS foundation
+  SEPARATE_UNITS)
 
 # The README's usage example, built and run; and the README quotes it verbatim.
 ckpt_test_selected(selected foundation)

@@ -9,7 +9,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <exception>
-#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -106,11 +105,7 @@ class CheckpointManager {
                           "save_policy.max_overhead: expected a fraction in [0, 1), found " + std::to_string(overhead));
     }
     if (!options_.read_only) {
-      std::error_code error;
-      std::filesystem::create_directories(directory_, error);
-      if (error) {
-        throw IoError(ErrorId::io_open, directory_, "", "creating the checkpoint directory failed: " + error.message());
-      }
+      detail::create_directories(directory_);
       lock_ = std::make_unique<detail::DirectoryLock>(directory_);
       detail::remove_stale_temp_files(directory_, naming_);
       if (options_.save_policy.on_preemption) {

@@ -1,12 +1,12 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
-#include <condition_variable>
 #include <fstream>
 #include <mutex>
 
 #include "ckpt/manager.hpp"
 #include "step_state.hpp"
+#include "support/fault_fs.hpp"
 #include "support/temp_dir.hpp"
 
 namespace {
@@ -374,41 +374,8 @@ TEST(CheckpointManagerAsync, DestructorFinishesThePendingSave) {
   EXPECT_EQ(restored.weights, state_at(9).weights);
 }
 
-// Fails every write with ENOSPC.
-class FullDisk : public ckpt::detail::FileSystem {
- public:
-  long write(int, const void*, std::size_t) override {
-    errno = ENOSPC;
-    return -1;
-  }
-};
-
-// Holds every write until the test opens it, keeping a save in flight.
-class GatedDisk : public ckpt::detail::FileSystem {
- public:
-  long write(int fd, const void* data, std::size_t size) override {
-    std::unique_lock<std::mutex> lock(mutex_);
-    open_.wait(lock, [&] { return is_open_; });
-    return FileSystem::write(fd, data, size);
-  }
-  void open() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    is_open_ = true;
-    open_.notify_all();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable open_;
-  bool is_open_ = false;
-};
-
-// Installs a FileSystem for one test.
-class InstalledFileSystem {
- public:
-  explicit InstalledFileSystem(ckpt::detail::FileSystem& fs) { ckpt::detail::set_file_system(&fs); }
-  ~InstalledFileSystem() { ckpt::detail::set_file_system(nullptr); }
-};
+using ckpt::test::FaultFileSystem;
+using ckpt::test::ScopedFileSystem;
 
 // Runs `call`, which must report the full disk a background save of `step`
 // to `path` ran into: as the IoError a synchronous save throws (class and
@@ -433,9 +400,10 @@ TEST(CheckpointManagerAsync, BackgroundFailureIsReportedByTheNextCallThenCleared
   CheckpointManager manager(directory.path(), async_keep(0));
   manager.save(1, state_at(1));
   manager.wait();
-  FullDisk full;
+  FaultFileSystem full;
+  full.limit_space(0);  // every write fails with ENOSPC
   {
-    InstalledFileSystem installed(full);
+    ScopedFileSystem installed(full);
     ASSERT_TRUE(manager.save(2, state_at(2)));  // only stages: nothing is written on this thread
     expect_background_disk_full([&] { manager.save(3, state_at(3)); }, directory.file("ckpt-00000002.safetensors"),
                                 2);
@@ -454,8 +422,9 @@ TEST(CheckpointManagerAsync, WaitAndTheNextMaybeSaveReportTheFailureAsItsOwnErro
   ManagerOptions options = async_keep(0);
   options.save_policy.every_steps = 1;
   CheckpointManager manager(directory.path(), options);
-  FullDisk full;
-  InstalledFileSystem installed(full);
+  FaultFileSystem full;
+  full.limit_space(0);
+  ScopedFileSystem installed(full);
   ASSERT_TRUE(manager.maybe_save(1, state_at(1)));
   expect_background_disk_full([&] { manager.wait(); }, directory.file("ckpt-00000001.safetensors"), 1);
   ASSERT_TRUE(manager.maybe_save(2, state_at(2)));
@@ -487,12 +456,13 @@ TEST(CheckpointManagerAsync, SkipPolicyDropsADueSaveWhileOneIsInFlightButExplici
   options.save_policy.every_steps = 1;
   options.when_busy = ManagerOptions::WhenBusy::skip;
   CheckpointManager manager(directory.path(), options);
-  GatedDisk gate;
+  FaultFileSystem gate;
+  gate.hold_writes();
   {
-    InstalledFileSystem installed(gate);
+    ScopedFileSystem installed(gate);
     EXPECT_TRUE(manager.maybe_save(1, state_at(1)));
     EXPECT_FALSE(manager.maybe_save(2, state_at(2))) << "step 1 is still being written";
-    gate.open();
+    gate.release_writes();
     EXPECT_TRUE(manager.save(3, state_at(3)));  // waits for step 1
     manager.wait();
   }
@@ -504,10 +474,11 @@ TEST(CheckpointManagerAsync, WaitPolicyBlocksUntilThePreviousSaveIsCommitted) {
   ManagerOptions options = async_keep(0);
   options.save_policy.every_steps = 1;
   CheckpointManager manager(directory.path(), options);
-  GatedDisk gate;
-  InstalledFileSystem installed(gate);
+  FaultFileSystem gate;
+  gate.hold_writes();
+  ScopedFileSystem installed(gate);
   EXPECT_TRUE(manager.maybe_save(1, state_at(1)));
-  std::thread opener([&] { gate.open(); });
+  std::thread opener([&] { gate.release_writes(); });
   EXPECT_TRUE(manager.maybe_save(2, state_at(2)));
   opener.join();
   manager.wait();

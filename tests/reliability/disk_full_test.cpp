@@ -16,7 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "fault_fs.hpp"
+#include "ckpt/ckpt.hpp"
+#include "support/fault_fs.hpp"
 #include "support/temp_dir.hpp"
 
 namespace ckpt::test {

@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "ckpt/manager.hpp"
-#include "fault_fs.hpp"
 #include "report.hpp"
+#include "support/fault_fs.hpp"
 #include "support/temp_dir.hpp"
 
 namespace ckpt::test {

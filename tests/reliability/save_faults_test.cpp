@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "fault_fs.hpp"
 #include "report.hpp"
 #include "sample_checkpoint.hpp"
+#include "support/fault_fs.hpp"
 #include "support/temp_dir.hpp"
 
 namespace ckpt::test {
@@ -26,13 +26,13 @@ namespace {
 std::vector<int> errors_of(FsOp op) {
   switch (op) {
     case FsOp::open: return {EACCES, ENOSPC, EMFILE};
-    case FsOp::write: return {EIO, ENOSPC, EDQUOT};
+    case FsOp::pwrite: return {EIO, ENOSPC, EDQUOT};
     case FsOp::fsync: return {EIO, ENOSPC};
     case FsOp::close: return {EIO};
     case FsOp::rename: return {EIO, EXDEV};
     case FsOp::unlink: return {EIO, EBUSY};
+    default: return {};  // a call a save does not make (SetUp checks)
   }
-  return {};
 }
 
 // The ids a failure of `op` may be reported with (open and close serve both
@@ -41,13 +41,13 @@ std::set<ErrorId> ids_for(FsOp op, int error) {
   if (error == ENOSPC || error == EDQUOT) return {ErrorId::io_no_space};
   switch (op) {
     case FsOp::open: return {ErrorId::io_open, ErrorId::io_sync};
-    case FsOp::write: return {ErrorId::io_write};
+    case FsOp::pwrite: return {ErrorId::io_write};
     case FsOp::fsync: return {ErrorId::io_sync};
     case FsOp::close: return {ErrorId::io_write, ErrorId::io_sync};
     case FsOp::rename: return {ErrorId::io_rename};
     case FsOp::unlink: return {ErrorId::io_remove};
+    default: return {};
   }
-  return {};
 }
 
 // 1-based position in `trace` of the `nth` call of `op`.
@@ -87,6 +87,7 @@ class SaveFaults : public ::testing::TestWithParam<SaveScenario> {
     trace_ = counting.trace();
     for (std::size_t i = 0; i < trace_.size(); ++i) {
       if (trace_[i].op == FsOp::rename) rename_position_ = i + 1;
+      ASSERT_FALSE(errors_of(trace_[i].op).empty()) << "no faults listed for the save's " << fs_op_name(trace_[i].op);
     }
     ASSERT_NE(rename_position_, 0u) << "a save must publish its file by rename";
     reset();
@@ -194,7 +195,7 @@ TEST_P(SaveFaults, CallOrderMakesTheSaveDurable) {
   std::optional<std::size_t> temp_synced, renamed, directory_synced;
   for (std::size_t i = 0; i < trace_.size(); ++i) {
     const FsCall& call = trace_[i];
-    if (call.op == FsOp::write) {
+    if (call.op == FsOp::pwrite) {
       EXPECT_EQ(call.path, temp) << "write #" << i;
     }
     if (call.op == FsOp::fsync && call.path == temp) temp_synced = i;
@@ -222,7 +223,7 @@ TEST_P(SaveFaults, ShortAndInterruptedWritesStillSaveEveryByte) {
     save_sample(path_, fresh_, GetParam().codec);
   }
   EXPECT_EQ(difference(path_, fresh_), "");
-  EXPECT_GT(fs.count(FsOp::write), trace_.size());
+  EXPECT_GT(fs.count(FsOp::pwrite), trace_.size());
 }
 
 INSTANTIATE_TEST_SUITE_P(Codecs, SaveFaults,

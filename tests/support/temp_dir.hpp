@@ -37,9 +37,10 @@ class TempDir {
 
   // The names in the directory (dotfiles included), sorted, so a test can say
   // exactly what it expects to find.
-  std::vector<std::string> names() const {
+  std::vector<std::string> names() const { return names_in(path_); }
+  static std::vector<std::string> names_in(const std::string& directory) {
     std::vector<std::string> names;
-    for (const auto& entry : std::filesystem::directory_iterator(path_)) names.push_back(entry.path().filename());
+    for (const auto& entry : std::filesystem::directory_iterator(directory)) names.push_back(entry.path().filename());
     std::sort(names.begin(), names.end());
     return names;
   }

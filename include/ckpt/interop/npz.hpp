@@ -9,7 +9,6 @@
 // the checkpoint metadata, so a round trip through .npz is exact. See
 // docs/interop.md.
 
-#include <sys/stat.h>
 #include <zip.h>
 
 #include <algorithm>
@@ -39,15 +38,15 @@ struct NpzOptions {
   bool durable = true;    // fsync the file and its directory
 };
 
-// Writes `tensors` as NAME.npy members. libzip writes a temporary file and
-// renames it over `path` when complete, so a failed save leaves `path` as it
-// was; with `durable`, the file and directory are fsynced after the rename.
+// Writes `tensors` as NAME.npy members. Atomic like write_checkpoint: the
+// archive goes to a temp file renamed over `path` when complete (with
+// `durable`, fsynced before the rename and the directory after it), so a
+// failed save leaves `path` as it was.
 inline void save_npz(const std::string& path, const std::vector<NamedTensor>& tensors,
                      const nlohmann::json& metadata = nlohmann::json::object(), const NpzOptions& options = {}) {
   detail::check_tensor_arguments(path, tensors);
-  int code = 0;
-  detail::ZipArchive archive(zip_open(path.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &code));
-  if (!archive) detail::throw_zip_code(code, path, "", "creating archive");
+  detail::NpzFileTarget target(path, options.durable);
+  detail::ZipArchive archive = target.create_archive();  // destroyed before `target`
 
   // libzip reads the sources at zip_close, so every buffer lives until then.
   std::vector<std::string> headers;
@@ -87,22 +86,17 @@ inline void save_npz(const std::string& path, const std::vector<NamedTensor>& te
         nlohmann::json{{"format", "ckpt.npz"}, {"version", 1}, {"dtypes", real_dtypes}, {"metadata", metadata}}.dump();
     add_member(npz_sidecar_name, "", {{reinterpret_cast<zip_uint8_t*>(sidecar.data()), sidecar.size()}});
   }
-  if (zip_close(archive.get()) != 0) detail::throw_zip_error(zip_get_error(archive.get()), path, "", "writing archive");
+  if (zip_close(archive.get()) != 0) target.throw_failure(zip_get_error(archive.get()), "writing archive");
   archive.release();  // zip_close freed it
-  if (options.durable) detail::sync_written_file(path);
 }
 
 // Reads every NAME.npy member of an .npz (from np.savez, np.savez_compressed
 // or save_npz) in archive order. CRC-32s are checked; Fortran-order arrays
 // are reordered to C order; members the format cannot hold are refused.
 inline TensorSet load_npz(const std::string& path) {
-  struct stat file_stat {};
-  if (::stat(path.c_str(), &file_stat) != 0) detail::throw_zip_code(ZIP_ER_NOENT, path, "", "opening archive");
-  int code = 0;
-  detail::ZipArchive archive(zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &code));
-  if (!archive) detail::throw_zip_code(code, path, "", "opening archive");
-
-  const auto file_size = static_cast<std::uint64_t>(file_stat.st_size);
+  const detail::MappedFile file(path);  // outlives the archive, which reads from it
+  detail::ZipArchive archive = detail::open_mapped_archive(file);
+  const std::uint64_t file_size = file.size();
   auto open_member = [&](zip_uint64_t index, const std::string& tensor, zip_stat_t& stat) {
     if (zip_stat_index(archive.get(), index, 0, &stat) != 0) {
       detail::throw_zip_error(zip_get_error(archive.get()), path, tensor, "reading member " + std::to_string(index));

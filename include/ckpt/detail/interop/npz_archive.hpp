@@ -3,22 +3,24 @@
 // Reading and writing the zip container of a .npz file through libzip, and the
 // sidecar member that records what NumPy cannot.
 
-#include <fcntl.h>
-#include <unistd.h>
 #include <zip.h>
 
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "ckpt/detail/interop/npy.hpp"
-#include "ckpt/detail/os/file_system.hpp"
+#include "ckpt/detail/os/atomic_file.hpp"
+#include "ckpt/detail/os/mapped_file.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/tensor.hpp"
 
@@ -59,10 +61,9 @@ using ZipMember = std::unique_ptr<zip_file_t, ZipFileClose>;
   }
 }
 
-[[noreturn]] inline void throw_zip_code(int code, const std::string& file, const std::string& tensor,
-                                        const std::string& doing) {
-  zip_error_t error;
-  zip_error_init_with_code(&error, code);
+// Throws the error `error` holds and releases what it holds.
+[[noreturn]] inline void throw_owned_zip_error(zip_error_t& error, const std::string& file, const std::string& tensor,
+                                               const std::string& doing) {
   try {
     throw_zip_error(&error, file, tensor, doing);
   } catch (...) {
@@ -70,6 +71,132 @@ using ZipMember = std::unique_ptr<zip_file_t, ZipFileClose>;
     throw;
   }
 }
+
+// Opens the archive `file` maps for reading. libzip parses the mapped bytes
+// and never opens the file itself, so an import reads through the
+// file-system seam like a checkpoint does.
+inline ZipArchive open_mapped_archive(const MappedFile& file) {
+  zip_error_t error;
+  zip_error_init(&error);
+  zip_source_t* source = zip_source_buffer_create(file.data(), file.size(), 0, &error);
+  if (source == nullptr) throw_owned_zip_error(error, file.path(), "", "opening archive");
+  zip_t* archive = zip_open_from_source(source, ZIP_RDONLY | ZIP_CHECKCONS, &error);
+  if (archive == nullptr) {
+    zip_source_free(source);
+    throw_owned_zip_error(error, file.path(), "", "opening archive");
+  }
+  zip_error_fini(&error);
+  return ZipArchive(archive);
+}
+
+// What libzip writes when it saves an archive, as a libzip source that
+// writes through an AtomicFile: an export passes through the file-system
+// seam and is published like a checkpoint (temp file, fsync, rename,
+// directory fsync), never written in place. The archive is always written
+// from scratch: the source says no file exists yet, so libzip reads nothing.
+class NpzFileTarget {
+ public:
+  NpzFileTarget(std::string path, bool durable) : path_(std::move(path)), durable_(durable) { zip_error_init(&error_); }
+  NpzFileTarget(const NpzFileTarget&) = delete;
+  NpzFileTarget& operator=(const NpzFileTarget&) = delete;
+  ~NpzFileTarget() { zip_error_fini(&error_); }
+
+  // A new archive that zip_close writes through this target; it must not
+  // outlive this object.
+  ZipArchive create_archive() {
+    zip_error_t error;
+    zip_error_init(&error);
+    zip_source_t* source = zip_source_function_create(&NpzFileTarget::call, this, &error);
+    if (source == nullptr) throw_owned_zip_error(error, path_, "", "creating archive");
+    zip_t* archive = zip_open_from_source(source, ZIP_CREATE | ZIP_TRUNCATE, &error);
+    if (archive == nullptr) {
+      zip_source_free(source);
+      throw_owned_zip_error(error, path_, "", "creating archive");
+    }
+    zip_error_fini(&error);
+    return ZipArchive(archive);
+  }
+
+  // After libzip reported a failure: throws ckpt's own error when one of the
+  // calls below caught it (it names the errno, e.g. a full disk), else libzip's.
+  [[noreturn]] void throw_failure(zip_error_t* libzip_error, const std::string& doing) const {
+    if (failure_) std::rethrow_exception(failure_);
+    throw_zip_error(libzip_error, path_, "", doing);
+  }
+
+ private:
+  static zip_int64_t call(void* state, void* data, zip_uint64_t length, zip_source_cmd_t command) {
+    auto& target = *static_cast<NpzFileTarget*>(state);
+    // libzip is C: nothing may be thrown through it. A caught error is kept
+    // for throw_failure and libzip is told the call failed.
+    try {
+      return target.handle(data, length, command);
+    } catch (...) {
+      target.failure_ = std::current_exception();
+      zip_error_set(&target.error_, ZIP_ER_WRITE, 0);
+      return -1;
+    }
+  }
+
+  zip_int64_t handle(void* data, zip_uint64_t length, zip_source_cmd_t command) {
+    switch (command) {
+      case ZIP_SOURCE_SUPPORTS: return ZIP_SOURCE_SUPPORTS_WRITABLE;
+      case ZIP_SOURCE_STAT:
+        // What libzip takes for "no such file": it then creates the archive without reading.
+        zip_error_set(&error_, ZIP_ER_READ, ENOENT);
+        return -1;
+      case ZIP_SOURCE_ERROR: return zip_error_to_data(&error_, data, length);
+      case ZIP_SOURCE_BEGIN_WRITE:
+        file_.emplace(path_);
+        position_ = 0;
+        return 0;
+      case ZIP_SOURCE_WRITE:
+        file_->write_at(position_, data, static_cast<std::size_t>(length));
+        position_ += length;
+        return static_cast<zip_int64_t>(length);
+      case ZIP_SOURCE_SEEK_WRITE: {
+        const zip_int64_t position = zip_source_seek_compute_offset(
+            position_, file_->size(), data, length, &error_);
+        if (position < 0) return -1;
+        position_ = static_cast<std::uint64_t>(position);
+        return 0;
+      }
+      case ZIP_SOURCE_TELL_WRITE: return static_cast<zip_int64_t>(position_);
+      case ZIP_SOURCE_COMMIT_WRITE:
+        file_->commit(durable_);
+        file_.reset();
+        return 0;
+      case ZIP_SOURCE_ROLLBACK_WRITE:
+        file_.reset();  // removes the temp file; the path keeps what it held
+        return 0;
+      case ZIP_SOURCE_REMOVE:
+        // libzip never writes an archive without members and removes the file
+        // instead; NumPy writes one (np.savez()), and an export must leave a
+        // file that loads: the 22-byte end record of an empty archive.
+        write_empty_archive();
+        return 0;
+      case ZIP_SOURCE_FREE: return 0;  // this object is owned by save_npz
+      default:
+        // The reading commands: never sent, since the archive does not exist yet.
+        zip_error_set(&error_, ZIP_ER_OPNOTSUPP, 0);
+        return -1;
+    }
+  }
+
+  void write_empty_archive() {
+    static constexpr unsigned char end_of_central_directory[22] = {'P', 'K', 5, 6};
+    AtomicFile file(path_);
+    file.write(end_of_central_directory, sizeof end_of_central_directory);
+    file.commit(durable_);
+  }
+
+  std::string path_;
+  bool durable_;
+  zip_error_t error_;
+  std::optional<AtomicFile> file_;
+  std::uint64_t position_ = 0;
+  std::exception_ptr failure_;
+};
 
 // Streams one member of a read-only archive, checking its size claims first.
 class NpzMemberReader {
@@ -212,17 +339,6 @@ inline NpzSidecar parse_npz_sidecar(const std::string& text, const std::string& 
     parsed.real_dtypes.emplace(name, *dtype);
   }
   return parsed;
-}
-
-// libzip has renamed its complete temp file over `path`; make that durable.
-inline void sync_written_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw_system_error(ErrorId::io_sync, path, "opening to fsync", errno);
-  const int synced = file_system().fsync(fd);
-  const int error = errno;
-  ::close(fd);
-  if (synced != 0) throw_system_error(ErrorId::io_sync, path, "fsync", error);
-  fsync_directory(directory_of(path));
 }
 
 }  // namespace detail

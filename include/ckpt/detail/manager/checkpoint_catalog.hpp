@@ -7,16 +7,15 @@
 // that spares reading every file's header. The index is only a cache: when it
 // is lost or stale, the facts are read back from the files.
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <string>
-#include <system_error>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -59,12 +58,30 @@ inline void apply_record(const nlohmann::json& record, CheckpointInfo& info) {
   }
 }
 
+// The index's text, or nothing when it cannot be read whole. The index is a
+// cache: whatever keeps it from being read (missing, unreadable, changed
+// while read) only means the facts are read back from the checkpoints.
+inline std::optional<std::string> read_index_text(const std::string& path) {
+  FileSystem& fs = file_system();
+  const ReadDescriptor fd(fs.open(path.c_str(), O_RDONLY | O_CLOEXEC, 0));
+  struct stat status {};
+  if (fd.get() < 0 || fs.fstat(fd.get(), &status) != 0 || !S_ISREG(status.st_mode)) return std::nullopt;
+  std::string text(static_cast<std::size_t>(status.st_size), '\0');
+  for (std::size_t done = 0; done < text.size();) {
+    const long got = fs.pread(fd.get(), text.data() + done, text.size() - done, done);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return std::nullopt;
+    done += static_cast<std::size_t>(got);
+  }
+  return text;
+}
+
 // Index entries by file name.
 inline std::map<std::string, CheckpointInfo> read_index(const std::string& directory) {
   std::map<std::string, CheckpointInfo> entries;
-  std::ifstream file(directory + "/" + index_file_name);
-  if (!file) return entries;
-  const nlohmann::json index = nlohmann::json::parse(file, nullptr, /*allow_exceptions=*/false);
+  const std::optional<std::string> text = read_index_text(directory + "/" + index_file_name);
+  if (!text) return entries;
+  const nlohmann::json index = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
   const auto checkpoints = index.is_object() ? index.find("checkpoints") : index.end();
   if (checkpoints == index.end() || !checkpoints->is_array()) return entries;
   for (const nlohmann::json& entry : *checkpoints) {
@@ -116,25 +133,28 @@ inline void read_facts_from_file(CheckpointInfo& info, std::int64_t modification
 inline std::vector<CheckpointInfo> scan_checkpoints(const std::string& directory, const CheckpointNaming& naming,
                                                     const std::map<std::string, CheckpointInfo>& known) {
   std::vector<CheckpointInfo> checkpoints;
-  std::error_code error;
-  for (const auto& item : std::filesystem::directory_iterator(directory, error)) {
-    const std::string name = item.path().filename().string();
+  for (const std::string& name : directory_names(directory)) {
     const std::optional<ParsedCheckpointName> parsed = naming.parse(name);
     if (!parsed) continue;
+    const std::string path = directory + "/" + name;
     struct stat status {};
-    if (::stat(item.path().c_str(), &status) != 0 || !S_ISREG(status.st_mode)) continue;
+    if (file_system().stat(path.c_str(), &status) != 0) {
+      if (errno == ENOENT) continue;  // removed since the listing, by another process's rotation
+      throw_system_error(ErrorId::io_read, path, "stat", errno);
+    }
+    if (!S_ISREG(status.st_mode)) continue;
     CheckpointInfo info;
     const auto fact = known.find(name);
     if (fact != known.end() && fact->second.bytes == static_cast<std::uint64_t>(status.st_size)) {
       info = fact->second;
     } else {
-      info.path = item.path().string();
+      info.path = path;
       info.metrics = parsed->metrics;
       info.epoch = parsed->epoch;
       read_facts_from_file(info, status.st_mtime);
     }
     info.step = parsed->step;
-    info.path = item.path().string();
+    info.path = path;
     info.bytes = static_cast<std::uint64_t>(status.st_size);
     checkpoints.push_back(std::move(info));
   }
@@ -145,15 +165,11 @@ inline std::vector<CheckpointInfo> scan_checkpoints(const std::string& directory
 
 // Removes what a save killed midway left behind: temp files of this naming or of the index.
 inline void remove_stale_temp_files(const std::string& directory, const CheckpointNaming& naming) {
-  std::vector<std::string> stale;
-  std::error_code error;
-  for (const auto& item : std::filesystem::directory_iterator(directory, error)) {
-    const std::string name = item.path().filename().string();
+  for (const std::string& name : directory_names(directory)) {
     if (!is_temp_file_name(name)) continue;
     const std::string final_name = name.substr(1, name.rfind(temp_marker) - 1);
-    if (final_name == index_file_name || naming.parse(final_name)) stale.push_back(item.path().string());
+    if (final_name == index_file_name || naming.parse(final_name)) remove_file(directory + "/" + name);
   }
-  for (const std::string& path : stale) remove_file(path);
 }
 
 }  // namespace ckpt::detail

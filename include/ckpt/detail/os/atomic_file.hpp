@@ -52,19 +52,28 @@ class AtomicFile {
   const std::string& path() const noexcept { return path_; }
   const std::string& temp_path() const noexcept { return temp_path_; }
 
-  // Writes all `size` bytes, in pieces the kernel accepts in one call.
-  void write(const void* data, std::size_t size) {
+  // Appends all `size` bytes after the furthest byte written so far.
+  void write(const void* data, std::size_t size) { write_at(end_, data, size); }
+
+  // Writes all `size` bytes at `offset`, in pieces the kernel accepts in one
+  // call (a writer that patches what it wrote earlier, like libzip, seeks).
+  void write_at(std::uint64_t offset, const void* data, std::size_t size) {
     constexpr std::size_t max_piece = std::size_t(1) << 30;
     const auto* bytes = static_cast<const std::byte*>(data);
     while (size > 0) {
-      const long written = file_system().write(fd_, bytes, size < max_piece ? size : max_piece);
+      const long written = file_system().pwrite(fd_, bytes, size < max_piece ? size : max_piece, offset);
       if (written < 0 && errno == EINTR) continue;
       if (written < 0) throw_system_error(ErrorId::io_write, path_, "write", errno);
       if (written == 0) throw IoError(ErrorId::io_write, path_, "", "write made no progress");
       bytes += written;
       size -= static_cast<std::size_t>(written);
+      offset += static_cast<std::uint64_t>(written);
     }
+    if (offset > end_) end_ = offset;
   }
+
+  // One past the furthest byte written so far.
+  std::uint64_t size() const noexcept { return end_; }
 
   // Publishes the file under its final name. With `durable`, the data is on
   // disk before the rename and the rename is on disk before this returns.
@@ -86,6 +95,7 @@ class AtomicFile {
   std::string directory_;
   std::string temp_path_;
   int fd_ = -1;
+  std::uint64_t end_ = 0;
   bool committed_ = false;
 };
 

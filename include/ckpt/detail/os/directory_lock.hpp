@@ -25,9 +25,11 @@ class DirectoryLock {
     FileSystem& fs = file_system();
     fd_ = fs.open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0) throw_system_error(ErrorId::io_open, path_, "creating the lock file", errno);
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (fs.flock(fd_, LOCK_EX | LOCK_NB) != 0) {
       const int error = errno;
-      const std::string holder = read_holder();
+      // Another writer holds it (EWOULDBLOCK): a state to report with its pid.
+      // Anything else (ENOLCK on a file system without locks, EINTR) is an I/O failure.
+      const std::string holder = error == EWOULDBLOCK ? read_holder() : "";
       fs.close(fd_);
       if (error != EWOULDBLOCK) throw_system_error(ErrorId::io_open, path_, "flock", error);
       throw StateError(ErrorId::state_locked, path_, "",
@@ -36,7 +38,7 @@ class DirectoryLock {
     }
     const std::string pid = std::to_string(::getpid()) + "\n";
     // The pid is only a hint for the error message above: failing to record it is harmless.
-    if (::ftruncate(fd_, 0) == 0) fs.write(fd_, pid.data(), pid.size());
+    if (fs.ftruncate(fd_, 0) == 0) fs.pwrite(fd_, pid.data(), pid.size(), 0);
   }
 
   DirectoryLock(const DirectoryLock&) = delete;
@@ -46,7 +48,7 @@ class DirectoryLock {
  private:
   std::string read_holder() const {
     char text[32] = {};
-    const ssize_t size = ::pread(fd_, text, sizeof text - 1, 0);
+    const long size = file_system().pread(fd_, text, sizeof text - 1, 0);
     std::string pid(text, size > 0 ? static_cast<std::size_t>(size) : 0);
     while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
     if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) return "";

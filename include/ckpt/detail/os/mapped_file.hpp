@@ -20,36 +20,28 @@ namespace ckpt::detail {
 class MappedFile {
  public:
   explicit MappedFile(const std::string& path) : path_(path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw_system_error(ErrorId::io_open, path, "open", errno);
+    FileSystem& fs = file_system();
+    // The descriptor is needed only to map: the mapping outlives it.
+    const ReadDescriptor fd(fs.open(path.c_str(), O_RDONLY | O_CLOEXEC, 0));
+    if (fd.get() < 0) throw_system_error(ErrorId::io_open, path, "open", errno);
     struct stat status {};
-    if (::fstat(fd, &status) != 0) {
-      const int error = errno;
-      ::close(fd);
-      throw_system_error(ErrorId::io_read, path, "fstat", error);
-    }
+    if (fs.fstat(fd.get(), &status) != 0) throw_system_error(ErrorId::io_read, path, "fstat", errno);
     if (!S_ISREG(status.st_mode)) {
-      ::close(fd);
       throw IoError(ErrorId::io_open, path, "", "expected a regular file, found another kind of file");
     }
     size_ = static_cast<std::uint64_t>(status.st_size);
     if (size_ > 0) {
-      void* address = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd, 0);
-      if (address == MAP_FAILED) {
-        const int error = errno;
-        ::close(fd);
-        throw_system_error(ErrorId::io_map, path, "mmap", error);
-      }
+      void* address = fs.map_read_only(fd.get(), size_);
+      if (address == MAP_FAILED) throw_system_error(ErrorId::io_map, path, "mmap", errno);
       data_ = static_cast<const std::byte*>(address);
     }
-    ::close(fd);  // the mapping stays valid without the descriptor
   }
 
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
 
   ~MappedFile() {
-    if (data_ != nullptr) ::munmap(const_cast<std::byte*>(data_), size_);
+    if (data_ != nullptr) file_system().unmap(const_cast<std::byte*>(data_), size_);
   }
 
   const std::string& path() const noexcept { return path_; }

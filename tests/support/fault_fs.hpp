@@ -1,36 +1,53 @@
 #pragma once
 
-// A test-only detail::FileSystem that records every mutating call ckpt makes
-// and can make one of them fail (with an errno, as the kernel would) or crash
-// the process right before it happens. Installed with ScopedFileSystem.
+// The tests' one detail::FileSystem: it records every file-system call ckpt
+// makes and can make one of them fail (with an errno, as the kernel would),
+// crash the process right before it, fill the disk, shorten or interrupt
+// writes, hold writes until the test lets them through, or serve a directory
+// that exists only for calls made through it. Installed with ScopedFileSystem.
 
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "ckpt/ckpt.hpp"
+#include "ckpt/detail/os/file_system.hpp"
 
 namespace ckpt::test {
 
-enum class FsOp { open, write, fsync, close, rename, unlink };
-inline constexpr FsOp all_fs_ops[] = {FsOp::open, FsOp::write, FsOp::fsync, FsOp::close, FsOp::rename, FsOp::unlink};
+// One per virtual function of detail::FileSystem.
+enum class FsOp { open, close, fstat, stat, pread, map, unmap, list, pwrite, ftruncate, fsync, rename, unlink, mkdir, flock };
+inline constexpr FsOp all_fs_ops[] = {FsOp::open,  FsOp::close,  FsOp::fstat,  FsOp::stat,      FsOp::pread,
+                                      FsOp::map,   FsOp::unmap,  FsOp::list,   FsOp::pwrite,    FsOp::ftruncate,
+                                      FsOp::fsync, FsOp::rename, FsOp::unlink, FsOp::mkdir,     FsOp::flock};
 
 inline const char* fs_op_name(FsOp op) {
   switch (op) {
     case FsOp::open: return "open";
-    case FsOp::write: return "write";
-    case FsOp::fsync: return "fsync";
     case FsOp::close: return "close";
+    case FsOp::fstat: return "fstat";
+    case FsOp::stat: return "stat";
+    case FsOp::pread: return "pread";
+    case FsOp::map: return "mmap";
+    case FsOp::unmap: return "munmap";
+    case FsOp::list: return "list";
+    case FsOp::pwrite: return "pwrite";
+    case FsOp::ftruncate: return "ftruncate";
+    case FsOp::fsync: return "fsync";
     case FsOp::rename: return "rename";
     case FsOp::unlink: return "unlink";
+    case FsOp::mkdir: return "mkdir";
+    case FsOp::flock: return "flock";
   }
   return "?";
 }
@@ -48,15 +65,17 @@ inline constexpr int crash_exit_code = 86;
 
 class FaultFileSystem : public detail::FileSystem {
  public:
-  // The `nth` (1-based) call of `op` fails with `error_number` and does nothing.
+  // The `nth` (1-based) call of `op` fails with `error_number` and does
+  // nothing (close and munmap release what they were given all the same, as
+  // Linux does when it reports their failure).
   void fail_at(FsOp op, std::uint64_t nth, int error_number) {
     std::lock_guard<std::mutex> lock(mutex_);
     fail_op_ = op;
     fail_nth_ = nth;
     fail_errno_ = error_number;
   }
-  // The process _exit()s right before the `nth` mutating call of any kind, as
-  // a kill -9 or a power cut of the process (not of the page cache) would.
+  // The process _exit()s right before the `nth` call of any kind, as a
+  // kill -9 or a power cut of the process (not of the page cache) would.
   void crash_at(std::uint64_t nth) {
     std::lock_guard<std::mutex> lock(mutex_);
     crash_nth_ = nth;
@@ -75,6 +94,28 @@ class FaultFileSystem : public detail::FileSystem {
     std::lock_guard<std::mutex> lock(mutex_);
     short_write_bytes_ = max_bytes;
   }
+  // Writes block until release_writes(): keeps a save in flight while the
+  // test acts.
+  void hold_writes() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    writes_held_ = true;
+  }
+  void release_writes() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      writes_held_ = false;
+    }
+    writes_released_.notify_all();
+  }
+
+  // Paths under `virtual_root` (which must not exist) name the files under
+  // `real_root`: the files are reachable through this object only, so an
+  // operation that bypasses the seam fails.
+  void serve(const std::string& virtual_root, const std::string& real_root) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    virtual_root_ = virtual_root;
+    real_root_ = real_root;
+  }
 
   std::vector<FsCall> trace() const {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -92,17 +133,51 @@ class FaultFileSystem : public detail::FileSystem {
 
   int open(const char* path, int flags, unsigned mode) override {
     if (!enter(FsOp::open, path)) return -1;
-    const int fd = detail::FileSystem::open(path, flags, mode);
+    const int fd = detail::FileSystem::open(real(path).c_str(), flags, mode);
     if (fd >= 0) {
       std::lock_guard<std::mutex> lock(mutex_);
       fd_paths_[fd] = path;
     }
     return fd;
   }
-  long write(int fd, const void* data, std::size_t size) override {
-    if (!enter(FsOp::write, path_of(fd))) return -1;
+  int close(int fd) override {
+    const std::string path = path_of(fd);
     {
       std::lock_guard<std::mutex> lock(mutex_);
+      fd_paths_.erase(fd);
+    }
+    if (!enter(FsOp::close, path)) return release_anyway([&] { detail::FileSystem::close(fd); });
+    return detail::FileSystem::close(fd);
+  }
+  int fstat(int fd, struct stat* status) override {
+    if (!enter(FsOp::fstat, path_of(fd))) return -1;
+    return detail::FileSystem::fstat(fd, status);
+  }
+  int stat(const char* path, struct stat* status) override {
+    if (!enter(FsOp::stat, path)) return -1;
+    return detail::FileSystem::stat(real(path).c_str(), status);
+  }
+  long pread(int fd, void* data, std::size_t size, std::uint64_t offset) override {
+    if (!enter(FsOp::pread, path_of(fd))) return -1;
+    return detail::FileSystem::pread(fd, data, size, offset);
+  }
+  void* map_read_only(int fd, std::size_t size) override {
+    if (!enter(FsOp::map, path_of(fd))) return MAP_FAILED;
+    return detail::FileSystem::map_read_only(fd, size);
+  }
+  int unmap(void* address, std::size_t size) override {
+    if (!enter(FsOp::unmap, "")) return release_anyway([&] { detail::FileSystem::unmap(address, size); });
+    return detail::FileSystem::unmap(address, size);
+  }
+  int list_directory(const char* path, std::vector<std::string>& names) override {
+    if (!enter(FsOp::list, path)) return -1;
+    return detail::FileSystem::list_directory(real(path).c_str(), names);
+  }
+  long pwrite(int fd, const void* data, std::size_t size, std::uint64_t offset) override {
+    if (!enter(FsOp::pwrite, path_of(fd))) return -1;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      writes_released_.wait(lock, [&] { return !writes_held_; });
       if (short_write_bytes_ != 0) {
         if (++writes_seen_ % 2 == 0) {
           errno = EINTR;
@@ -118,39 +193,36 @@ class FaultFileSystem : public detail::FileSystem {
         size = static_cast<std::size_t>(std::min<std::uint64_t>(size, space_left_));
       }
     }
-    const long written = detail::FileSystem::write(fd, data, size);
+    const long written = detail::FileSystem::pwrite(fd, data, size, offset);
     if (written > 0 && space_limited_) {
       std::lock_guard<std::mutex> lock(mutex_);
       space_left_ -= static_cast<std::uint64_t>(written);
     }
     return written;
   }
+  int ftruncate(int fd, std::uint64_t size) override {
+    if (!enter(FsOp::ftruncate, path_of(fd))) return -1;
+    return detail::FileSystem::ftruncate(fd, size);
+  }
   int fsync(int fd) override {
     if (!enter(FsOp::fsync, path_of(fd))) return -1;
     return detail::FileSystem::fsync(fd);
   }
-  int close(int fd) override {
-    const std::string path = path_of(fd);
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      fd_paths_.erase(fd);
-    }
-    if (!enter(FsOp::close, path)) {
-      // Linux releases the descriptor even when close reports an error.
-      const int injected = errno;
-      detail::FileSystem::close(fd);
-      errno = injected;
-      return -1;
-    }
-    return detail::FileSystem::close(fd);
-  }
   int rename(const char* from, const char* to) override {
     if (!enter(FsOp::rename, from, to)) return -1;
-    return detail::FileSystem::rename(from, to);
+    return detail::FileSystem::rename(real(from).c_str(), real(to).c_str());
   }
   int unlink(const char* path) override {
     if (!enter(FsOp::unlink, path)) return -1;
-    return detail::FileSystem::unlink(path);
+    return detail::FileSystem::unlink(real(path).c_str());
+  }
+  int mkdir(const char* path, unsigned mode) override {
+    if (!enter(FsOp::mkdir, path)) return -1;
+    return detail::FileSystem::mkdir(real(path).c_str(), mode);
+  }
+  int flock(int fd, int operation) override {
+    if (!enter(FsOp::flock, path_of(fd))) return -1;
+    return detail::FileSystem::flock(fd, operation);
   }
 
  private:
@@ -166,6 +238,20 @@ class FaultFileSystem : public detail::FileSystem {
     }
     return true;
   }
+  // An injected failure of a call that releases a resource: released anyway,
+  // and the failure reported.
+  template <class Release>
+  static int release_anyway(Release release) {
+    const int injected = errno;
+    release();
+    errno = injected;
+    return -1;
+  }
+  std::string real(const std::string& path) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (virtual_root_.empty() || path.compare(0, virtual_root_.size(), virtual_root_) != 0) return path;
+    return real_root_ + path.substr(virtual_root_.size());
+  }
   std::string path_of(int fd) const {
     std::lock_guard<std::mutex> lock(mutex_);
     auto found = fd_paths_.find(fd);
@@ -176,7 +262,7 @@ class FaultFileSystem : public detail::FileSystem {
   std::vector<FsCall> trace_;
   std::map<FsOp, std::uint64_t> counts_;
   std::map<int, std::string> fd_paths_;
-  FsOp fail_op_ = FsOp::write;
+  FsOp fail_op_ = FsOp::pwrite;
   std::uint64_t fail_nth_ = 0;
   int fail_errno_ = EIO;
   std::uint64_t crash_nth_ = 0;
@@ -184,6 +270,10 @@ class FaultFileSystem : public detail::FileSystem {
   std::uint64_t space_left_ = 0;
   std::size_t short_write_bytes_ = 0;
   std::uint64_t writes_seen_ = 0;
+  bool writes_held_ = false;
+  std::condition_variable writes_released_;
+  std::string virtual_root_;
+  std::string real_root_;
 };
 
 // Routes ckpt's file-system calls through `fs` for the scope's lifetime.
