@@ -125,8 +125,17 @@ inline std::optional<nlohmann::json> parse_strict_json(std::string_view text, st
     return std::nullopt;
   }
   StrictJsonBuilder builder(max_depth, max_elements);
-  if (!nlohmann::json::sax_parse(text.begin(), text.end(), &builder, nlohmann::json::input_format_t::json,
-                                 /*strict=*/true, /*ignore_comments=*/false)) {
+  // nlohmann's parser itself rather than json::sax_parse, which takes the
+  // input format at run time and so compiles the readers of all five binary
+  // formats (CBOR, MessagePack, ...) into every program that reads a header.
+  // The parser reads from the same input adapter as nlohmann's own `_json`
+  // literal, so a program compiles that lexer once. Its interface has been
+  // stable since nlohmann_json 3.9.
+  using Adapter = decltype(nlohmann::detail::input_adapter(text.data(), text.data()));
+  using Parser = nlohmann::detail::parser<nlohmann::json, Adapter>;
+  if (!Parser(nlohmann::detail::input_adapter(text.data(), text.data() + text.size()), nullptr,
+              /*allow_exceptions=*/false, /*skip_comments=*/false)
+           .sax_parse(&builder, /*strict=*/true)) {
     problem = builder.problem();
     return std::nullopt;
   }

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <string>
@@ -21,6 +22,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ckpt/detail/format/layout.hpp"
+#include "ckpt/detail/format/strict_json.hpp"
 #include "ckpt/detail/manager/checkpoint_naming.hpp"
 #include "ckpt/detail/os/atomic_file.hpp"
 #include "ckpt/manager_policies.hpp"
@@ -62,11 +65,16 @@ inline void apply_record(const nlohmann::json& record, CheckpointInfo& info) {
 // Index entries by file name.
 inline std::map<std::string, CheckpointInfo> read_index(const std::string& directory) {
   std::map<std::string, CheckpointInfo> entries;
-  std::ifstream file(directory + "/" + index_file_name);
+  std::ifstream file(directory + "/" + index_file_name, std::ios::binary);
   if (!file) return entries;
-  const nlohmann::json index = nlohmann::json::parse(file, nullptr, /*allow_exceptions=*/false);
-  const auto checkpoints = index.is_object() ? index.find("checkpoints") : index.end();
-  if (checkpoints == index.end() || !checkpoints->is_array()) return entries;
+  const std::string text{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
+  // The parser that reads headers, so that a program compiles one JSON
+  // parser. An index it refuses is as good as a lost one.
+  std::string problem;
+  const std::optional<nlohmann::json> index = parse_strict_json(text, max_header_depth, text.size(), problem);
+  if (!index || !index->is_object()) return entries;
+  const auto checkpoints = index->find("checkpoints");
+  if (checkpoints == index->end() || !checkpoints->is_array()) return entries;
   for (const nlohmann::json& entry : *checkpoints) {
     if (!entry.is_object() || !entry.contains("file") || !entry["file"].is_string() || !entry.contains("bytes") ||
         !entry["bytes"].is_number_unsigned()) {
