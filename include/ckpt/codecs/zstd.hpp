@@ -99,7 +99,10 @@ class ZstdCodec final : public Codec {
     }
   }
 
-  // Builds from the parameter part of "zstd:LEVEL" (empty: default level).
+  // Builds from the parameter part of "zstd:LEVEL" (empty: default level). A
+  // template only so that programs that never look a codec up do not compile
+  // it (see "Compile time" in docs/architecture.md).
+  template <class = void>
   static std::shared_ptr<const Codec> from_parameters(const std::string& parameters, bool shuffle) {
     int level = default_level;
     if (!parameters.empty()) {

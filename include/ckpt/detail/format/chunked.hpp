@@ -63,6 +63,7 @@ inline std::string error_detail(const Error& error) {
 // each chunk is copied once into place. A chunk finished before its
 // predecessor waits in `pending_` until the thread appending the predecessor
 // takes it.
+template <class = void>
 class OrderedChunks {
  public:
   OrderedChunks(std::size_t count, std::size_t expected_bytes) : pending_(count), ready_(count, false) {
@@ -106,7 +107,10 @@ class OrderedChunks {
 
 // Splits data into chunks of chunk_bytes raw bytes (rounded down to a whole
 // number of elements) and encodes them in parallel. `file` and `tensor` name
-// the tensor in error messages. Empty input gives no chunks.
+// the tensor in error messages. Empty input gives no chunks. (The templates
+// here are so only that programs that encode or decode nothing do not compile
+// them; see "Compile time" in docs/architecture.md.)
+template <class = void>
 inline EncodedTensor encode_chunked(const Codec& codec, const std::byte* data, std::size_t size,
                                     std::size_t element_size, std::size_t chunk_bytes, unsigned threads,
                                     const std::string& file = {}, const std::string& tensor = {}) {
@@ -172,6 +176,7 @@ inline void check_chunk_layout(std::size_t stored_size, const std::vector<std::u
 // Inverse of encode_chunked: decodes every chunk in parallel into exactly
 // `out_size` bytes at `out`. Throws CodecError codec_decode naming `file`,
 // `tensor` and the chunk when the layout or any chunk is corrupt.
+template <class = void>
 inline void decode_chunked(const Codec& codec, const std::byte* stored, std::size_t stored_size,
                            const std::vector<std::uint64_t>& chunk_sizes, std::size_t chunk_bytes,
                            std::size_t element_size, std::byte* out, std::size_t out_size, unsigned threads,

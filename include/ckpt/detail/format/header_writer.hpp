@@ -19,13 +19,19 @@ namespace ckpt::detail {
 // docs/format.md gives, rather than through nlohmann's ordered_json: that
 // type inserts in linear time (a header may hold many thousands of tensors),
 // and as a second instantiation of basic_json it doubled the JSON code every
-// program that saves compiles.
+// program that saves compiles. Everything here is a template only so that
+// programs that write no file do not compile it (see "Compile time" in
+// docs/architecture.md).
 
 // A string as JSON text. nlohmann escapes it, and throws its type_error when
 // the string is not UTF-8.
-inline std::string json_string(const std::string& text) { return nlohmann::json(text).dump(); }
+template <class = void>
+std::string json_string(const std::string& text) {
+  return nlohmann::json(text).dump();
+}
 
-inline std::string json_array(const std::vector<std::uint64_t>& values) {
+template <class = void>
+std::string json_array(const std::vector<std::uint64_t>& values) {
   std::string text = "[";
   for (std::uint64_t value : values) {
     if (text.size() > 1) text += ',';
@@ -35,6 +41,7 @@ inline std::string json_array(const std::vector<std::uint64_t>& values) {
 }
 
 // A JSON object written member by member: `value_json` is JSON text already.
+template <class = void>
 class JsonObjectText {
  public:
   JsonObjectText& add(const std::string& key, const std::string& value_json) {
@@ -48,8 +55,9 @@ class JsonObjectText {
   std::string text_ = "{";
 };
 
-inline std::string tensor_info_json(const TensorRecord& record) {
-  JsonObjectText info;
+template <class = void>
+std::string tensor_info_json(const TensorRecord& record) {
+  JsonObjectText<> info;
   info.add("codec", json_string(record.codec)).add("xxh3", json_string(checksum_to_hex(record.stored_xxh3)));
   if (record.encoded()) {
     info.add("dtype", json_string(std::string(dtype_name(record.dtype))))
@@ -61,8 +69,9 @@ inline std::string tensor_info_json(const TensorRecord& record) {
   return info.close();
 }
 
-inline std::string tensor_entry_json(const TensorRecord& record) {
-  return JsonObjectText()
+template <class = void>
+std::string tensor_entry_json(const TensorRecord& record) {
+  return JsonObjectText<>()
       .add("dtype", json_string(std::string(dtype_name(record.stored_dtype))))
       .add("shape", json_array(record.stored_shape))
       .add("data_offsets", json_array({record.begin, record.end}))
@@ -73,18 +82,19 @@ inline std::string tensor_entry_json(const TensorRecord& record) {
 // a multiple of data_alignment, with the header checksum filled in.
 // `records` are in file order with offsets assigned. Throws nlohmann's
 // type_error when a string is not UTF-8 (the writer checks names first).
-inline std::string build_header(const std::vector<TensorRecord>& records, const nlohmann::json& user_metadata) {
-  JsonObjectText infos;
+template <class = void>
+std::string build_header(const std::vector<TensorRecord>& records, const nlohmann::json& user_metadata) {
+  JsonObjectText<> infos;
   for (const TensorRecord& record : records) infos.add(record.name, tensor_info_json(record));
 
-  JsonObjectText metadata;
+  JsonObjectText<> metadata;
   metadata.add(keys::header_checksum, json_string(std::string(checksum_hex_digits, '0')));
   metadata.add(keys::format, "\"pt\"");
   metadata.add(keys::format_version, json_string(std::to_string(format_version)));
   metadata.add(keys::user_metadata, json_string(user_metadata.dump()));
   metadata.add(keys::tensors, json_string(infos.close()));
 
-  JsonObjectText root;
+  JsonObjectText<> root;
   root.add(std::string(metadata_key), metadata.close());
   for (const TensorRecord& record : records) root.add(record.name, tensor_entry_json(record));
 

@@ -30,6 +30,9 @@ struct ParsedCheckpointName {
   std::map<std::string, double> metrics;
 };
 
+// A template only so that programs without a CheckpointManager do not compile
+// it (see "Compile time" in docs/architecture.md).
+template <class = void>
 class CheckpointNaming {
  public:
   explicit CheckpointNaming(std::string pattern) : pattern_(std::move(pattern)) {

@@ -21,6 +21,10 @@ namespace ckpt::detail {
 //
 // The calling thread always takes part in its own job, so a job finishes even
 // when every worker is busy, which makes nested parallel_for calls safe.
+//
+// The pool and parallel_for are templates only so that programs that never
+// run a job do not compile them (see "Compile time" in docs/architecture.md).
+template <class = void>
 class ThreadPool {
  public:
   static ThreadPool& shared() {
@@ -122,14 +126,15 @@ class ThreadPool {
 // Runs fn(i) for i in [0, count) on up to `threads` threads (0 = hardware
 // concurrency; never more threads than cores or indices, as the work is
 // CPU-bound); rethrows the first exception thrown by fn.
-inline void parallel_for(std::size_t count, unsigned threads, const std::function<void(std::size_t)>& fn) {
+template <class = void>
+void parallel_for(std::size_t count, unsigned threads, const std::function<void(std::size_t)>& fn) {
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const std::size_t wanted = std::min<std::size_t>({threads == 0 ? cores : threads, cores, count});
   if (wanted <= 1) {
     for (std::size_t i = 0; i < count; ++i) fn(i);
     return;
   }
-  ThreadPool::shared().run(count, static_cast<unsigned>(wanted - 1), fn);
+  ThreadPool<>::shared().run(count, static_cast<unsigned>(wanted - 1), fn);
 }
 
 }  // namespace ckpt::detail
