@@ -14,11 +14,10 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -28,6 +27,7 @@
 #include "ckpt/detail/format/strict_json.hpp"
 #include "ckpt/detail/manager/checkpoint_naming.hpp"
 #include "ckpt/detail/os/atomic_file.hpp"
+#include "ckpt/detail/os/mapped_file.hpp"
 #include "ckpt/manager_policies.hpp"
 #include "ckpt/reader.hpp"
 
@@ -70,13 +70,19 @@ void apply_record(const nlohmann::json& record, CheckpointInfo& info) {
 template <class = void>
 std::map<std::string, CheckpointInfo> read_index(const std::string& directory) {
   std::map<std::string, CheckpointInfo> entries;
-  std::ifstream file(directory + "/" + index_file_name, std::ios::binary);
-  if (!file) return entries;
-  const std::string text{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
-  // The parser that reads headers, so that a program compiles one JSON
-  // parser. An index it refuses is as good as a lost one.
-  std::string problem;
-  const std::optional<nlohmann::json> index = parse_strict_json(text, max_header_depth, text.size(), problem);
+  // Mapped rather than read through <fstream>, which nothing else in ckpt
+  // needs; read with the parser that reads headers, so that a program
+  // compiles one JSON parser. An index that is missing, unreadable or
+  // refused is as good as a lost one.
+  std::optional<nlohmann::json> index;
+  try {
+    const MappedFile file(directory + "/" + index_file_name);
+    const std::string_view text(reinterpret_cast<const char*>(file.data()), file.size());
+    std::string problem;
+    index = parse_strict_json(text, max_header_depth, text.size(), problem);
+  } catch (const IoError&) {
+    return entries;
+  }
   if (!index || !index->is_object()) return entries;
   const auto checkpoints = index->find("checkpoints");
   if (checkpoints == index->end() || !checkpoints->is_array()) return entries;
