@@ -43,9 +43,11 @@ namespace ckpt {
 
 // What a save of a state writes.
 struct CollectedState {
-  std::vector<NamedTensor> tensors;                       // views into the state (or into `owned`)
-  nlohmann::json metadata = nlohmann::json::object();     // flat: hierarchical name -> value
-  std::vector<Tensor> owned;                              // converted tensors the views point into
+  std::vector<NamedTensor> tensors;  // views into the state (or into `owned`)
+  // Flat: hierarchical name -> value. (value_t::object rather than
+  // json::object(): see "Compile time" in docs/architecture.md.)
+  nlohmann::json metadata = nlohmann::json(nlohmann::json::value_t::object);
+  std::vector<Tensor> owned;  // converted tensors the views point into
 };
 
 // How a checkpoint file differs from the state it is loaded into. Each entry
@@ -85,7 +87,9 @@ class SavingArchive : public detail::ArchiveBase<SavingArchive> {
   static constexpr bool is_saving = true;
   static constexpr bool is_loading = false;
 
-  // `file` is named in errors (empty when there is none yet).
+  // `file` is named in errors (empty when there is none yet). A template for
+  // the reason LoadingArchive's members are.
+  template <class = void>
   explicit SavingArchive(std::string file = {}) : ArchiveBase(std::move(file)) {}
 
   CollectedState take() && { return std::move(collected_); }
@@ -124,6 +128,9 @@ class LoadingArchive : public detail::ArchiveBase<LoadingArchive> {
   static constexpr bool is_saving = false;
   static constexpr bool is_loading = true;
 
+  // Templates only so that programs that load nothing do not compile them
+  // (see "Compile time" in docs/architecture.md).
+  template <class = void>
   explicit LoadingArchive(const Reader& reader) : ArchiveBase(reader.path()), reader_(reader) {
     for (const TensorInfo& info : reader.tensors()) tensor_names_.insert(info.name);
     if (reader.metadata().is_object()) {
@@ -133,6 +140,7 @@ class LoadingArchive : public detail::ArchiveBase<LoadingArchive> {
 
   // Strict: throws MismatchError listing every problem and loads nothing.
   // Otherwise loads what matches and returns the problems.
+  template <class = void>
   LoadReport finish(bool strict) {
     for (const TensorInfo& info : reader_.tensors()) {
       if (!names().contains(info.name, "tensor")) {

@@ -92,8 +92,12 @@ struct ManagerOptions {
   std::function<void(const SaveEvent&)> on_save;
 };
 
+// Members that do more than a few lines are templates only so that programs
+// without a manager do not compile them (see "Compile time" in
+// docs/architecture.md).
 class CheckpointManager {
  public:
+  template <class = void>
   explicit CheckpointManager(std::string directory, ManagerOptions options = {})
       : directory_(trimmed(std::move(directory))),
         options_(std::move(options)),
@@ -176,11 +180,13 @@ class CheckpointManager {
   }
 
   // Committed checkpoints, oldest first.
+  template <class = void>
   std::vector<CheckpointInfo> list() {
     report_background_failure();
     return scan();
   }
 
+  template <class = void>
   std::optional<CheckpointInfo> latest() {
     std::vector<CheckpointInfo> checkpoints = list();
     if (checkpoints.empty()) return std::nullopt;
@@ -230,8 +236,14 @@ class CheckpointManager {
 
   // Pinned checkpoints are never deleted by rotation. Pins live in the index;
   // RetentionPolicy::pinned_steps is the permanent form.
-  void pin(std::uint64_t step) { set_pinned(step, true); }
-  void unpin(std::uint64_t step) { set_pinned(step, false); }
+  template <class = void>
+  void pin(std::uint64_t step) {
+    set_pinned(step, true);
+  }
+  template <class = void>
+  void unpin(std::uint64_t step) {
+    set_pinned(step, false);
+  }
 
  private:
   static std::string trimmed(std::string directory) {
@@ -258,6 +270,7 @@ class CheckpointManager {
     if (const std::exception_ptr failure = worker_->take_failure()) std::rethrow_exception(failure);
   }
 
+  template <class = void>
   std::vector<CheckpointInfo> scan() const {
     return detail::scan_checkpoints(directory_, naming_, detail::read_index(directory_));
   }
@@ -272,7 +285,7 @@ class CheckpointManager {
   bool save_now(std::uint64_t step, const State& state, const StepInfo& info, bool may_skip) {
     require_writable("save");
     if (options_.async) {
-      if (!worker_) worker_ = std::make_unique<detail::BackgroundWorker>();
+      if (!worker_) worker_ = std::make_unique<detail::BackgroundWorker<>>();
       if (worker_->busy()) {
         if (may_skip) return false;
         wait();
@@ -339,7 +352,9 @@ class CheckpointManager {
   // Writes the file durably, then rotates: nothing is deleted before the new
   // checkpoint is on disk. `async_blocked` is how long an async save blocked
   // the loop (nullopt for a synchronous save, which blocks throughout).
-  void commit(const PendingSave& save, std::chrono::steady_clock::time_point started, std::optional<double> async_blocked) {
+  template <class = void>
+  void commit(const PendingSave& save, std::chrono::steady_clock::time_point started,
+              std::optional<double> async_blocked) {
     const SaveStats stats = write_checkpoint(save.checkpoint.path, save.tensors, save.metadata, options_.save);
     CheckpointInfo committed = save.checkpoint;
     committed.bytes = stats.file_bytes;
@@ -370,6 +385,7 @@ class CheckpointManager {
 
   // Deletes what the retention policy no longer keeps from `checkpoints`
   // (which is updated) and returns the deleted paths.
+  template <class = void>
   std::vector<std::string> rotate(std::vector<CheckpointInfo>& checkpoints, std::uint64_t just_committed) {
     const std::vector<std::uint64_t> doomed =
         detail::checkpoints_to_delete(checkpoints, options_.retention, just_committed);
@@ -384,6 +400,7 @@ class CheckpointManager {
     return deleted;
   }
 
+  template <class = void>
   void set_pinned(std::uint64_t step, bool pinned) {
     require_writable("pin or unpin");
     report_background_failure();
@@ -440,7 +457,7 @@ class CheckpointManager {
 
   std::string directory_;
   ManagerOptions options_;
-  detail::CheckpointNaming naming_;
+  detail::CheckpointNaming<> naming_;
   Clock clock_;
   std::unique_ptr<detail::DirectoryLock> lock_;
   std::unique_ptr<detail::PreemptionHandler> preemption_;
@@ -451,7 +468,7 @@ class CheckpointManager {
   std::mutex catalog_mutex_;
   detail::StagingBuffer staging_;
   // Last member: destroyed first, so a pending job never outlives what it uses.
-  std::unique_ptr<detail::BackgroundWorker> worker_;
+  std::unique_ptr<detail::BackgroundWorker<>> worker_;
 };
 
 }  // namespace ckpt

@@ -5,7 +5,6 @@
 // build them from their own configuration.
 
 #include <chrono>
-#include <csignal>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -36,7 +35,9 @@ struct SavePolicy {
   // save happens at the next step boundary. The previous handlers are called
   // too (when they are functions) and restored when the manager goes away.
   bool on_preemption = false;
-  std::vector<int> preemption_signals{SIGTERM, SIGUSR1};
+  // Empty: SIGTERM and SIGUSR1 (named in detail/manager/preemption.hpp, so
+  // that this plain-data header needs no OS header).
+  std::vector<int> preemption_signals;
   // CheckFreq-style automatic interval: save as often as keeps the time the
   // training loop spends blocked by saves under this fraction of the wall
   // clock (e.g. 0.05 for 5%), from the measured cost of the previous save.

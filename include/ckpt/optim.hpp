@@ -4,7 +4,9 @@
 // whole state (moments, step counts, hyperparameters) described for
 // checkpoints: a restored optimizer continues bit-exactly as if it had never
 // stopped. The update rules follow PyTorch's torch.optim.Adam and
-// torch.optim.SGD.
+// torch.optim.SGD. Functions of more than a line are templates only so that
+// programs that use no optimizer do not compile them (see "Compile time" in
+// docs/architecture.md).
 
 #include <cmath>
 #include <cstddef>
@@ -35,8 +37,9 @@ struct Parameter {
 
 // `shape` is the parameter's shape as its checkpoint stores it, e.g. the
 // extents given to ckpt::shaped(); it must hold value.size() elements.
-inline Parameter parameter(std::string name, std::vector<float>& value, const std::vector<float>& gradient,
-                           Shape shape = {}) {
+template <class = void>
+Parameter parameter(std::string name, std::vector<float>& value, const std::vector<float>& gradient,
+                    Shape shape = {}) {
   if (value.size() != gradient.size()) {
     throw ArgumentError(ErrorId::argument_invalid, "", name,
                         "expected a gradient of " + std::to_string(value.size()) + " elements, found " +
@@ -63,8 +66,9 @@ struct ParameterState {
 
 // The per-parameter state in `states`, zero-initialised on first use; second
 // is true when it was just created.
-inline std::pair<std::vector<float>&, bool> state_of(std::map<std::string, ParameterState>& states,
-                                                     const Parameter& parameter) {
+template <class = void>
+std::pair<std::vector<float>&, bool> state_of(std::map<std::string, ParameterState>& states,
+                                              const Parameter& parameter) {
   auto [entry, created] =
       states.try_emplace(parameter.name, ParameterState{std::vector<float>(parameter.size, 0.0f), {}});
   ParameterState& state = entry->second;
@@ -96,8 +100,10 @@ struct AdamOptions {
 
 class Adam {
  public:
+  template <class = void>
   explicit Adam(AdamOptions options = {}) : options_(options) {}
 
+  template <class = void>
   void step(const std::vector<Parameter>& parameters) {
     for (const Parameter& parameter : parameters) update(parameter);
   }
@@ -106,6 +112,7 @@ class Adam {
   AdamOptions& options() noexcept { return options_; }
   const AdamOptions& options() const noexcept { return options_; }
   // Steps taken by `name` so far (0 for a parameter never stepped).
+  template <class = void>
   std::int64_t steps(const std::string& name) const {
     const auto found = steps_.find(name);
     return found == steps_.end() ? 0 : found->second;
@@ -117,6 +124,7 @@ class Adam {
   }
 
  private:
+  template <class = void>
   void update(const Parameter& parameter) {
     std::vector<float>& exp_avg = detail::state_of(exp_avg_, parameter).first;
     std::vector<float>& exp_avg_sq = detail::state_of(exp_avg_sq_, parameter).first;
@@ -158,8 +166,10 @@ struct SgdOptions {
 
 class SGD {
  public:
+  template <class = void>
   explicit SGD(SgdOptions options = {}) : options_(options) {}
 
+  template <class = void>
   void step(const std::vector<Parameter>& parameters) {
     for (const Parameter& parameter : parameters) update(parameter);
     ++steps_;
@@ -175,6 +185,7 @@ class SGD {
   }
 
  private:
+  template <class = void>
   void update(const Parameter& parameter) {
     const SgdOptions& o = options_;
     std::vector<float>* buffer = nullptr;

@@ -46,6 +46,7 @@ struct TensorInfo {
 // Safe to use from several threads at once.
 class Reader {
  public:
+  template <class = void>
   explicit Reader(const std::string& path, ReadOptions options = {})
       : path_(path), options_(options), file_(std::make_shared<detail::MappedFile>(path)) {
     detail::ParsedHeader header = detail::HeaderParser(path, file_->data(), file_->size()).parse();
@@ -87,6 +88,7 @@ class Reader {
   // Raw tensors: a zero-copy Tensor borrowing the mapping (copied only when a
   // foreign file leaves it misaligned); encoded tensors: decoded into an
   // owning Tensor. Missing name: MismatchError mismatch_missing_tensor.
+  template <class = void>
   Tensor tensor(std::string_view name) const {
     const std::size_t index = index_of(name);
     const detail::TensorRecord& record = records_[index];
@@ -103,6 +105,7 @@ class Reader {
   }
 
   // Copies (or decodes) a tensor into caller memory of exactly its byte size.
+  template <class = void>
   void read_into(std::string_view name, void* out, std::uint64_t out_size) const {
     const std::size_t index = index_of(name);
     const detail::TensorRecord& record = records_[index];
@@ -121,6 +124,7 @@ class Reader {
 
   // Checks every checksum (even with verify_checksums off) and decodes every
   // encoded tensor; throws IntegrityError / CodecError naming file and tensor.
+  template <class = void>
   void verify() const {
     detail::parallel_for(records_.size(), options_.threads, [&](std::size_t index) {
       const detail::TensorRecord& record = records_[index];
@@ -134,6 +138,7 @@ class Reader {
   }
 
  private:
+  template <class = void>
   std::size_t index_of(std::string_view name) const {
     const auto found = index_.find(name);
     if (found == index_.end()) {
@@ -148,6 +153,7 @@ class Reader {
   // `verify` (a racing second verification is harmless). When they are about
   // to be read whole (`read_whole`, or to checksum them) the kernel is told,
   // so that a cold file streams in at the disk's speed.
+  template <class = void>
   const std::byte* checked_stored_bytes(std::size_t index, bool verify, bool read_whole) const {
     const detail::TensorRecord& record = records_[index];
     const std::byte* data = file_->data() + data_start_ + record.begin;
@@ -185,6 +191,7 @@ class Reader {
     return *slot.codec;
   }
 
+  template <class = void>
   void decode_into(std::size_t index, std::byte* out, bool verify) const {
     const detail::TensorRecord& record = records_[index];
     const std::byte* stored = checked_stored_bytes(index, verify, true);
@@ -208,7 +215,7 @@ class Reader {
   std::shared_ptr<const detail::MappedFile> file_;
   std::uint64_t data_start_ = 0;
   int format_version_ = 0;
-  nlohmann::json metadata_ = nlohmann::json::object();
+  nlohmann::json metadata_ = nlohmann::json(nlohmann::json::value_t::object);
   std::map<std::string, std::string> raw_metadata_;
   std::vector<detail::TensorRecord> records_;
   std::vector<TensorInfo> infos_;

@@ -36,9 +36,11 @@ struct SaveStats {
 // target directory, which is fsynced, renamed over `path` and the directory
 // fsynced (without `durable`, only renamed). On failure the temp file is
 // removed and an existing file at `path` stays untouched. Raw tensors are
-// written straight from the caller's memory, never copied.
-inline SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTensor>& tensors,
-                                  const nlohmann::json& metadata, const SaveOptions& options = {}) {
+// written straight from the caller's memory, never copied. (A template only
+// so that programs that never save do not compile it.)
+template <class = void>
+SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTensor>& tensors,
+                           const nlohmann::json& metadata, const SaveOptions& options = {}) {
   const auto start = std::chrono::steady_clock::now();
   if (!metadata.is_object() && !metadata.is_null()) {
     throw ArgumentError(ErrorId::argument_invalid, path, "",

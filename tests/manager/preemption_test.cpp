@@ -45,6 +45,19 @@ TEST_F(PreemptionHandlerTest, SignalIsCountedAndThePreviousHandlerChained) {
   EXPECT_EQ(current_handler(SIGUSR1), &previous_handler);
 }
 
+// SavePolicy::preemption_signals is empty unless a user names signals.
+TEST_F(PreemptionHandlerTest, AnEmptyListCatchesSigtermAndSigusr1) {
+  const std::uint64_t before = PreemptionHandler::signals_received();
+  {
+    PreemptionHandler handler({});
+    ASSERT_EQ(::raise(SIGTERM), 0);
+    ASSERT_EQ(::raise(SIGUSR1), 0);
+    EXPECT_EQ(PreemptionHandler::signals_received(), before + 2);
+  }
+  EXPECT_EQ(current_handler(SIGTERM), &previous_handler);
+  EXPECT_EQ(current_handler(SIGUSR1), &previous_handler);
+}
+
 TEST_F(PreemptionHandlerTest, NestedInstallationsRestoreOnlyWhenTheLastGoes) {
   auto outer = std::make_unique<PreemptionHandler>(std::vector<int>{SIGUSR1});
   auto inner = std::make_unique<PreemptionHandler>(std::vector<int>{SIGUSR1});

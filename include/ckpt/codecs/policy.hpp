@@ -13,7 +13,9 @@ namespace ckpt {
 // Which codec encodes which tensor: a default spec, overridden per dtype and
 // per tensor name. Name rules are glob patterns ('*' matches any run of
 // characters, including '/'; '?' one character); the first matching name rule
-// wins, then the dtype rule, then the default.
+// wins, then the dtype rule, then the default. (Members of more than a line
+// are templates only so that programs that never save do not compile them;
+// see "Compile time" in docs/architecture.md.)
 class CodecPolicy {
  public:
   // Implicit, so `options.codecs = "zstd";` reads naturally.
@@ -21,12 +23,14 @@ class CodecPolicy {
   CodecPolicy(const char* default_spec) : default_spec_(default_spec) {}                      // NOLINT
 
   // A later rule for the same dtype replaces the earlier one.
+  template <class = void>
   CodecPolicy& for_dtype(DType dtype, std::string spec) {
     by_dtype_[dtype] = std::move(spec);
     return *this;
   }
 
   // Name rules are tried in the order they were added.
+  template <class = void>
   CodecPolicy& for_names(std::string glob, std::string spec) {
     by_name_.emplace_back(std::move(glob), std::move(spec));
     return *this;
@@ -34,6 +38,7 @@ class CodecPolicy {
 
   const std::string& default_spec() const noexcept { return default_spec_; }
 
+  template <class = void>
   const std::string& spec_for(const std::string& name, DType dtype) const {
     for (const auto& rule : by_name_) {
       if (detail::glob_match(rule.first, name)) return rule.second;

@@ -25,9 +25,12 @@ namespace ckpt {
 
 // Process-wide map from codec name to factory. The built-in codecs ("raw",
 // and with CKPT_WITH_ZSTD "zstd" and "shuffle+zstd") are registered when the
-// registry is first used; users add their own with `register_codec`.
+// registry is first used; users add their own with `register_codec`. The
+// members are templates only so that programs that never save or load do
+// not compile them (see "Compile time" in docs/architecture.md).
 class CodecRegistry {
  public:
+  template <class = void>
   static CodecRegistry& instance() {
     static CodecRegistry registry;
     return registry;
@@ -35,6 +38,7 @@ class CodecRegistry {
 
   // Adds a codec, or replaces the factory registered under `name`. Throws
   // ArgumentError for an empty name or one containing ':' or a NUL byte.
+  template <class = void>
   void register_codec(const std::string& name, CodecFactory factory) {
     if (name.empty() || name.find_first_of(std::string(":\0", 2)) != std::string::npos) {
       throw ArgumentError(ErrorId::argument_invalid, "", "",
@@ -47,12 +51,14 @@ class CodecRegistry {
     factories_[name] = std::move(factory);
   }
 
+  template <class = void>
   bool contains(const std::string& name) const {
     std::lock_guard<std::mutex> lock(mutex_);
     return factories_.count(name) != 0;
   }
 
   // Sorted.
+  template <class = void>
   std::vector<std::string> names() const {
     std::lock_guard<std::mutex> lock(mutex_);
     std::vector<std::string> result;
@@ -62,6 +68,7 @@ class CodecRegistry {
 
   // "zstd:3" -> the zstd codec at level 3. Throws CodecError
   // (ErrorId::codec_unknown) naming the known codecs when the name is unknown.
+  template <class = void>
   std::shared_ptr<const Codec> make(const std::string& spec) const {
     const std::size_t colon = spec.find(':');
     const std::string name = spec.substr(0, colon);
@@ -85,6 +92,7 @@ class CodecRegistry {
   }
 
  private:
+  template <class = void>
   CodecRegistry() {
     factories_["raw"] = [](const std::string& parameters) {
       detail::require_no_parameters("raw", parameters);

@@ -6,7 +6,6 @@
 
 #include <zstd.h>
 
-#include <charconv>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -99,17 +98,24 @@ class ZstdCodec final : public Codec {
     }
   }
 
-  // Builds from the parameter part of "zstd:LEVEL" (empty: default level).
+  // Builds from the parameter part of "zstd:LEVEL" (empty: default level). A
+  // template only so that programs that never look a codec up do not compile
+  // it (see "Compile time" in docs/architecture.md).
+  template <class = void>
   static std::shared_ptr<const Codec> from_parameters(const std::string& parameters, bool shuffle) {
     int level = default_level;
     if (!parameters.empty()) {
-      const char* end = parameters.data() + parameters.size();
-      const auto parsed = std::from_chars(parameters.data(), end, level);
-      if (parsed.ec != std::errc() || parsed.ptr != end) {
+      // An optional '-' and at most 9 digits, so that std::stoi neither skips
+      // text nor overflows (and <charconv> stays out of every program).
+      const std::size_t sign = parameters[0] == '-' ? 1 : 0;
+      const bool integer = parameters.size() > sign && parameters.size() - sign <= 9 &&
+                           parameters.find_first_not_of("0123456789", sign) == std::string::npos;
+      if (!integer) {
         throw ArgumentError(ErrorId::argument_invalid, "", "",
                             "codec '" + name_for(shuffle) + "': level must be an integer, found '" + parameters +
                                 "'");
       }
+      level = std::stoi(parameters);
     }
     return std::make_shared<const ZstdCodec>(level, shuffle);
   }

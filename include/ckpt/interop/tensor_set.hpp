@@ -16,7 +16,7 @@ namespace ckpt {
 
 struct TensorSet {
   std::vector<std::pair<std::string, Tensor>> tensors;
-  nlohmann::json metadata = nlohmann::json::object();
+  nlohmann::json metadata = nlohmann::json(nlohmann::json::value_t::object);
 
   const Tensor* find(std::string_view name) const noexcept {
     for (const auto& [tensor_name, tensor] : tensors) {

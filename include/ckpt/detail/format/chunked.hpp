@@ -55,6 +55,7 @@ inline std::size_t chunk_raw_bytes(std::size_t chunk_bytes, std::size_t element_
 // each chunk is copied once into place. A chunk finished before its
 // predecessor waits in `pending_` until the thread appending the predecessor
 // takes it.
+template <class = void>
 class OrderedChunks {
  public:
   OrderedChunks(std::size_t count, std::size_t expected_bytes) : pending_(count), ready_(count, false) {
@@ -98,7 +99,10 @@ class OrderedChunks {
 
 // Splits data into chunks of chunk_bytes raw bytes (rounded down to a whole
 // number of elements) and encodes them in parallel. `file` and `tensor` name
-// the tensor in error messages. Empty input gives no chunks.
+// the tensor in error messages. Empty input gives no chunks. (The templates
+// here are so only that programs that encode or decode nothing do not compile
+// them; see "Compile time" in docs/architecture.md.)
+template <class = void>
 inline EncodedTensor encode_chunked(const Codec& codec, const std::byte* data, std::size_t size,
                                     std::size_t element_size, std::size_t chunk_bytes, unsigned threads,
                                     const std::string& file = {}, const std::string& tensor = {}) {
@@ -131,6 +135,7 @@ inline EncodedTensor encode_chunked(const Codec& codec, const std::byte* data, s
 // it. Throws FormatError format_metadata when the chunk table breaks the rule
 // of chunk_table.hpp, and CodecError codec_decode naming `file`, `tensor` and
 // the chunk when a chunk is corrupt.
+template <class = void>
 inline void decode_chunked(const Codec& codec, const std::byte* stored, std::size_t stored_size,
                            const std::vector<std::uint64_t>& chunk_sizes, std::size_t chunk_bytes,
                            std::size_t element_size, std::byte* out, std::size_t out_size, unsigned threads,

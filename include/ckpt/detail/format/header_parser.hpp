@@ -31,12 +31,15 @@ struct ParsedHeader {
   std::uint64_t data_start = 0;
   std::vector<TensorRecord> tensors;  // in file order (ascending offsets)
   std::map<std::string, std::string> raw_metadata;
-  nlohmann::json user_metadata = nlohmann::json::object();
+  nlohmann::json user_metadata = nlohmann::json(nlohmann::json::value_t::object);
   int format_version = 0;  // 0: not written by ckpt
 };
 
 // Validates the header of the `file_size` bytes at `bytes` (the whole file)
-// by the reference safetensors rules and, for ckpt files, ckpt's rules.
+// by the reference safetensors rules and, for ckpt files, ckpt's rules. A
+// template only so that programs that open no file do not compile it (see
+// "Compile time" in docs/architecture.md).
+template <class = void>
 class HeaderParser {
  public:
   HeaderParser(std::string file, const std::byte* bytes, std::uint64_t file_size)
@@ -162,7 +165,10 @@ class HeaderParser {
       fail(ErrorId::format_metadata, "",
            "expected __metadata__ to be an object of strings, found " + std::string(found->type_name()));
     }
-    for (auto& [key, value] : found->items()) {
+    for (const auto& item : found->items()) {
+      // Named rather than bound: g++ takes structured bindings in a template for dependent.
+      const std::string& key = item.key();
+      const nlohmann::json& value = item.value();
       if (!value.is_string()) {
         fail(ErrorId::format_metadata, "",
              "expected __metadata__ value of '" + excerpt(key) + "' to be a string, found " +

@@ -15,41 +15,39 @@
 // sections 1 to 4) from the tensors' records.
 namespace ckpt::detail {
 
-inline nlohmann::json shape_json(const Shape& shape) {
-  nlohmann::json array = nlohmann::json::array();
-  for (std::uint64_t extent : shape) array.push_back(extent);
-  return array;
+// The header is assembled as text, member by member in the order
+// docs/format.md gives, rather than through nlohmann's ordered_json: that
+// type inserts in linear time (a header may hold many thousands of tensors),
+// and as a second instantiation of basic_json it doubled the JSON code every
+// program that saves compiles. Everything here is a template only so that
+// programs that write no file do not compile it (see "Compile time" in
+// docs/architecture.md).
+
+// A string as JSON text. nlohmann escapes it, and throws its type_error when
+// the string is not UTF-8.
+template <class = void>
+std::string json_string(const std::string& text) {
+  return nlohmann::json(text).dump();
 }
 
-inline std::string tensor_info_json(const TensorRecord& record) {
-  nlohmann::ordered_json info;
-  info["codec"] = record.codec;
-  info["xxh3"] = checksum_to_hex(record.stored_xxh3);
-  if (record.encoded()) {
-    info["dtype"] = std::string(dtype_name(record.dtype));
-    info["shape"] = shape_json(record.shape);
-    info["chunk_bytes"] = record.chunk_bytes;
-    info["chunks"] = record.chunk_sizes;
-    info["raw_xxh3"] = checksum_to_hex(record.raw_xxh3);
+template <class = void>
+std::string json_array(const std::vector<std::uint64_t>& values) {
+  std::string text = "[";
+  for (std::uint64_t value : values) {
+    if (text.size() > 1) text += ',';
+    text += std::to_string(value);
   }
-  return info.dump();
+  return text + "]";
 }
 
-inline std::string tensor_entry_json(const TensorRecord& record) {
-  nlohmann::ordered_json entry;
-  entry["dtype"] = std::string(dtype_name(record.stored_dtype));
-  entry["shape"] = shape_json(record.stored_shape);
-  entry["data_offsets"] = {record.begin, record.end};
-  return entry.dump();
-}
-
-// A JSON object assembled as text, because nlohmann's ordered_json inserts
-// in linear time and a header may hold many thousands of tensors.
+// A JSON object written member by member: `value_json` is JSON text already.
+template <class = void>
 class JsonObjectText {
  public:
-  void add(const std::string& key, const std::string& value_json) {
+  JsonObjectText& add(const std::string& key, const std::string& value_json) {
     text_ += text_.size() > 1 ? "," : "";
-    text_ += nlohmann::json(key).dump() + ":" + value_json;
+    text_ += json_string(key) + ":" + value_json;
+    return *this;
   }
   std::string close() const { return text_ + "}"; }
 
@@ -57,22 +55,46 @@ class JsonObjectText {
   std::string text_ = "{";
 };
 
+template <class = void>
+std::string tensor_info_json(const TensorRecord& record) {
+  JsonObjectText<> info;
+  info.add("codec", json_string(record.codec)).add("xxh3", json_string(checksum_to_hex(record.stored_xxh3)));
+  if (record.encoded()) {
+    info.add("dtype", json_string(std::string(dtype_name(record.dtype))))
+        .add("shape", json_array(record.shape))
+        .add("chunk_bytes", std::to_string(record.chunk_bytes))
+        .add("chunks", json_array(record.chunk_sizes))
+        .add("raw_xxh3", json_string(checksum_to_hex(record.raw_xxh3)));
+  }
+  return info.close();
+}
+
+template <class = void>
+std::string tensor_entry_json(const TensorRecord& record) {
+  return JsonObjectText<>()
+      .add("dtype", json_string(std::string(dtype_name(record.stored_dtype))))
+      .add("shape", json_array(record.stored_shape))
+      .add("data_offsets", json_array({record.begin, record.end}))
+      .close();
+}
+
 // The bytes before the data buffer: N, the JSON header padded with spaces to
 // a multiple of data_alignment, with the header checksum filled in.
 // `records` are in file order with offsets assigned. Throws nlohmann's
 // type_error when a string is not UTF-8 (the writer checks names first).
-inline std::string build_header(const std::vector<TensorRecord>& records, const nlohmann::json& user_metadata) {
-  JsonObjectText infos;
+template <class = void>
+std::string build_header(const std::vector<TensorRecord>& records, const nlohmann::json& user_metadata) {
+  JsonObjectText<> infos;
   for (const TensorRecord& record : records) infos.add(record.name, tensor_info_json(record));
 
-  JsonObjectText metadata;
-  metadata.add(keys::header_checksum, nlohmann::json(std::string(checksum_hex_digits, '0')).dump());
+  JsonObjectText<> metadata;
+  metadata.add(keys::header_checksum, json_string(std::string(checksum_hex_digits, '0')));
   metadata.add(keys::format, "\"pt\"");
-  metadata.add(keys::format_version, nlohmann::json(std::to_string(format_version)).dump());
-  metadata.add(keys::user_metadata, nlohmann::json(user_metadata.dump()).dump());
-  metadata.add(keys::tensors, nlohmann::json(infos.close()).dump());
+  metadata.add(keys::format_version, json_string(std::to_string(format_version)));
+  metadata.add(keys::user_metadata, json_string(user_metadata.dump()));
+  metadata.add(keys::tensors, json_string(infos.close()));
 
-  JsonObjectText root;
+  JsonObjectText<> root;
   root.add(std::string(metadata_key), metadata.close());
   for (const TensorRecord& record : records) root.add(record.name, tensor_entry_json(record));
 

@@ -17,12 +17,21 @@
 // duplicate keys, and accessors that never assume a member exists.
 namespace ckpt::detail {
 
+// An array or object of StrictJsonBuilder's DOM that the parser has not closed.
+struct OpenJsonContainer {
+  nlohmann::json* value;  // stable: a container only grows while none of its children is open
+  std::size_t elements;
+};
+
 // Builds the DOM of JSON text from nlohmann's SAX events, refusing nesting
 // deeper than `max_depth`, arrays longer than `max_elements` (so that no
 // single allocation outgrows the file) and duplicate keys (nlohmann would
 // silently keep one of them). It builds the DOM itself because nlohmann's
 // callback parser rescans the parent object whenever an object closes, which
-// makes a header of n tensors cost O(n^2).
+// makes a header of n tensors cost O(n^2). Like everything here, a template
+// only so that programs that parse no JSON do not compile it (see "Compile
+// time" in docs/architecture.md).
+template <class = void>
 class StrictJsonBuilder {
  public:
   using json = nlohmann::json;
@@ -59,10 +68,7 @@ class StrictJsonBuilder {
   const std::string& problem() const noexcept { return problem_; }
 
  private:
-  struct Open {
-    json* value;  // stable: a container only grows while none of its children is open
-    std::size_t elements;
-  };
+  using Open = OpenJsonContainer;
 
   // Stores `value` where the parser stands (the root, the next array element
   // or the member whose key came last); nullptr when that array is full.
@@ -115,8 +121,9 @@ class StrictJsonBuilder {
 
 // Parses JSON by the rules of StrictJsonBuilder. On failure returns nullopt
 // and says why in `problem`.
-inline std::optional<nlohmann::json> parse_strict_json(std::string_view text, std::size_t max_depth,
-                                                       std::size_t max_elements, std::string& problem) {
+template <class = void>
+std::optional<nlohmann::json> parse_strict_json(std::string_view text, std::size_t max_depth, std::size_t max_elements,
+                                                std::string& problem) {
   // nlohmann takes a NUL byte for the end of the input and would ignore
   // whatever follows it; JSON text never holds one unescaped.
   const std::size_t nul = text.find('\0');
@@ -124,9 +131,18 @@ inline std::optional<nlohmann::json> parse_strict_json(std::string_view text, st
     problem = "expected JSON text without NUL bytes, found one at byte " + std::to_string(nul);
     return std::nullopt;
   }
-  StrictJsonBuilder builder(max_depth, max_elements);
-  if (!nlohmann::json::sax_parse(text.begin(), text.end(), &builder, nlohmann::json::input_format_t::json,
-                                 /*strict=*/true, /*ignore_comments=*/false)) {
+  StrictJsonBuilder<> builder(max_depth, max_elements);
+  // nlohmann's parser itself rather than json::sax_parse, which takes the
+  // input format at run time and so compiles the readers of all five binary
+  // formats (CBOR, MessagePack, ...) into every program that reads a header.
+  // The parser reads from the same input adapter as nlohmann's own `_json`
+  // literal, so a program compiles that lexer once. Its interface has been
+  // stable since nlohmann_json 3.9.
+  using Adapter = decltype(nlohmann::detail::input_adapter(text.data(), text.data()));
+  using Parser = nlohmann::detail::parser<nlohmann::json, Adapter>;
+  if (!Parser(nlohmann::detail::input_adapter(text.data(), text.data() + text.size()), nullptr,
+              /*allow_exceptions=*/false, /*skip_comments=*/false)
+           .sax_parse(&builder, /*strict=*/true)) {
     problem = builder.problem();
     return std::nullopt;
   }
@@ -134,18 +150,21 @@ inline std::optional<nlohmann::json> parse_strict_json(std::string_view text, st
 }
 
 // object[key], or null when absent (nlohmann's const operator[] requires presence).
-inline const nlohmann::json& member(const nlohmann::json& object, const char* key) {
+template <class = void>
+const nlohmann::json& member(const nlohmann::json& object, const char* key) {
   static const nlohmann::json missing;
   const auto found = object.find(key);
   return found == object.end() ? missing : *found;
 }
 
-inline std::optional<std::uint64_t> as_u64(const nlohmann::json& value) {
+template <class = void>
+std::optional<std::uint64_t> as_u64(const nlohmann::json& value) {
   if (!value.is_number_unsigned()) return std::nullopt;
   return value.get<std::uint64_t>();
 }
 
-inline std::optional<Shape> as_shape(const nlohmann::json& value) {
+template <class = void>
+std::optional<Shape> as_shape(const nlohmann::json& value) {
   if (!value.is_array()) return std::nullopt;
   Shape shape;
   for (const nlohmann::json& extent : value) {

@@ -13,6 +13,9 @@
 
 namespace ckpt::detail {
 
+// A template only so that programs without a CheckpointManager do not compile
+// it (see "Compile time" in docs/architecture.md).
+template <class = void>
 class BackgroundWorker {
  public:
   BackgroundWorker() = default;

@@ -5,7 +5,9 @@
 // the manager's naming exists. Its facts (step, epoch, time, metrics) are
 // recorded twice: in the checkpoint's own metadata, and in a dotfile index
 // that spares reading every file's header. The index is only a cache: when it
-// is lost or stale, the facts are read back from the files.
+// is lost or stale, the facts are read back from the files. The functions
+// are templates only so that programs without a CheckpointManager do not
+// compile them (see "Compile time" in docs/architecture.md).
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -20,8 +22,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ckpt/detail/format/layout.hpp"
+#include "ckpt/detail/format/strict_json.hpp"
 #include "ckpt/detail/manager/checkpoint_naming.hpp"
 #include "ckpt/detail/os/atomic_file.hpp"
+#include "ckpt/detail/os/mapped_file.hpp"
 #include "ckpt/manager_policies.hpp"
 #include "ckpt/reader.hpp"
 
@@ -33,7 +38,8 @@ inline constexpr const char* manager_metadata_key = "ckpt.manager";
 
 // The facts a checkpoint carries about itself (no path, size or pin: those
 // belong to the directory).
-inline nlohmann::json checkpoint_record(const CheckpointInfo& info) {
+template <class = void>
+nlohmann::json checkpoint_record(const CheckpointInfo& info) {
   nlohmann::json record = {{"step", info.step}, {"time", info.time}, {"metrics", nlohmann::json::object()}};
   if (info.epoch) record["epoch"] = *info.epoch;
   for (const auto& [name, value] : info.metrics) {
@@ -45,15 +51,16 @@ inline nlohmann::json checkpoint_record(const CheckpointInfo& info) {
 
 // Reads the fields of a record that are present and well-typed; anything else
 // is ignored, since a damaged record must not make the directory unlistable.
-inline void apply_record(const nlohmann::json& record, CheckpointInfo& info) {
+template <class = void>
+void apply_record(const nlohmann::json& record, CheckpointInfo& info) {
   if (!record.is_object()) return;
   if (const auto time = record.find("time"); time != record.end() && time->is_number()) info.time = time->get<double>();
   if (const auto epoch = record.find("epoch"); epoch != record.end() && epoch->is_number_unsigned()) {
     info.epoch = epoch->get<std::uint64_t>();
   }
   if (const auto metrics = record.find("metrics"); metrics != record.end() && metrics->is_object()) {
-    for (const auto& [name, value] : metrics->items()) {
-      if (value.is_number()) info.metrics[name] = value.get<double>();
+    for (const auto& metric : metrics->items()) {
+      if (metric.value().is_number()) info.metrics[metric.key()] = metric.value().get<double>();
     }
   }
 }
@@ -77,13 +84,18 @@ inline std::optional<std::string> read_index_text(const std::string& path) {
 }
 
 // Index entries by file name.
-inline std::map<std::string, CheckpointInfo> read_index(const std::string& directory) {
+template <class = void>
+std::map<std::string, CheckpointInfo> read_index(const std::string& directory) {
   std::map<std::string, CheckpointInfo> entries;
   const std::optional<std::string> text = read_index_text(directory + "/" + index_file_name);
   if (!text) return entries;
-  const nlohmann::json index = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  const auto checkpoints = index.is_object() ? index.find("checkpoints") : index.end();
-  if (checkpoints == index.end() || !checkpoints->is_array()) return entries;
+  // Read with the parser that reads headers, so that a program compiles one
+  // JSON parser; an index it refuses is as good as a lost one.
+  std::string problem;
+  const std::optional<nlohmann::json> index = parse_strict_json(*text, max_header_depth, text->size(), problem);
+  if (!index || !index->is_object()) return entries;
+  const auto checkpoints = index->find("checkpoints");
+  if (checkpoints == index->end() || !checkpoints->is_array()) return entries;
   for (const nlohmann::json& entry : *checkpoints) {
     if (!entry.is_object() || !entry.contains("file") || !entry["file"].is_string() || !entry.contains("bytes") ||
         !entry["bytes"].is_number_unsigned()) {
@@ -98,7 +110,8 @@ inline std::map<std::string, CheckpointInfo> read_index(const std::string& direc
   return entries;
 }
 
-inline void write_index(const std::string& directory, const std::vector<CheckpointInfo>& checkpoints, bool durable) {
+template <class = void>
+void write_index(const std::string& directory, const std::vector<CheckpointInfo>& checkpoints, bool durable) {
   nlohmann::json list = nlohmann::json::array();
   for (const CheckpointInfo& info : checkpoints) {
     nlohmann::json entry = checkpoint_record(info);
@@ -116,7 +129,8 @@ inline void write_index(const std::string& directory, const std::vector<Checkpoi
 // Facts of a checkpoint the index does not know: from its own metadata, or,
 // when its header is unreadable, from its name and modification time (a
 // restore reports such a file as skipped).
-inline void read_facts_from_file(CheckpointInfo& info, std::int64_t modification_time) {
+template <class = void>
+void read_facts_from_file(CheckpointInfo& info, std::int64_t modification_time) {
   info.time = static_cast<double>(modification_time);
   try {
     const Reader reader(info.path, ReadOptions{false, 1});
@@ -130,8 +144,9 @@ inline void read_facts_from_file(CheckpointInfo& info, std::int64_t modification
 // The checkpoints of `naming` in `directory`, sorted by step. `known` holds
 // facts already known by file name (the index, a save just committed); they
 // are trusted only for a file of the recorded size.
-inline std::vector<CheckpointInfo> scan_checkpoints(const std::string& directory, const CheckpointNaming& naming,
-                                                    const std::map<std::string, CheckpointInfo>& known) {
+template <class = void>
+std::vector<CheckpointInfo> scan_checkpoints(const std::string& directory, const CheckpointNaming<>& naming,
+                                             const std::map<std::string, CheckpointInfo>& known) {
   std::vector<CheckpointInfo> checkpoints;
   for (const std::string& name : directory_names(directory)) {
     const std::optional<ParsedCheckpointName> parsed = naming.parse(name);
@@ -164,7 +179,8 @@ inline std::vector<CheckpointInfo> scan_checkpoints(const std::string& directory
 }
 
 // Removes what a save killed midway left behind: temp files of this naming or of the index.
-inline void remove_stale_temp_files(const std::string& directory, const CheckpointNaming& naming) {
+template <class = void>
+void remove_stale_temp_files(const std::string& directory, const CheckpointNaming<>& naming) {
   for (const std::string& name : directory_names(directory)) {
     if (!is_temp_file_name(name)) continue;
     const std::string final_name = name.substr(1, name.rfind(temp_marker) - 1);

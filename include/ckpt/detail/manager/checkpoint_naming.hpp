@@ -8,6 +8,7 @@
 // parsed step and epoch gives back the same text, so "ckpt-1.safetensors" is
 // not taken for "ckpt-{step:08}.safetensors".
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdint>
@@ -15,7 +16,6 @@
 #include <cstdlib>
 #include <map>
 #include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,13 +30,15 @@ struct ParsedCheckpointName {
   std::map<std::string, double> metrics;
 };
 
+// A template only so that programs without a CheckpointManager do not compile
+// it (see "Compile time" in docs/architecture.md).
+template <class = void>
 class CheckpointNaming {
  public:
   explicit CheckpointNaming(std::string pattern) : pattern_(std::move(pattern)) {
     if (pattern_.empty() || pattern_[0] == '.' || pattern_.find('/') != std::string::npos) {
       fail("a file name that does not start with '.' and has no '/'");
     }
-    std::string expression;
     std::size_t position = 0;
     while (position < pattern_.size()) {
       const std::size_t open = pattern_.find('{', position);
@@ -44,18 +46,15 @@ class CheckpointNaming {
       if (close_before < open) fail("'{' before every '}'");
       const std::string literal = pattern_.substr(position, open - position);
       pieces_.push_back(Piece{literal, "", 0, -1});
-      expression += escape(literal);
       if (open == std::string::npos) break;
       const std::size_t close = pattern_.find('}', open);
       if (close == std::string::npos) fail("a '}' closing every '{'");
       pieces_.push_back(parse_field(pattern_.substr(open + 1, close - open - 1)));
-      expression += pieces_.back().is_integer() ? "([0-9]+)" : "(-?(?:inf|nan|[0-9]+(?:\\.[0-9]*)?(?:e[-+]?[0-9]+)?))";
       position = close + 1;
     }
     bool has_step = false;
     for (const Piece& piece : pieces_) has_step = has_step || piece.field == "step";
     if (!has_step) fail("a {step} field");
-    matcher_ = std::regex(expression, std::regex::ECMAScript | std::regex::optimize);
   }
 
   const std::string& pattern() const noexcept { return pattern_; }
@@ -81,13 +80,13 @@ class CheckpointNaming {
   }
 
   std::optional<ParsedCheckpointName> parse(const std::string& file_name) const {
-    std::smatch match;
-    if (!std::regex_match(file_name, match, matcher_)) return std::nullopt;
+    std::vector<std::string_view> texts;
+    if (!match(file_name, 0, texts)) return std::nullopt;
     ParsedCheckpointName parsed;
-    std::size_t group = 1;
+    auto field_text = texts.begin();
     for (const Piece& piece : pieces_) {
       if (piece.field.empty()) continue;
-      const std::string text = match[group++].str();
+      const std::string text(*field_text++);
       if (piece.is_integer()) {
         if (text.size() > 19) return std::nullopt;  // would overflow 64 bits
         const std::uint64_t value = std::strtoull(text.c_str(), nullptr, 10);
@@ -120,9 +119,13 @@ class CheckpointNaming {
     }
     if (colon == std::string::npos) return piece;
     const std::string spec = text.substr(colon + 1);
-    if (piece.is_integer() && std::regex_match(spec, std::regex("0?[0-9]{1,2}"))) {
+    // ":N", ":NN" or ":0N", ":0NN"; ".Nf" or ".NNf".
+    const bool width = spec.size() <= 3 && digits_only(spec) && (spec.size() < 3 || spec[0] == '0');
+    const bool precision = spec.size() >= 3 && spec.size() <= 4 && spec.front() == '.' && spec.back() == 'f' &&
+                           digits_only(std::string_view(spec).substr(1, spec.size() - 2));
+    if (piece.is_integer() && width) {
       piece.width = std::stoi(spec);
-    } else if (!piece.is_integer() && std::regex_match(spec, std::regex("\\.[0-9]{1,2}f"))) {
+    } else if (!piece.is_integer() && precision) {
       piece.precision = std::stoi(spec.substr(1));
     } else {
       fail("':08' after step/epoch or ':.4f' after a metric (found '{" + text + "}')");
@@ -146,13 +149,50 @@ class CheckpointNaming {
     return text;
   }
 
-  static std::string escape(const std::string& literal) {
-    std::string escaped;
-    for (char c : literal) {
-      if (std::string_view("\\^$.|?*+()[]{}").find(c) != std::string_view::npos) escaped += '\\';
-      escaped += c;
+  static bool digits_only(std::string_view text) {
+    return !text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos;
+  }
+
+  // A metric as format_metric writes it: -?(inf|nan|D+(.D*)?(e[-+]?D+)?).
+  static bool is_metric_text(std::string_view text) {
+    if (!text.empty() && text.front() == '-') text.remove_prefix(1);
+    if (text == "inf" || text == "nan") return true;
+    const auto skip_digits = [&text] {
+      const std::size_t count = std::min(text.find_first_not_of("0123456789"), text.size());
+      text.remove_prefix(count);
+      return count;
+    };
+    if (skip_digits() == 0) return false;
+    if (!text.empty() && text.front() == '.') {
+      text.remove_prefix(1);
+      skip_digits();
     }
-    return escaped;
+    if (!text.empty() && text.front() == 'e') {
+      text.remove_prefix(1);
+      if (!text.empty() && (text.front() == '-' || text.front() == '+')) text.remove_prefix(1);
+      if (skip_digits() == 0) return false;
+    }
+    return text.empty();
+  }
+
+  // Whether `name` matches pieces_[piece] and the pieces after it, with the
+  // text of each field appended to `texts`. A field takes the longest text
+  // that lets the rest match (as a regular expression's greedy group would),
+  // which only matters for templates whose fields touch.
+  bool match(std::string_view name, std::size_t piece, std::vector<std::string_view>& texts) const {
+    if (piece == pieces_.size()) return name.empty();
+    const Piece& current = pieces_[piece];
+    if (name.substr(0, current.literal.size()) != current.literal) return false;
+    name.remove_prefix(current.literal.size());
+    if (current.field.empty()) return match(name, piece + 1, texts);
+    for (std::size_t length = name.size(); length > 0; --length) {
+      const std::string_view text = name.substr(0, length);
+      if (!(current.is_integer() ? digits_only(text) : is_metric_text(text))) continue;
+      texts.push_back(text);
+      if (match(name.substr(length), piece + 1, texts)) return true;
+      texts.pop_back();
+    }
+    return false;
   }
 
   [[noreturn]] void fail(const std::string& expected) const {
@@ -167,7 +207,6 @@ class CheckpointNaming {
 
   std::string pattern_;
   std::vector<Piece> pieces_;
-  std::regex matcher_;
 };
 
 }  // namespace ckpt::detail

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ckpt/error.hpp"
@@ -50,9 +51,14 @@ inline void preemption_signal_handler(int signal_number, siginfo_t* info, void* 
   errno = saved_errno;
 }
 
+// What a scheduler (SIGTERM) or a job script (SIGUSR1) sends before it stops a job.
+inline std::vector<int> default_preemption_signals() { return {SIGTERM, SIGUSR1}; }
+
 class PreemptionHandler {
  public:
-  explicit PreemptionHandler(std::vector<int> signals) : signals_(std::move(signals)) {
+  // Catches `signals`; an empty list means default_preemption_signals().
+  explicit PreemptionHandler(std::vector<int> signals)
+      : signals_(signals.empty() ? default_preemption_signals() : std::move(signals)) {
     PreemptionRegistry& registry = PreemptionRegistry::instance();
     std::lock_guard<std::mutex> lock(registry.install_mutex);
     for (std::size_t i = 0; i < signals_.size(); ++i) {

@@ -2,6 +2,8 @@
 
 // Decides which checkpoints a rotation deletes: a pure function of the list,
 // the policy and the step just committed, so every rule is testable alone.
+// Templates only so that programs without a CheckpointManager do not compile
+// them (see "Compile time" in docs/architecture.md).
 
 #include <algorithm>
 #include <cmath>
@@ -21,8 +23,8 @@ inline std::optional<double> metric_of(const CheckpointInfo& info, const std::st
 }
 
 // Indices of the checkpoints with the metric, best first (ties: newer first).
-inline std::vector<std::size_t> ranked_by_metric(const std::vector<CheckpointInfo>& sorted,
-                                                 const RetentionPolicy& policy) {
+template <class = void>
+std::vector<std::size_t> ranked_by_metric(const std::vector<CheckpointInfo>& sorted, const RetentionPolicy& policy) {
   std::vector<std::size_t> ranked;
   if (policy.best_metric.empty()) return ranked;
   for (std::size_t i = 0; i < sorted.size(); ++i) {
@@ -40,7 +42,8 @@ inline std::vector<std::size_t> ranked_by_metric(const std::vector<CheckpointInf
 // Milestones by time: walking from the oldest, each checkpoint at least T
 // seconds after the previous milestone becomes one. Deleting the checkpoints
 // in between leaves the answer unchanged, so milestones stay milestones.
-inline std::set<std::size_t> time_milestones(const std::vector<CheckpointInfo>& sorted, double every_seconds) {
+template <class = void>
+std::set<std::size_t> time_milestones(const std::vector<CheckpointInfo>& sorted, double every_seconds) {
   std::set<std::size_t> milestones;
   if (every_seconds <= 0) return milestones;
   std::optional<double> anchor;
@@ -54,9 +57,9 @@ inline std::set<std::size_t> time_milestones(const std::vector<CheckpointInfo>& 
 }
 
 // `checkpoints` in any order; returns the steps to delete, oldest first.
-inline std::vector<std::uint64_t> checkpoints_to_delete(std::vector<CheckpointInfo> checkpoints,
-                                                        const RetentionPolicy& policy,
-                                                        std::optional<std::uint64_t> just_committed) {
+template <class = void>
+std::vector<std::uint64_t> checkpoints_to_delete(std::vector<CheckpointInfo> checkpoints, const RetentionPolicy& policy,
+                                                 std::optional<std::uint64_t> just_committed) {
   std::sort(checkpoints.begin(), checkpoints.end(),
             [](const CheckpointInfo& a, const CheckpointInfo& b) { return a.step < b.step; });
   const std::size_t count = checkpoints.size();

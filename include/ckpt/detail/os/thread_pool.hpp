@@ -4,7 +4,6 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
-#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -21,6 +20,10 @@ namespace ckpt::detail {
 //
 // The calling thread always takes part in its own job, so a job finishes even
 // when every worker is busy, which makes nested parallel_for calls safe.
+//
+// The pool and parallel_for are templates only so that programs that never
+// run a job do not compile them (see "Compile time" in docs/architecture.md).
+template <class = void>
 class ThreadPool {
  public:
   static ThreadPool& shared() {
@@ -106,7 +109,7 @@ class ThreadPool {
         wake_workers_.wait(lock, [this] { return stopping_ || !tickets_.empty(); });
         if (tickets_.empty()) return;  // stopping
         job = std::move(tickets_.front());
-        tickets_.pop_front();
+        tickets_.erase(tickets_.begin());
       }
       job->take_part();
     }
@@ -114,7 +117,10 @@ class ThreadPool {
 
   std::mutex mutex_;
   std::condition_variable wake_workers_;
-  std::deque<std::shared_ptr<Job>> tickets_;  // one per worker a job may use
+  // One per worker a job may use (fewer than the cores), oldest first. A
+  // vector: erasing from its front costs nothing next to a job, and spares
+  // every program that includes ckpt the <deque> header.
+  std::vector<std::shared_ptr<Job>> tickets_;
   std::vector<std::thread> workers_;
   bool stopping_ = false;
 };
@@ -122,14 +128,15 @@ class ThreadPool {
 // Runs fn(i) for i in [0, count) on up to `threads` threads (0 = hardware
 // concurrency; never more threads than cores or indices, as the work is
 // CPU-bound); rethrows the first exception thrown by fn.
-inline void parallel_for(std::size_t count, unsigned threads, const std::function<void(std::size_t)>& fn) {
+template <class = void>
+void parallel_for(std::size_t count, unsigned threads, const std::function<void(std::size_t)>& fn) {
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const std::size_t wanted = std::min<std::size_t>({threads == 0 ? cores : threads, cores, count});
   if (wanted <= 1) {
     for (std::size_t i = 0; i < count; ++i) fn(i);
     return;
   }
-  ThreadPool::shared().run(count, static_cast<unsigned>(wanted - 1), fn);
+  ThreadPool<>::shared().run(count, static_cast<unsigned>(wanted - 1), fn);
 }
 
 }  // namespace ckpt::detail

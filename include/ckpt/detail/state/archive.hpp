@@ -114,7 +114,7 @@ class ArchiveBase {
   std::string current_name() const { return join_components(path_); }
   // Registers the name being described as a `kind` ("tensor" or "metadata").
   std::string register_name(const char* kind) { return names_.add(path_, kind); }
-  const NameRegistry& names() const noexcept { return names_; }
+  const NameRegistry<>& names() const noexcept { return names_; }
 
  private:
   Derived& derived() { return static_cast<Derived&>(*this); }
@@ -155,7 +155,7 @@ class ArchiveBase {
 
   std::string file_;
   std::vector<std::string> path_;
-  NameRegistry names_;
+  NameRegistry<> names_;
 };
 
 }  // namespace ckpt::detail

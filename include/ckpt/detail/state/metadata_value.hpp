@@ -143,8 +143,10 @@ std::optional<T> from_metadata(const nlohmann::json& json) {
   }
 }
 
-// A short rendering of a metadata value for reports.
-inline std::string metadata_excerpt(const nlohmann::json& json) {
+// A short rendering of a metadata value for reports. (A template only so that
+// programs that load nothing do not compile nlohmann's dump for it.)
+template <class = void>
+std::string metadata_excerpt(const nlohmann::json& json) {
   constexpr std::size_t max_excerpt = 60;
   return excerpt(json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), max_excerpt);
 }

@@ -32,7 +32,10 @@ inline std::string describe_place(const std::vector<std::string>& components) {
 }
 
 // Every full name a state produces, with where it came from, so that a
-// duplicate is reported with both places.
+// duplicate is reported with both places. A template only so that programs
+// that describe no state do not compile it (see "Compile time" in
+// docs/architecture.md).
+template <class = void>
 class NameRegistry {
  public:
   explicit NameRegistry(std::string file) : file_(std::move(file)) {}

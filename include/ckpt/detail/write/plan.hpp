@@ -2,7 +2,9 @@
 
 // How a save lays out its tensors before writing: arguments checked, every
 // tensor checksummed (and encoded by its codec), then ordered and given its
-// offsets as docs/format.md requires.
+// offsets as docs/format.md requires. The functions are templates only so
+// that programs that never save do not compile them (see "Compile time" in
+// docs/architecture.md).
 
 #include <algorithm>
 #include <cstddef>
@@ -42,7 +44,8 @@ struct PlannedTensor {
   std::vector<std::byte> encoding;
 };
 
-inline void check_tensor_arguments(const std::string& path, const std::vector<NamedTensor>& tensors) {
+template <class = void>
+void check_tensor_arguments(const std::string& path, const std::vector<NamedTensor>& tensors) {
   std::set<std::string_view> seen;
   for (const NamedTensor& tensor : tensors) {
     validate_name(tensor.name, path);
@@ -62,8 +65,9 @@ inline void check_tensor_arguments(const std::string& path, const std::vector<Na
   }
 }
 
-inline void encode_tensor(PlannedTensor& planned, const Codec& codec, const TensorView& view,
-                          const EncodeSettings& settings, const std::string& path) {
+template <class = void>
+void encode_tensor(PlannedTensor& planned, const Codec& codec, const TensorView& view, const EncodeSettings& settings,
+                   const std::string& path) {
   TensorRecord& record = planned.record;
   const std::size_t element_size = dtype_size(view.dtype());
   const std::size_t raw_bytes = view.nbytes();
@@ -89,6 +93,7 @@ inline void encode_tensor(PlannedTensor& planned, const Codec& codec, const Tens
 }
 
 // Codecs by spec for one save, so each spec is parsed once.
+template <class = void>
 class CodecCache {
  public:
   const Codec& get(const std::string& spec, const std::string& path, const std::string& tensor) {
@@ -110,10 +115,11 @@ class CodecCache {
 // Checksums (and encodes) every tensor, then orders them as the format
 // requires: element size descending, then name, so that every raw tensor sits
 // on a multiple of its element size inside the 64-aligned data buffer.
-inline std::vector<PlannedTensor> plan_tensors(const std::string& path, const std::vector<NamedTensor>& tensors,
-                                               const CodecPolicy& policy, const EncodeSettings& settings) {
+template <class = void>
+std::vector<PlannedTensor> plan_tensors(const std::string& path, const std::vector<NamedTensor>& tensors,
+                                        const CodecPolicy& policy, const EncodeSettings& settings) {
   std::vector<PlannedTensor> plan(tensors.size());
-  CodecCache codecs;
+  CodecCache<> codecs;
   std::vector<const Codec*> chosen(tensors.size());
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const NamedTensor& tensor = tensors[i];

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# What ckpt costs a program to compile, against nlohmann_json alone, measured
+# side by side in one run (issue 11, item 4; README, "Compile time"):
+#
+#   (a) -fsyntax-only of `#include <ckpt/ckpt.hpp>` vs `#include <nlohmann/json.hpp>`
+#       limit: ckpt at most 1.5x nlohmann
+#   (b) -O2 -c of benchmarks/compile_cost/save_load.cpp (Checkpoint<State> save
+#       and load of two vectors) vs json_only.cpp (the same round trip with
+#       nlohmann_json alone)
+#       limit: save_load.cpp at most 6 s
+#
+#   bash benchmarks/compile_cost.sh [REPS]     # default 5; each figure is the median
+#
+# The four compilations alternate within each repetition, so a change in the
+# machine's load affects all of them alike. Wall time is what the limits are
+# about; CPU time (user + sys) is printed beside it because the machine may be
+# shared, and with INSTRUCTIONS=1 the instructions the compiler executes, as
+# valgrind counts them: the same however busy the machine is (each compile
+# runs once, 20 to 60 times slower; about 15 minutes for the four).
+# Environment: CXX (default g++, what CMake picks on Debian), CXXFLAGS (added
+# to every compilation), INSTRUCTIONS.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+reps=${1:-${REPS:-5}}
+cxx=${CXX:-g++}
+sources=$repo/benchmarks/compile_cost
+# The flags the ckpt::ckpt target gives its users (CKPT_WITH_ZSTD is on by default).
+read -r -a flags <<< "-std=c++17 -DCKPT_WITH_ZSTD=1 -I$repo/include ${CXXFLAGS:-}"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+printf '#include <nlohmann/json.hpp>\n' > "$work/include_json.cpp"
+printf '#include <ckpt/ckpt.hpp>\n' > "$work/include_ckpt.cpp"
+
+names=(include_json include_ckpt json_only save_load)
+declare -A command=(
+  [include_json]="-fsyntax-only $work/include_json.cpp"
+  [include_ckpt]="-fsyntax-only $work/include_ckpt.cpp"
+  [json_only]="-O2 -c $sources/json_only.cpp -o $work/json_only.o"
+  [save_load]="-O2 -c $sources/save_load.cpp -o $work/save_load.o"
+)
+declare -A wall cpu
+
+# Runs one compilation; appends its wall and CPU seconds to the lists of `name`.
+measure() {
+  local name=$1 times
+  local -a arguments
+  read -r -a arguments <<< "${command[$name]}"
+  times=$( { TIMEFORMAT='%R %U %S'; time "$cxx" "${flags[@]}" "${arguments[@]}" > /dev/null 2> "$work/$name.err"; } 2>&1 ) || {
+    echo "compile_cost: $cxx failed on $name:" >&2
+    cat "$work/$name.err" >&2
+    exit 1
+  }
+  read -r real user sys <<< "$times"
+  wall[$name]+="$real "
+  cpu[$name]+="$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.3f", u + s }') "
+}
+
+# Instructions executed by the compiler proper (cc1plus, the largest count
+# among the processes g++ starts), in billions.
+instructions() {
+  local -a arguments
+  read -r -a arguments <<< "${command[$1]}"
+  valgrind --tool=cachegrind --cache-sim=no --trace-children=yes --cachegrind-out-file=/dev/null \
+    "$cxx" "${flags[@]}" "${arguments[@]}" 2>&1 > /dev/null |
+    awk '/I +refs:/ { gsub(",", "", $NF); if ($NF > most) most = $NF } END { printf "%.2f", most / 1e9 }'
+}
+
+median() {
+  tr ' ' '\n' <<< "$1" | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+echo "== compile cost: $("$cxx" --version | head -n 1), ${flags[*]//$repo/<repo>}"
+echo "== machine: nproc $(nproc), load average $(cut -d ' ' -f 1-3 /proc/loadavg) (start)"
+for ((rep = 1; rep <= reps; ++rep)); do
+  for name in "${names[@]}"; do measure "$name"; done
+done
+echo "== machine: load average $(cut -d ' ' -f 1-3 /proc/loadavg) (end); median of $reps runs each"
+echo
+
+printf '%-44s %8s %8s\n' "compilation" "wall s" "cpu s"
+describe=(
+  "include_json|#include <nlohmann/json.hpp>, -fsyntax-only"
+  "include_ckpt|#include <ckpt/ckpt.hpp>, -fsyntax-only"
+  "json_only|json_only.cpp, -O2 -c"
+  "save_load|save_load.cpp, -O2 -c"
+)
+for entry in "${describe[@]}"; do
+  name=${entry%%|*}
+  printf '%-44s %8s %8s\n' "${entry#*|}" "$(median "${wall[$name]}")" "$(median "${cpu[$name]}")"
+done
+echo
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+include_ratio=$(ratio "$(median "${wall[include_ckpt]}")" "$(median "${wall[include_json]}")")
+include_cpu_ratio=$(ratio "$(median "${cpu[include_ckpt]}")" "$(median "${cpu[include_json]}")")
+program=$(median "${wall[save_load]}")
+program_ratio=$(ratio "$program" "$(median "${wall[json_only]}")")
+verdict() { awk -v value="$1" -v limit="$2" 'BEGIN { print (value <= limit ? "PASS" : "MISS") }'; }
+printf 'include ckpt / include nlohmann:  %sx wall (%sx cpu), limit 1.5x  %s\n' \
+  "$include_ratio" "$include_cpu_ratio" "$(verdict "$include_ratio" 1.5)"
+printf 'save_load.cpp at -O2:             %s s wall (%sx json_only.cpp), limit 6 s  %s\n' \
+  "$program" "$program_ratio" "$(verdict "$program" 6)"
+
+if [[ ${INSTRUCTIONS:-0} == 1 ]]; then
+  echo
+  declare -A giga
+  for name in "${names[@]}"; do giga[$name]=$(instructions "$name"); done
+  printf 'instructions (valgrind): include nlohmann %s G, include ckpt %s G (%sx); json_only.cpp %s G, save_load.cpp %s G (%sx)\n' \
+    "${giga[include_json]}" "${giga[include_ckpt]}" "$(ratio "${giga[include_ckpt]}" "${giga[include_json]}")" \
+    "${giga[json_only]}" "${giga[save_load]}" "$(ratio "${giga[save_load]}" "${giga[json_only]}")"
+fi
