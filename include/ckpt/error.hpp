@@ -46,6 +46,9 @@ enum class ErrorId : int {
   state_locked = 701,
   state_not_found = 702,
   state_async_failed = 703,
+  state_uncommitted = 704,   // a checkpoint directory without its index: its save never committed
+  state_rank_failed = 705,   // another rank of a distributed save or load failed outside ckpt
+  state_exists = 706,        // a committed checkpoint is already where a save would write
 };
 
 namespace detail {

@@ -1,0 +1,209 @@
+#pragma once
+
+// The files of a distributed checkpoint directory: readying the directory
+// for a save (what an uncommitted save left is removed; a committed
+// checkpoint is kept unless the save may replace it), each rank's file and
+// the record of it sent to the coordinator, the index whose rename commits
+// the checkpoint, and removal in the order that never leaves a directory
+// that looks committed but is not. Mutating calls go through the
+// FileSystem seam (os/file_system.hpp); listing and creating directories,
+// which it does not offer, through std::filesystem.
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ckpt/detail/distributed/file_names.hpp"
+#include "ckpt/detail/distributed/index.hpp"
+#include "ckpt/detail/distributed/wire.hpp"
+#include "ckpt/detail/format/checksum.hpp"
+#include "ckpt/detail/format/layout.hpp"
+#include "ckpt/detail/os/atomic_file.hpp"
+#include "ckpt/detail/os/file_system.hpp"
+#include "ckpt/error.hpp"
+#include "ckpt/reader.hpp"
+#include "ckpt/tensor.hpp"
+#include "ckpt/writer.hpp"
+
+namespace ckpt::detail {
+
+// "runs/step-100/" -> "runs/step-100": one spelling per directory.
+inline std::string trimmed_directory(std::string directory) {
+  while (directory.size() > 1 && directory.back() == '/') directory.pop_back();
+  return directory;
+}
+
+inline std::string index_path_of(const std::string& directory) { return directory + "/" + distributed_index_file; }
+
+inline bool path_exists(const std::string& path) {
+  std::error_code error;
+  return std::filesystem::exists(path, error);
+}
+
+// The checkpoint files in `directory` (see is_checkpoint_file_name), sorted.
+inline std::vector<std::string> checkpoint_files_in(const std::string& directory) {
+  std::vector<std::string> paths;
+  std::error_code error;
+  for (const auto& item : std::filesystem::directory_iterator(directory, error)) {
+    if (is_checkpoint_file_name(item.path().filename().string())) paths.push_back(item.path().string());
+  }
+  std::sort(paths.begin(), paths.end());
+  return paths;
+}
+
+// Readies `directory` for a save (run by the coordinator before any rank
+// writes). A committed checkpoint there is refused, or with `overwrite`
+// uncommitted first; then whatever an earlier save left is removed. Files
+// that are not a checkpoint's stay.
+inline void prepare_directory(const std::string& directory, bool overwrite, bool durable) {
+  const std::string index_path = index_path_of(directory);
+  if (path_exists(index_path)) {
+    if (!overwrite) {
+      throw StateError(ErrorId::state_exists, directory, "",
+                       "a committed checkpoint is already in this directory; expected a new directory, or "
+                       "DistributedOptions::overwrite to replace it");
+    }
+    // Uncommitted first: a crash from here on leaves a directory no load accepts.
+    remove_file(index_path);
+    if (durable) fsync_directory(directory);
+  }
+  std::error_code error;
+  if (std::filesystem::is_directory(directory, error)) {
+    for (const std::string& path : checkpoint_files_in(directory)) remove_file(path);
+    return;
+  }
+  std::filesystem::create_directories(directory, error);
+  if (error)
+    throw IoError(ErrorId::io_open, directory, "", "creating the checkpoint directory failed: " + error.message());
+  if (durable) fsync_directory(directory_of(directory));
+}
+
+// What a rank tells the coordinator about the file it wrote.
+struct WrittenFile {
+  struct Piece {
+    std::string stored_name;
+    std::string codec;
+    std::uint64_t stored_bytes = 0;
+    std::uint64_t xxh3 = 0;
+    std::optional<std::uint64_t> raw_xxh3;
+  };
+  std::string name;  // empty: the rank wrote no file
+  std::uint64_t bytes = 0;
+  std::uint64_t header_xxh3 = 0;
+  std::vector<Piece> pieces;
+};
+
+inline std::string encode_written_file(const WrittenFile& file) {
+  WireWriter writer;
+  writer.text(file.name).u64(file.bytes).u64(file.header_xxh3).u64(file.pieces.size());
+  for (const WrittenFile::Piece& piece : file.pieces) {
+    writer.text(piece.stored_name).text(piece.codec).u64(piece.stored_bytes).u64(piece.xxh3);
+    writer.u64(piece.raw_xxh3 ? 1 : 0).u64(piece.raw_xxh3.value_or(0));
+  }
+  return std::move(writer).take();
+}
+
+inline WrittenFile decode_written_file(std::string_view bytes) {
+  WireReader reader(bytes);
+  WrittenFile file;
+  file.name = reader.text();
+  file.bytes = reader.u64();
+  file.header_xxh3 = reader.u64();
+  file.pieces.resize(reader.u64());
+  for (WrittenFile::Piece& piece : file.pieces) {
+    piece.stored_name = reader.text();
+    piece.codec = reader.text();
+    piece.stored_bytes = reader.u64();
+    piece.xxh3 = reader.u64();
+    const bool encoded = reader.u64() != 0;
+    const std::uint64_t raw = reader.u64();
+    if (encoded) piece.raw_xxh3 = raw;
+  }
+  reader.expect_end();
+  return file;
+}
+
+// Writes `tensors` as the file `name` of `directory` (atomically, as every
+// ckpt file) and reads back what the index records of it.
+inline WrittenFile write_rank_file(const std::string& directory, const std::string& name,
+                                   const std::vector<NamedTensor>& tensors, const SaveOptions& options) {
+  const std::string path = directory + "/" + name;
+  write_checkpoint(path, tensors, nlohmann::json::object(), options);
+  // The header is in the page cache: reading it back costs a parse, and
+  // takes the checksums exactly as the file records them.
+  const Reader reader(path, ReadOptions{false, 1});
+  WrittenFile file;
+  file.name = name;
+  file.bytes = reader.file_size();
+  const auto& raw = reader.raw_metadata();
+  file.header_xxh3 = checksum_from_hex(raw.at(keys::header_checksum)).value_or(0);
+  const nlohmann::json records = nlohmann::json::parse(raw.at(keys::tensors));
+  for (const TensorInfo& info : reader.tensors()) {
+    const nlohmann::json& record = records.at(info.name);
+    WrittenFile::Piece piece{info.name, info.codec, info.stored_bytes,
+                             checksum_from_hex(record.at("xxh3").get<std::string>()).value_or(0), std::nullopt};
+    if (record.contains("raw_xxh3")) piece.raw_xxh3 = checksum_from_hex(record.at("raw_xxh3").get<std::string>());
+    file.pieces.push_back(std::move(piece));
+  }
+  return file;
+}
+
+// Writes the index: temp file, fsync, rename, fsync of the directory. The
+// rename is the commit of the whole checkpoint.
+inline void write_index(const std::string& directory, const CheckpointIndex& index, bool durable) {
+  const std::string text = index_to_json(index);
+  AtomicFile file(index_path_of(directory));
+  file.write(text.data(), text.size());
+  file.commit(durable);
+}
+
+// Removes `path` if it is there; for cleaning up after a failure, which must
+// not hide the failure being reported.
+inline void remove_quietly(const std::string& path) noexcept { file_system().unlink(path.c_str()); }
+
+// Reads the index of a committed checkpoint. A directory without one was
+// never committed and is refused.
+inline CheckpointIndex read_index_of(const std::string& directory) {
+  std::error_code error;
+  if (!std::filesystem::is_directory(directory, error)) {
+    throw StateError(ErrorId::state_not_found, directory, "", "expected a checkpoint directory, found none");
+  }
+  const std::string path = index_path_of(directory);
+  if (!path_exists(path)) {
+    throw StateError(ErrorId::state_uncommitted, directory, "",
+                     std::string("expected ") + distributed_index_file +
+                         ", found none: the save that wrote this directory never committed (it failed or was "
+                         "killed); the next save to this directory removes what it left");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(ErrorId::io_open, path, "", "opening the index failed");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw IoError(ErrorId::io_read, path, "", "reading the index failed");
+  return IndexParser(path).parse(text.str());
+}
+
+// Removes a checkpoint directory: the index first (so that a crash halfway
+// leaves an uncommitted directory, never a committed one with files
+// missing), then the files, then the directory if nothing else is in it.
+inline void remove_checkpoint_directory(const std::string& directory, bool durable) {
+  const std::string index_path = index_path_of(directory);
+  if (path_exists(index_path)) {
+    remove_file(index_path);
+    if (durable) fsync_directory(directory);
+  }
+  for (const std::string& path : checkpoint_files_in(directory)) remove_file(path);
+  std::error_code error;
+  std::filesystem::remove(directory, error);  // fails, harmlessly, when other files remain
+}
+
+}  // namespace ckpt::detail

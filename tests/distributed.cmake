@@ -1,0 +1,28 @@
+# Distributed checkpoints (docs/distributed.md). In one process: the geometry
+# of pieces, the save plan, the index, and whole saves and loads through the
+# single-process communicator and through ranks on threads (label
+# distributed, run under the sanitizers). Over MPI (label mpi): save with 1 to
+# 4 ranks and load with 1 to 4 under another split, ranks SIGKILLed in every
+# phase of a save, a full disk on one rank, the index read by Python with
+# numpy alone, and the demo's resume across world sizes.
+ckpt_add_test(distributed_tests
+  SOURCES
+    distributed/geometry_test.cpp
+    distributed/plan_test.cpp
+    distributed/index_test.cpp
+    distributed/single_process_test.cpp
+  LABELS distributed)
+ckpt_add_test(distributed_rank_tests SOURCES distributed/ranks_test.cpp LABELS distributed threads)
+
+# A shard in a plain Checkpoint must fail to compile with the message that
+# says which class to use.
+ckpt_test_selected(selected distributed no-asan)
+if(selected)
+  add_executable(distributed_compile_fail_shard EXCLUDE_FROM_ALL distributed/compile_fail_shard.cpp)
+  target_link_libraries(distributed_compile_fail_shard PRIVATE ckpt::ckpt)
+  add_test(NAME distributed.compile_fail.shard_in_plain_checkpoint
+           COMMAND ${CMAKE_COMMAND} --build ${PROJECT_BINARY_DIR} --target distributed_compile_fail_shard --config $<CONFIG>)
+  set_tests_properties(distributed.compile_fail.shard_in_plain_checkpoint PROPERTIES
+    LABELS "distributed;no-asan"
+    PASS_REGULAR_EXPRESSION "describe a piece of a distributed tensor: save and load the state with ckpt::DistributedCheckpoint")
+endif()
