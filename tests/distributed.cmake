@@ -26,3 +26,27 @@ if(selected)
     LABELS "distributed;no-asan"
     PASS_REGULAR_EXPRESSION "describe a piece of a distributed tensor: save and load the state with ckpt::DistributedCheckpoint")
 endif()
+
+# Over MPI: a driver every rank of a job runs (mpi_tool.cpp), and scripts that
+# run it with mpirun. OpenMPI refuses to run as root without the two
+# variables, and needs --oversubscribe for more ranks than cores.
+set(ckpt_mpi_environment OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1)
+if(TARGET ckpt::mpi AND MPIEXEC_EXECUTABLE)
+  ckpt_test_selected(selected mpi no-asan)
+  if(selected)
+    add_executable(distributed_mpi_tool distributed/mpi_tool.cpp)
+    target_link_libraries(distributed_mpi_tool PRIVATE ckpt::mpi)
+    target_include_directories(distributed_mpi_tool PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+    target_compile_options(distributed_mpi_tool PRIVATE -Wall -Wextra -Wpedantic)
+  endif()
+  foreach(check IN ITEMS reshard failures)
+    ckpt_add_command_test(distributed.mpi_${check}
+      COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/distributed/check_mpi_${check}.sh ${MPIEXEC_EXECUTABLE}
+              $<TARGET_FILE:distributed_mpi_tool> ${CMAKE_CURRENT_BINARY_DIR}/mpi_${check}
+      LABELS mpi no-asan
+      TIMEOUT 240)
+    if(TEST distributed.mpi_${check})
+      set_tests_properties(distributed.mpi_${check} PROPERTIES ENVIRONMENT "${ckpt_mpi_environment}")
+    endif()
+  endforeach()
+endif()
