@@ -229,6 +229,7 @@ class DistributedSaver {
     save->collected.views.clear();
     save->stats.blocked_seconds = seconds_since(save->start);
     if (comm_.allows_background_collectives() && !background_comm_) background_comm_ = comm_.duplicate();
+    const DistributedSaveStats started = save->stats;  // the worker writes the pending save's from now on
     pending_ = std::move(save);
     commit_in_background_ = static_cast<bool>(background_comm_);
     PendingSave* job = pending_.get();
@@ -236,7 +237,7 @@ class DistributedSaver {
       write_pending(*job, comm_.rank());
       if (commit_in_background_) commit_save(*background_comm_, *job);
     });
-    return pending_->stats;
+    return started;
   }
 
   // Completes the save in flight, if any, and returns its statistics; throws
