@@ -50,3 +50,15 @@ if(TARGET ckpt::mpi AND MPIEXEC_EXECUTABLE)
     endif()
   endforeach()
 endif()
+
+# The MPI demo's resume across world sizes (examples/train_mlp_mpi).
+if(TARGET train_mlp_mpi AND MPIEXEC_EXECUTABLE)
+  ckpt_add_command_test(distributed.mpi_demo_resume
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/distributed/check_mpi_resume.sh ${MPIEXEC_EXECUTABLE}
+            $<TARGET_FILE:train_mlp_mpi> ${CMAKE_CURRENT_BINARY_DIR}/mpi_demo_resume
+    LABELS mpi demo slow no-asan
+    TIMEOUT 300)
+  if(TEST distributed.mpi_demo_resume)
+    set_tests_properties(distributed.mpi_demo_resume PROPERTIES ENVIRONMENT "${ckpt_mpi_environment}")
+  endif()
+endif()
