@@ -62,3 +62,13 @@ if(TARGET train_mlp_mpi AND MPIEXEC_EXECUTABLE)
     set_tests_properties(distributed.mpi_demo_resume PROPERTIES ENVIRONMENT "${ckpt_mpi_environment}")
   endif()
 endif()
+
+# The ckpt tool on checkpoint directories (info, verify, convert, diff).
+if(TARGET ckpt_cli)
+  ckpt_add_test(distributed_cli_tests SOURCES distributed/cli_test.cpp LABELS distributed cli)
+  if(TARGET distributed_cli_tests)
+    target_compile_definitions(distributed_cli_tests PRIVATE CKPT_CLI_PATH="$<TARGET_FILE:ckpt_cli>")
+    target_include_directories(distributed_cli_tests PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/cli)
+    add_dependencies(distributed_cli_tests ckpt_cli)
+  endif()
+endif()

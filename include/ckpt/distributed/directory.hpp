@@ -14,6 +14,7 @@
 #include "ckpt/detail/distributed/directory.hpp"
 #include "ckpt/detail/distributed/file_names.hpp"
 #include "ckpt/detail/distributed/index.hpp"
+#include "ckpt/detail/distributed/verify.hpp"
 
 namespace ckpt {
 
@@ -62,6 +63,20 @@ inline std::vector<CommittedCheckpoint> committed_checkpoints(const std::string&
     return a.step != b.step ? a.step < b.step : a.directory < b.directory;
   });
   return found;
+}
+
+// What verify_distributed_checkpoint found: per file, and for the index and
+// the pieces; ok() when nothing is wrong.
+using DistributedVerification = detail::DistributedVerification;
+
+// Reads and checks everything a distributed checkpoint holds: the index
+// (whose pieces must tile every tensor without gap or overlap), every file
+// (its size and header checksum as the index recorded them, every tensor's
+// checksum, every encoded tensor decoded) and every piece (in its file with
+// the dtype, shape, codec and checksum the index records). Never throws for
+// what it finds: each problem is one error message.
+inline DistributedVerification verify_distributed_checkpoint(const std::string& directory) {
+  return detail::verify_directory(detail::trimmed_directory(directory));
 }
 
 // Removes a checkpoint directory, the index first: a crash halfway leaves an

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -132,6 +133,52 @@ inline WrittenFile decode_written_file(std::string_view bytes) {
   return file;
 }
 
+// A tensor of a ckpt file as its header records it.
+struct RecordedTensor {
+  DType dtype = DType::U8;  // logical dtype and shape
+  Shape shape;
+  std::string codec;
+  std::uint64_t xxh3 = 0;  // of the stored bytes
+  std::optional<std::uint64_t> raw_xxh3;
+  std::uint64_t stored_bytes = 0;
+};
+
+// "F32 [4, 8] (codec raw, xxh3 0123456789abcdef)".
+inline std::string recorded_text(const RecordedTensor& tensor) {
+  return std::string(dtype_name(tensor.dtype)) + " " + shape_to_string(tensor.shape) + " (codec " + tensor.codec +
+         ", xxh3 " + checksum_to_hex(tensor.xxh3) + ")";
+}
+
+// Every tensor of an open ckpt file with the checksums its header records
+// (none for a file not written by ckpt).
+inline std::map<std::string, RecordedTensor> recorded_tensors(const Reader& reader) {
+  std::map<std::string, RecordedTensor> tensors;
+  const auto records = reader.raw_metadata().find(keys::tensors);
+  if (records == reader.raw_metadata().end()) return tensors;
+  const nlohmann::json parsed = nlohmann::json::parse(records->second);  // the Reader validated it
+  for (const TensorInfo& info : reader.tensors()) {
+    const nlohmann::json& record = parsed.at(info.name);
+    RecordedTensor& tensor = tensors[info.name];
+    tensor = {info.dtype, info.shape, info.codec, checksum_from_hex(record.at("xxh3").get<std::string>()).value_or(0),
+              std::nullopt, info.stored_bytes};
+    if (record.contains("raw_xxh3")) tensor.raw_xxh3 = checksum_from_hex(record.at("raw_xxh3").get<std::string>());
+  }
+  return tensors;
+}
+
+// The error for an open file that is not the one the index committed, or nullopt: its
+// header checksum covers every tensor's checksum, so it pins the whole file.
+inline std::optional<IntegrityError> committed_file_problem(const Reader& reader, const IndexFile& expected) {
+  const auto found = reader.raw_metadata().find(keys::header_checksum);
+  const std::string found_text = found == reader.raw_metadata().end() ? "none (not a ckpt file)" : found->second;
+  if (found_text == checksum_to_hex(expected.header_xxh3) && reader.file_size() == expected.bytes) return std::nullopt;
+  return IntegrityError(ErrorId::integrity_header_checksum, reader.path(), "",
+                        "expected the file the index committed, of " + std::to_string(expected.bytes) +
+                            " bytes with header xxh3 " + checksum_to_hex(expected.header_xxh3) + ", found " +
+                            std::to_string(reader.file_size()) + " bytes with header xxh3 " + found_text +
+                            ": the file was replaced after the commit");
+}
+
 // Writes `tensors` as the file `name` of `directory` (atomically, as every
 // ckpt file) and reads back what the index records of it.
 inline WrittenFile write_rank_file(const std::string& directory, const std::string& name,
@@ -144,15 +191,9 @@ inline WrittenFile write_rank_file(const std::string& directory, const std::stri
   WrittenFile file;
   file.name = name;
   file.bytes = reader.file_size();
-  const auto& raw = reader.raw_metadata();
-  file.header_xxh3 = checksum_from_hex(raw.at(keys::header_checksum)).value_or(0);
-  const nlohmann::json records = nlohmann::json::parse(raw.at(keys::tensors));
-  for (const TensorInfo& info : reader.tensors()) {
-    const nlohmann::json& record = records.at(info.name);
-    WrittenFile::Piece piece{info.name, info.codec, info.stored_bytes,
-                             checksum_from_hex(record.at("xxh3").get<std::string>()).value_or(0), std::nullopt};
-    if (record.contains("raw_xxh3")) piece.raw_xxh3 = checksum_from_hex(record.at("raw_xxh3").get<std::string>());
-    file.pieces.push_back(std::move(piece));
+  file.header_xxh3 = checksum_from_hex(reader.raw_metadata().at(keys::header_checksum)).value_or(0);
+  for (const auto& [stored_name, tensor] : recorded_tensors(reader)) {
+    file.pieces.push_back({stored_name, tensor.codec, tensor.stored_bytes, tensor.xxh3, tensor.raw_xxh3});
   }
   return file;
 }

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "ckpt/detail/distributed/directory.hpp"
 #include "ckpt/detail/distributed/geometry.hpp"
 #include "ckpt/detail/distributed/index.hpp"
 #include "ckpt/detail/format/checksum.hpp"
@@ -63,16 +64,9 @@ class PieceReader {
     if (reader) return *reader;
     const std::string path = directory_ + "/" + file;
     reader = std::make_unique<Reader>(path, options_);
-    const IndexFile& expected = index_.files.at(file);
-    const auto& raw = reader->raw_metadata();
-    const auto found = raw.find(keys::header_checksum);
-    const std::string found_text = found == raw.end() ? "none (not a ckpt file)" : found->second;
-    if (found_text != checksum_to_hex(expected.header_xxh3)) {
+    if (const auto problem = committed_file_problem(*reader, index_.files.at(file))) {
       reader.reset();
-      throw IntegrityError(ErrorId::integrity_header_checksum, path, "",
-                           "expected the file the index committed, with header xxh3 " +
-                               checksum_to_hex(expected.header_xxh3) + ", found header xxh3 " + found_text +
-                               ": the file was replaced after the commit");
+      throw *problem;
     }
     return *reader;
   }
