@@ -33,7 +33,7 @@ expect_only_checkpoint_files() {
 mpi 3 "$tool" save "$work/step-1" 1 >/dev/null || fail "the first save failed"
 
 kills=0
-for point in 1:describe 1:write 1:fsync 1:rename 1:gather 0:index-write 0:index-rename 0:broadcast; do
+for point in 1:describe 1:write 1:rename 1:fsync 1:gather 0:index-write 0:index-rename 0:broadcast; do
   dir="$work/step-2"
   set +e
   output=$(mpi 3 "$tool" save "$dir" 2 --kill "$point")

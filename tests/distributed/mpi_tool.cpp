@@ -11,9 +11,9 @@
 // byte for byte; prints "rank R loaded OK" or the differences (exit 1), or
 // "rank R error ID: MESSAGE" (exit 3).
 // --kill RANK:POINT makes rank RANK SIGKILL itself at POINT of the save:
-// describe, write, fsync, rename (of its file), gather (its file done, before
-// the commit's gather), index-write, index-rename (rank 0's index, before the
-// commit point), broadcast (rank 0, after the commit).
+// describe, write, rename, fsync (of its file, in this order), gather (its
+// file done, before the commit's gather), index-write, index-rename (rank 0's
+// index, before the commit point), broadcast (rank 0, after the commit).
 // --full-disk RANK makes every write of rank RANK fail with ENOSPC.
 
 #include <fcntl.h>
@@ -66,7 +66,7 @@ class FaultyFileSystem : public ckpt::detail::FileSystem {
     return ckpt::detail::FileSystem::write(fd, data, size);
   }
   int fsync(int fd) override {
-    if (kill_point == "fsync" && is_rank_file(fd)) die_by_sigkill();
+    if (kill_point == "fsync" && path_of(fd).find("/model-") != std::string::npos) die_by_sigkill();
     return ckpt::detail::FileSystem::fsync(fd);
   }
   int rename(const char* from, const char* to) override {

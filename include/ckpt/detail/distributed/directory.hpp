@@ -9,7 +9,10 @@
 // FileSystem seam (os/file_system.hpp); listing and creating directories,
 // which it does not offer, through std::filesystem.
 
+#include <fcntl.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -159,7 +162,8 @@ inline std::map<std::string, RecordedTensor> recorded_tensors(const Reader& read
   for (const TensorInfo& info : reader.tensors()) {
     const nlohmann::json& record = parsed.at(info.name);
     RecordedTensor& tensor = tensors[info.name];
-    tensor = {info.dtype, info.shape, info.codec, checksum_from_hex(record.at("xxh3").get<std::string>()).value_or(0),
+    tensor = {info.dtype,   info.shape,
+              info.codec,   checksum_from_hex(record.at("xxh3").get<std::string>()).value_or(0),
               std::nullopt, info.stored_bytes};
     if (record.contains("raw_xxh3")) tensor.raw_xxh3 = checksum_from_hex(record.at("raw_xxh3").get<std::string>());
   }
@@ -179,12 +183,32 @@ inline std::optional<IntegrityError> committed_file_problem(const Reader& reader
                             ": the file was replaced after the commit");
 }
 
-// Writes `tensors` as the file `name` of `directory` (atomically, as every
-// ckpt file) and reads back what the index records of it.
+// fsync of a file by name (its data and size), through the FileSystem seam.
+inline void fsync_file(const std::string& path) {
+  FileSystem& fs = file_system();
+  const int fd = fs.open(path.c_str(), O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0) throw_system_error(ErrorId::io_sync, path, "opening the file to fsync it", errno);
+  if (fs.fsync(fd) != 0) {
+    const int error = errno;
+    fs.close(fd);
+    throw_system_error(ErrorId::io_sync, path, "fsync", error);
+  }
+  fs.close(fd);
+}
+
+// Writes `tensors` as the file `name` of `directory` and reads back what the
+// index records of it. The file is renamed into place before its data is
+// fsynced, and its directory entry is left for the coordinator's one fsync
+// of the directory before the commit: nothing names the file before the
+// index does, and the index is written only once every rank's fsync
+// returned, so durability costs each rank one fsync, as a raw write would.
 inline WrittenFile write_rank_file(const std::string& directory, const std::string& name,
                                    const std::vector<NamedTensor>& tensors, const SaveOptions& options) {
   const std::string path = directory + "/" + name;
-  write_checkpoint(path, tensors, nlohmann::json::object(), options);
+  SaveOptions unsynced = options;
+  unsynced.durable = false;
+  write_checkpoint(path, tensors, nlohmann::json::object(), unsynced);
+  if (options.durable) fsync_file(path);
   // The header is in the page cache: reading it back costs a parse, and
   // takes the checksums exactly as the file records them.
   const Reader reader(path, ReadOptions{false, 1});

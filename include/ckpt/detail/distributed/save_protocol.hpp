@@ -151,8 +151,11 @@ inline std::string decide_commit(const std::vector<std::string>& gathered, const
   const RankOutcome committed = run_step(0, [&] {
     std::vector<WrittenFile> files;
     for (const RankOutcome& outcome : outcomes) files.push_back(decode_written_file(outcome.payload));
-    write_index(save.directory, build_index(*save.plan, files, save.step, save.collected.metadata),
-                save.options.durable);
+    const CheckpointIndex index = build_index(*save.plan, files, save.step, save.collected.metadata);
+    // The ranks renamed their files without fsyncing the directory: one
+    // fsync makes every name durable before the index commits them.
+    if (save.options.durable) fsync_directory(save.directory);
+    write_index(save.directory, index, save.options.durable);
     return std::string();
   });
   if (!committed.failure) return encode_verdict(std::nullopt, 0);
