@@ -19,7 +19,8 @@
 
 namespace ckpt::cli {
 
-enum class FileFormat { safetensors, npz, hdf5 };
+// `distributed`: a distributed checkpoint directory (docs/distributed.md).
+enum class FileFormat { safetensors, npz, hdf5, distributed };
 
 namespace signature {
 

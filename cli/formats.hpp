@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "args.hpp"
+#include "distributed.hpp"
 #include "ckpt/reader.hpp"
 #include "ckpt/interop/tensor_set.hpp"
 #include "ckpt/writer.hpp"
@@ -59,8 +60,10 @@ inline FileFormat require_supported(FileFormat format, const std::string& path) 
 
 // How a file is read: as its content shows. The extension serves when the
 // content is not recognised, so that a .safetensors file damaged at its start
-// is reported as corrupt by the reader rather than as of unknown format.
+// is reported as corrupt by the reader rather than as of unknown format. A
+// directory a distributed save wrote is read as one checkpoint.
 inline FileFormat input_format(const std::string& path) {
+  if (is_checkpoint_directory(path)) return FileFormat::distributed;
   std::optional<FileFormat> format = format_by_content(path);
   if (!format) format = format_by_extension(path);
   if (!format) {
@@ -146,6 +149,7 @@ inline TensorSet load_tensors(const std::string& path, FileFormat format, const 
 #ifdef CKPT_WITH_HDF5
     case FileFormat::hdf5: return load_hdf5(path);
 #endif
+    case FileFormat::distributed: return load_checkpoint_directory(path);
     default: return tensors_of(Reader(path), read);
   }
 }

@@ -1,7 +1,8 @@
 #pragma once
 
-// ckpt info FILE [--json]: each tensor's name, dtype, shape, bytes, codec and
-// compression ratio, and the metadata.
+// ckpt info FILE|DIR [--json]: each tensor's name, dtype, shape, bytes, codec
+// and compression ratio, and the metadata; for a distributed checkpoint
+// directory, its step, ranks and files and each tensor's pieces.
 
 #include <ostream>
 #include <string>
@@ -10,6 +11,7 @@
 
 #include "args.hpp"
 #include "common.hpp"
+#include "distributed.hpp"
 #include "formats.hpp"
 #include "table.hpp"
 
@@ -25,6 +27,7 @@ inline nlohmann::json describe_file(const std::string& path) {
   nlohmann::json report = {{"file", path}, {"tensors", nlohmann::json::array()}};
   std::uint64_t tensor_bytes = 0;
   const FileFormat format = input_format(path);
+  if (format == FileFormat::distributed) return describe_checkpoint_directory(path);
   if (format == FileFormat::safetensors) {
     const Reader reader(path, ReadOptions{false, 1});
     std::uint64_t stored_bytes = 0;
@@ -89,6 +92,8 @@ inline int run_info(const Arguments& args, std::ostream& out, std::ostream&) {
   const nlohmann::json report = describe_file(path);
   if (args.flag("--json")) {
     out << report.dump(2) << "\n";
+  } else if (report["format"] == "ckpt distributed") {
+    print_checkpoint_directory(report, out);
   } else {
     print_info(report, out);
   }

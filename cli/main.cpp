@@ -43,20 +43,23 @@ const std::vector<Command>& commands() {
        run_ls},
       {"info",
        "show a file's tensors (dtype, shape, bytes, codec, ratio) and metadata",
-       "Usage: ckpt info FILE [--json]\n\n"
+       "Usage: ckpt info FILE|DIR [--json]\n\n"
        "Shows each tensor's name, dtype, shape and bytes, and for ckpt/safetensors files\n"
        "the stored bytes, codec and compression ratio; then the metadata.\n"
        "FILE: safetensors (.safetensors / .ckpt), .npz or HDF5 (.h5 / .hdf5), recognised\n"
-       "by its content.\n\n"
+       "by its content. DIR: a distributed checkpoint directory (its step, ranks, files,\n"
+       "and each tensor's global shape and pieces).\n\n"
        "  --json  print one JSON object instead of text\n",
        {{"--json"}, {}, 1, 1},
        run_info},
       {"verify",
-       "check every checksum of a file or of a directory's checkpoints",
+       "check every checksum of a file, a directory's checkpoints, or a distributed checkpoint",
        "Usage: ckpt verify FILE|DIR\n\n"
        "Reads every tensor and checks its checksum (CRC-32 for .npz members). For a\n"
        "directory, checks every .safetensors/.ckpt/.npz/.h5/.hdf5 file in it. Prints one line\n"
-       "per good file and one per corrupt tensor, naming file and tensor.\n\n"
+       "per good file and one per corrupt tensor, naming file and tensor. A distributed\n"
+       "checkpoint directory is checked whole: its index, every file against it, every\n"
+       "piece, and that the pieces cover each tensor without gap or overlap.\n\n"
        "Exit status: 0 when all is good, 1 when corruption is found, 2 on a usage error.\n",
        {{}, {}, 1, 1},
        run_verify},
@@ -64,7 +67,8 @@ const std::vector<Command>& commands() {
        "convert between ckpt/safetensors, .npz and .h5, or recompress",
        "Usage: ckpt convert IN OUT [--codec C] [--force]\n\n"
        "IN's format is recognised by its content, OUT's chosen by its extension:\n"
-       ".safetensors/.ckpt, .npz, .h5/.hdf5. BF16 and F8 tensors keep their real dtype\n"
+       ".safetensors/.ckpt, .npz, .h5/.hdf5. IN may be a distributed checkpoint\n"
+       "directory: OUT then holds every tensor whole. BF16 and F8 tensors keep their real dtype\n"
        "through .npz and .h5 (see docs/interop.md).\n\n"
        "  --codec C  for .safetensors/.ckpt: raw (default), zstd[:LEVEL], shuffle+zstd[:LEVEL]\n"
        "             for .npz/.h5: raw (default) or deflate[:1-9]\n"
@@ -76,7 +80,7 @@ const std::vector<Command>& commands() {
        "Usage: ckpt diff A B\n\n"
        "For each tensor: equal, the number of differing elements and the maximum absolute\n"
        "difference, a dtype or shape change, or present in one file only; then metadata.\n"
-       "A and B may be in different formats.\n\n"
+       "A and B may be in different formats, or distributed checkpoint directories.\n\n"
        "Exit status: 0 only if identical, 1 if different, 2 on a usage error.\n",
        {{}, {}, 2, 2},
        run_diff},

@@ -1,7 +1,9 @@
 #pragma once
 
 // ckpt verify FILE|DIR: checks every checksum of a file, or of every
-// checkpoint file in a directory, and names each corrupt file and tensor.
+// checkpoint file in a directory, and names each corrupt file and tensor. A
+// distributed checkpoint directory is checked as one checkpoint: its index,
+// every file, every piece, every tensor's coverage.
 
 #include <algorithm>
 #include <filesystem>
@@ -12,6 +14,7 @@
 
 #include "args.hpp"
 #include "common.hpp"
+#include "distributed.hpp"
 #include "formats.hpp"
 #include "progress.hpp"
 
@@ -68,6 +71,7 @@ inline std::vector<std::string> checkpoint_files(const std::string& directory) {
 inline int run_verify(const Arguments& args, std::ostream& out, std::ostream& err) {
   const std::string& path = args.positionals()[0];
   require_existing(path);
+  if (is_checkpoint_directory(path)) return verify_checkpoint_directory(path, out, err);
   const std::vector<std::string> files = is_directory(path) ? checkpoint_files(path) : std::vector{path};
   if (files.empty()) err << "ckpt verify: no checkpoint files in '" << path << "'\n";
   std::size_t corrupt = 0;

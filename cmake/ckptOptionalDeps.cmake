@@ -1,10 +1,10 @@
-# Optional interop targets with their own dependency: ckpt::npz
-# (<ckpt/interop/npz.hpp>, libzip) and ckpt::hdf5 (<ckpt/interop/hdf5.hpp>, the
-# HDF5 C library). Each defines CKPT_WITH_NPZ / CKPT_WITH_HDF5 for code that
-# uses it; the core ckpt::ckpt never links them and the installed package does
-# not provide them.
+# Optional targets with their own dependency: ckpt::npz
+# (<ckpt/interop/npz.hpp>, libzip), ckpt::hdf5 (<ckpt/interop/hdf5.hpp>, the
+# HDF5 C library) and ckpt::mpi (<ckpt/adapters/mpi.hpp>, MPI). Each defines
+# CKPT_WITH_NPZ / CKPT_WITH_HDF5 / CKPT_WITH_MPI for code that uses it; the
+# core ckpt::ckpt never links them.
 #
-# CKPT_WITH_NPZ / CKPT_WITH_HDF5 say whether to look for the library at all.
+# CKPT_WITH_NPZ / CKPT_WITH_HDF5 / CKPT_WITH_MPI say whether to look for the library at all.
 # They default to ON only when this build compiles something that uses the
 # targets (the ckpt tool, the tests), so that a packaged build (the vcpkg port,
 # a plain install) never depends on what else is installed on the machine. A
@@ -18,6 +18,8 @@ else()
 endif()
 option(CKPT_WITH_NPZ "Provide ckpt::npz for NumPy .npz files (looks for libzip)" ${ckpt_interop_default})
 option(CKPT_WITH_HDF5 "Provide ckpt::hdf5 for HDF5 files (looks for the HDF5 C library)" ${ckpt_interop_default})
+option(CKPT_WITH_MPI "Provide ckpt::mpi, the MPI communicator of distributed checkpoints (looks for MPI)"
+       ${ckpt_interop_default})
 
 if(CKPT_WITH_NPZ AND NOT TARGET ckpt::npz)
   find_package(libzip CONFIG QUIET)
@@ -56,5 +58,21 @@ if(CKPT_WITH_HDF5 AND NOT TARGET ckpt::hdf5)
     target_compile_definitions(ckpt_hdf5 INTERFACE CKPT_WITH_HDF5=1 ${ckpt_hdf5_definitions})
   else()
     message(STATUS "ckpt: HDF5 not found (Debian: libhdf5-dev); ckpt::hdf5 and .h5 support in the ckpt tool are disabled")
+  endif()
+endif()
+
+# ckpt::mpi: <ckpt/adapters/mpi.hpp> with MPI's C library (the C++ bindings,
+# deprecated in MPI 3, are not linked). The installed package offers it as
+# the component `mpi` (see ckptConfig.cmake.in).
+if(CKPT_WITH_MPI AND NOT TARGET ckpt::mpi)
+  set(MPI_CXX_SKIP_MPICXX ON CACHE BOOL "ckpt uses MPI's C API only")
+  find_package(MPI COMPONENTS CXX QUIET)
+  if(TARGET MPI::MPI_CXX)
+    add_library(ckpt_mpi INTERFACE)
+    add_library(ckpt::mpi ALIAS ckpt_mpi)
+    target_link_libraries(ckpt_mpi INTERFACE ckpt::ckpt MPI::MPI_CXX)
+    target_compile_definitions(ckpt_mpi INTERFACE CKPT_WITH_MPI=1)
+  else()
+    message(STATUS "ckpt: MPI not found (Debian: libopenmpi-dev openmpi-bin); ckpt::mpi and its tests are disabled")
   endif()
 endif()

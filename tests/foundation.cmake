@@ -7,7 +7,7 @@ file(GLOB_RECURSE ckpt_headers CONFIGURE_DEPENDS RELATIVE ${ckpt_include_dir} ${
 # Headers that need an optional dependency, recognised by name (the adapter,
 # its forwarding header at the old path and its internals), each compiled with
 # the target that brings the dependency, and only when that target exists.
-set(ckpt_optional_dependencies eigen torch hdf5 npz)
+set(ckpt_optional_dependencies eigen torch hdf5 npz mpi)
 
 # Every header, the forwarding headers at old paths included, compiles on its
 # own, included twice, without warnings: one generated source per header,

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "ckpt/ckpt.hpp"
+// After ckpt, which includes it with XXH_INLINE_ALL: nothing to link.
+#include <xxhash.h>
 
 namespace demo {
 
@@ -98,6 +100,18 @@ struct TrainState {
   }
 };
 
+// The hash the demos print at the end: equal hashes, bit-identical weights.
+inline std::uint64_t weights_hash(const Mlp& model) {
+  XXH3_state_t* hash = XXH3_createState();
+  XXH3_64bits_reset(hash);
+  for (const std::vector<float>* part : {&model.w1, &model.b1, &model.w2, &model.b2}) {
+    XXH3_64bits_update(hash, part->data(), part->size() * sizeof(float));
+  }
+  const std::uint64_t digest = XXH3_64bits_digest(hash);
+  XXH3_freeState(hash);
+  return digest;
+}
+
 // The engine's raw output, mapped by hand: std:: distributions differ between
 // standard libraries, and a checkpoint should resume identically anywhere.
 inline float uniform(std::mt19937_64& rng, float limit) {
@@ -110,37 +124,48 @@ inline void initialize(TrainState& state) {
   for (float& w : state.model.w2) w = uniform(state.rng, 1.0f / std::sqrt(float(hidden)));
 }
 
-inline void shuffle_epoch(TrainState& state) {
+// A state with a data order (rng, order, cursor, epoch), such as TrainState.
+template <class State>
+void shuffle_epoch(State& state) {
   state.order.resize(samples);
   for (std::uint32_t i = 0; i < samples; ++i) state.order[i] = i;
   for (std::size_t i = samples - 1; i > 0; --i) std::swap(state.order[i], state.order[state.rng() % (i + 1)]);
   state.cursor = 0;
 }
 
-// One Adam step on the next mini-batch; returns the batch's mean squared error.
-inline float train_step(TrainState& state, const Dataset& data) {
+// Makes room for the next mini-batch in the epoch's order, starting a new
+// epoch (a new shuffle) when this one is used up.
+template <class State>
+void prepare_batch(State& state) {
   if (state.order.empty() || state.cursor + batch_size > state.order.size()) {
     if (!state.order.empty()) ++state.epoch;
     shuffle_epoch(state);
   }
-  const Mlp& m = state.model;
+}
+
+// Adds one sample's share of the gradient of the mini-batch's mean squared
+// error to `g`; returns its share of the loss.
+inline float accumulate_sample(const Mlp& m, const Dataset& data, std::uint32_t sample, Gradients& g) {
+  const float* x = &data.x[sample * inputs];
+  float h[hidden];
+  const float error = forward(m, x, h) - data.y[sample];
+  const float d_out = 2.0f * error / batch_size;
+  g.b2[0] += d_out;
+  for (std::size_t j = 0; j < hidden; ++j) {
+    g.w2[j] += d_out * h[j];
+    const float d_hidden = d_out * m.w2[j] * (1.0f - h[j] * h[j]);
+    g.b1[j] += d_hidden;
+    for (std::size_t i = 0; i < inputs; ++i) g.w1[j * inputs + i] += d_hidden * x[i];
+  }
+  return error * error / batch_size;
+}
+
+// One Adam step on the next mini-batch; returns the batch's mean squared error.
+inline float train_step(TrainState& state, const Dataset& data) {
+  prepare_batch(state);
   Gradients g;
   float loss = 0;
-  for (std::size_t b = 0; b < batch_size; ++b) {
-    const std::uint32_t sample = state.order[state.cursor++];
-    const float* x = &data.x[sample * inputs];
-    float h[hidden];
-    const float error = forward(m, x, h) - data.y[sample];
-    loss += error * error / batch_size;
-    const float d_out = 2.0f * error / batch_size;
-    g.b2[0] += d_out;
-    for (std::size_t j = 0; j < hidden; ++j) {
-      g.w2[j] += d_out * h[j];
-      const float d_hidden = d_out * m.w2[j] * (1.0f - h[j] * h[j]);
-      g.b1[j] += d_hidden;
-      for (std::size_t i = 0; i < inputs; ++i) g.w1[j * inputs + i] += d_hidden * x[i];
-    }
-  }
+  for (std::size_t b = 0; b < batch_size; ++b) loss += accumulate_sample(state.model, data, state.order[state.cursor++], g);
   Mlp& p = state.model;
   state.adam.step({ckpt::optim::parameter("w1", p.w1, g.w1, Mlp::w1_shape), ckpt::optim::parameter("b1", p.b1, g.b1),
                    ckpt::optim::parameter("w2", p.w2, g.w2, Mlp::w2_shape), ckpt::optim::parameter("b2", p.b2, g.b2)});

@@ -12,72 +12,13 @@
 #include <cstring>
 #include <string>
 
-#include <xxhash.h>
-
 #include "ckpt/ckpt.hpp"
+#include "flags.hpp"
 #include "mlp.hpp"
 
 namespace {
 
-struct Flags {
-  std::string dir = "train_mlp_checkpoints";
-  std::uint64_t steps = 300;
-  std::uint64_t save_every = 25;
-  std::size_t keep = 3;
-  std::string codec = "raw";
-  bool async = false;
-};
-
-[[noreturn]] void usage(const char* problem) {
-  std::fprintf(stderr,
-               "train_mlp: %s\nusage: train_mlp [--dir DIR] [--steps N] [--save-every K] [--keep K]\n"
-               "                 [--codec raw|zstd|shuffle+zstd] [--async]\n",
-               problem);
-  std::exit(2);
-}
-
-std::uint64_t number(const char* text, const char* flag) {
-  char* end = nullptr;
-  const unsigned long long value = std::strtoull(text, &end, 10);
-  if (*text == '\0' || *end != '\0' || *text == '-') usage((std::string(flag) + " needs a whole number").c_str());
-  return value;
-}
-
-Flags parse_flags(int argc, char** argv) {
-  Flags flags;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "--async") {
-      flags.async = true;
-      continue;
-    }
-    if (i + 1 == argc) usage((flag + " needs a value").c_str());
-    const char* value = argv[++i];
-    if (flag == "--dir") flags.dir = value;
-    else if (flag == "--steps") flags.steps = number(value, "--steps");
-    else if (flag == "--save-every") flags.save_every = number(value, "--save-every");
-    else if (flag == "--keep") flags.keep = number(value, "--keep");
-    else if (flag == "--codec") flags.codec = value;
-    else usage(("unknown flag " + flag).c_str());
-  }
-  if (flags.codec != "raw" && flags.codec != "zstd" && flags.codec != "shuffle+zstd") {
-    usage("--codec must be raw, zstd or shuffle+zstd");
-  }
-  return flags;
-}
-
 std::string file_name(const std::string& path) { return path.substr(path.rfind('/') + 1); }
-
-std::uint64_t weights_hash(const demo::Mlp& model) {
-  XXH3_state_t* hash = XXH3_createState();
-  XXH3_64bits_reset(hash);
-  for (const std::vector<float>* part : {&model.w1, &model.b1, &model.w2, &model.b2}) {
-    XXH3_64bits_update(hash, part->data(), part->size() * sizeof(float));
-  }
-  const std::uint64_t digest = XXH3_64bits_digest(hash);
-  XXH3_freeState(hash);
-  return digest;
-}
 
 void print_save(const ckpt::SaveEvent& event) {
   std::string line = "saved step " + std::to_string(event.step) + " -> " + file_name(event.path) + " (" +
@@ -90,7 +31,9 @@ void print_save(const ckpt::SaveEvent& event) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Flags flags = parse_flags(argc, argv);
+  demo::Flags defaults;
+  defaults.dir = "train_mlp_checkpoints";
+  const demo::Flags flags = demo::parse_flags(argc, argv, "train_mlp", defaults);
   ckpt::ManagerOptions options;
   options.save_policy.every_steps = flags.save_every;
   options.save_policy.on_preemption = true;
@@ -143,7 +86,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     std::printf("final step=%llu weights_xxh3=%016llx\n", static_cast<unsigned long long>(state.step),
-                static_cast<unsigned long long>(weights_hash(state.model)));
+                static_cast<unsigned long long>(demo::weights_hash(state.model)));
   } catch (const ckpt::Error& error) {
     std::fprintf(stderr, "train_mlp: %s\n", error.what());
     return 1;

@@ -24,6 +24,14 @@
 #include "ckpt/checkpoint.hpp"
 #include "ckpt/optim.hpp"
 
+// Distributed checkpoints: shards in describe(), one directory saved by every
+// rank and loaded by any number of ranks. The MPI communicator is in
+// <ckpt/adapters/mpi.hpp> (target ckpt::mpi).
+#include "ckpt/distributed/communicator.hpp"
+#include "ckpt/distributed/sharding.hpp"
+#include "ckpt/distributed/checkpoint.hpp"
+#include "ckpt/distributed/directory.hpp"
+
 // The training loop's policy object.
 #include "ckpt/manager_policies.hpp"
 #include "ckpt/manager.hpp"

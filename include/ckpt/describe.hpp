@@ -33,6 +33,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ckpt/detail/state/archive.hpp"
+#include "ckpt/detail/state/file_names.hpp"
 #include "ckpt/detail/state/metadata_value.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/reader.hpp"
@@ -79,6 +80,51 @@ struct LoadReport {
     return text;
   }
 };
+
+namespace detail {
+
+// Whether a tensor the state expects (`expected`) can load from the one the
+// file has (`found`, null when absent); if not, the problem is recorded in
+// `report`. `any_dtype`: the target takes the file's dtype; `takes_file_shape`:
+// an empty resizable target takes the file's shape.
+inline bool tensor_loadable(LoadReport& report, const std::string& name, const TensorLayout& expected,
+                            const TensorLayout* found, bool any_dtype, bool takes_file_shape) {
+  if (found == nullptr) {
+    report.missing.push_back(name + ": tensor " + layout_text(expected.dtype, expected.shape));
+    return false;
+  }
+  if (!any_dtype && found->dtype != expected.dtype) {
+    report.dtype_mismatch.push_back(name + ": expected " + std::string(dtype_name(expected.dtype)) + ", found " +
+                                    std::string(dtype_name(found->dtype)));
+    return false;
+  }
+  if (!takes_file_shape && found->shape != expected.shape) {
+    report.shape_mismatch.push_back(name + ": expected " + shape_to_string(expected.shape) + ", found " +
+                                    shape_to_string(found->shape));
+    return false;
+  }
+  return true;
+}
+
+// The metadata value `name` of the file's metadata `all` as a T, or nullopt
+// with the problem recorded in `report`.
+template <class T>
+std::optional<T> loadable_metadata(LoadReport& report, const std::string& name, const nlohmann::json& all,
+                                   const FileNames& file_names) {
+  if (!file_names.has_metadata(name)) {
+    report.missing.push_back(name + ": metadata " + metadata_kind<T>());
+    return std::nullopt;
+  }
+  const nlohmann::json& stored = all.at(name);
+  std::optional<T> parsed = from_metadata<T>(stored);
+  if (!parsed) {
+    report.dtype_mismatch.push_back(name + ": expected metadata " + metadata_kind<T>() + ", found " +
+                                    metadata_excerpt(stored));
+  }
+  return parsed;
+}
+
+}  // namespace detail
 
 // Collects what a save writes: views of the state's tensors (no copy) and its
 // metadata. It never writes to the state it walks.
@@ -131,12 +177,8 @@ class LoadingArchive : public detail::ArchiveBase<LoadingArchive> {
   // Templates only so that programs that load nothing do not compile them
   // (see "Compile time" in docs/architecture.md).
   template <class = void>
-  explicit LoadingArchive(const Reader& reader) : ArchiveBase(reader.path()), reader_(reader) {
-    for (const TensorInfo& info : reader.tensors()) tensor_names_.insert(info.name);
-    if (reader.metadata().is_object()) {
-      for (const auto& entry : reader.metadata().items()) metadata_names_.insert(entry.key());
-    }
-  }
+  explicit LoadingArchive(const Reader& reader)
+      : ArchiveBase(reader.path()), reader_(reader), file_names_(tensor_names(reader), metadata_names(reader)) {}
 
   // Strict: throws MismatchError listing every problem and loads nothing.
   // Otherwise loads what matches and returns the problems.
@@ -164,19 +206,10 @@ class LoadingArchive : public detail::ArchiveBase<LoadingArchive> {
     const std::string name = register_name("tensor");
     const TensorLayout expected = detail::with_tensor_name(file(), name, [&] { return detail::expected_layout(value); });
     const TensorInfo* found = reader_.find(name);
-    if (found == nullptr) {
-      report_.missing.push_back(name + ": tensor " + detail::layout_text(expected.dtype, expected.shape));
-      return;
-    }
-    if (!detail::takes_any_dtype<T>::value && found->dtype != expected.dtype) {
-      report_.dtype_mismatch.push_back(name + ": expected " + std::string(dtype_name(expected.dtype)) + ", found " +
-                                       std::string(dtype_name(found->dtype)));
-      return;
-    }
+    const TensorLayout found_layout = found != nullptr ? TensorLayout{found->dtype, found->shape} : TensorLayout{};
     const bool takes_file_shape = detail::is_resizable<T>::value && element_count(expected.shape) == 0;
-    if (!takes_file_shape && found->shape != expected.shape) {
-      report_.shape_mismatch.push_back(name + ": expected " + shape_to_string(expected.shape) + ", found " +
-                                       shape_to_string(found->shape));
+    if (!detail::tensor_loadable(report_, name, expected, found != nullptr ? &found_layout : nullptr,
+                                 detail::takes_any_dtype<T>::value, takes_file_shape)) {
       return;
     }
     if constexpr (Temporary) {
@@ -185,6 +218,19 @@ class LoadingArchive : public detail::ArchiveBase<LoadingArchive> {
     } else {
       loads_.push_back([this, found, &value] { load_tensor(*found, value); });
     }
+  }
+
+  static std::set<std::string> tensor_names(const Reader& reader) {
+    std::set<std::string> names;
+    for (const TensorInfo& info : reader.tensors()) names.insert(info.name);
+    return names;
+  }
+  static std::set<std::string> metadata_names(const Reader& reader) {
+    std::set<std::string> names;
+    if (reader.metadata().is_object()) {
+      for (const auto& entry : reader.metadata().items()) names.insert(entry.key());
+    }
+    return names;
   }
 
   template <class T>
@@ -206,95 +252,29 @@ class LoadingArchive : public detail::ArchiveBase<LoadingArchive> {
   template <class T>
   void metadata(T& value) {
     const std::string name = register_name("metadata");
-    const nlohmann::json& all = reader_.metadata();
-    if (!metadata_names_.count(name)) {
-      report_.missing.push_back(name + ": metadata " + detail::metadata_kind<T>());
-      return;
-    }
-    const nlohmann::json& stored = all.at(name);
-    std::optional<T> parsed = detail::from_metadata<T>(stored);
-    if (!parsed) {
-      report_.dtype_mismatch.push_back(name + ": expected metadata " + detail::metadata_kind<T>() + ", found " +
-                                       detail::metadata_excerpt(stored));
-      return;
-    }
+    std::optional<T> parsed = detail::loadable_metadata<T>(report_, name, reader_.metadata(), file_names_);
+    if (!parsed) return;
     loads_.push_back([&value, parsed = std::move(*parsed)] { value = parsed; });
   }
 
-  // A map takes the keys the file has under its name (new entries start
-  // default-constructed); entries the file lacks are reported missing.
+  // Containers take the shape the file gives them (see file_names.hpp);
+  // entries the file lacks are reported missing.
   template <class Map>
   void prepare_map(Map& map) {
-    using Entry = typename Map::mapped_type;
-    if constexpr (std::is_default_constructible_v<Entry>) {
-      // An entry that is itself one tensor or value may have '/' in its key.
-      constexpr bool leaf = detail::is_tensor_like_v<Entry> || detail::is_metadata_value_v<Entry>;
-      if constexpr (!detail::is_metadata_value_v<Entry>) adopt_keys(map, tensor_names_, leaf);
-      if constexpr (!detail::is_tensor_like_v<Entry>) adopt_keys(map, metadata_names_, leaf);
-    }
+    file_names_.adopt_map_keys(map, current_name());
   }
-  template <class Map>
-  void adopt_keys(Map& map, const std::set<std::string>& file_names, bool whole_rest) {
-    for_names_under(file_names, [&](const std::string& rest) {
-      std::string key = whole_rest ? rest : rest.substr(0, rest.find('/'));
-      // A name no describe() could have written ("buffers/", a NUL byte) is
-      // left to be reported as unexpected.
-      if (!key.empty() && key.find('\0') == std::string::npos) map.try_emplace(std::move(key));
-    });
-  }
-
-  // An empty std::vector of sub-states takes as many elements as the file has
-  // indices under its name.
   template <class Sequence>
   void prepare_sequence(Sequence& sequence) {
-    if constexpr (detail::is_vector<Sequence>::value &&
-                  std::is_default_constructible_v<typename Sequence::value_type>) {
-      if (!sequence.empty()) return;
-      std::set<std::string> indices;
-      const auto collect = [&indices](const std::string& rest) {
-        const std::string index = rest.substr(0, rest.find('/'));
-        const bool canonical = !index.empty() && index.find_first_not_of("0123456789") == std::string::npos &&
-                               (index == "0" || index[0] != '0');
-        if (canonical) indices.insert(index);
-      };
-      for_names_under(tensor_names_, collect);
-      for_names_under(metadata_names_, collect);
-      sequence.resize(indices.size());
-    }
+    file_names_.size_sequence(sequence, current_name());
   }
-
-  // An optional holds a value exactly when the file has something under its name.
   template <class T>
   bool prepare_optional(std::optional<T>& optional) {
-    const std::string name = current_name();
-    bool present = tensor_names_.count(name) != 0 || metadata_names_.count(name) != 0;
-    const auto mark_present = [&present](const std::string&) { present = true; };
-    for_names_under(tensor_names_, mark_present);
-    for_names_under(metadata_names_, mark_present);
-    if (!present) {
-      loads_.push_back([&optional] { optional.reset(); });
-      return false;
-    }
-    if constexpr (std::is_default_constructible_v<T>) {
-      if (!optional) optional.emplace();
-    }
-    return optional.has_value();
-  }
-
-  // Calls `function` with the rest of every name under the current one.
-  template <class Function>
-  void for_names_under(const std::set<std::string>& file_names, Function&& function) const {
-    const std::string name = current_name();
-    const std::string prefix = name.empty() ? name : name + '/';
-    for (auto it = file_names.lower_bound(prefix); it != file_names.end() && it->compare(0, prefix.size(), prefix) == 0;
-         ++it) {
-      function(it->substr(prefix.size()));
-    }
+    return file_names_.prepare_optional(optional, current_name(),
+                                        [&] { loads_.push_back([&optional] { optional.reset(); }); });
   }
 
   const Reader& reader_;
-  std::set<std::string> tensor_names_;
-  std::set<std::string> metadata_names_;
+  detail::FileNames file_names_;
   std::vector<std::function<void()>> loads_;
   LoadReport report_;
 };

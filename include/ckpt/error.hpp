@@ -49,6 +49,9 @@ enum class ErrorId : int {
   // Retired: a failed async save now reaches the caller as the error it
   // failed with (a full disk stays io_no_space). The number is never reused.
   state_async_failed [[deprecated("a failed async save is thrown with its own class and id")]] = 703,
+  state_uncommitted = 704,   // a checkpoint directory without its index: its save never committed
+  state_rank_failed = 705,   // another rank of a distributed save or load failed outside ckpt
+  state_exists = 706,        // a committed checkpoint is already where a save would write
 };
 
 namespace detail {

@@ -98,6 +98,24 @@ struct AdamOptions {
   }
 };
 
+// One Adam step of `size` elements: a whole parameter, or the slice of one
+// that a rank owns when optimizer state is sharded (ZeRO). `step` counts
+// steps from 1, this one included.
+inline void adam_update(const AdamOptions& o, std::int64_t step, float* value, const float* gradient, float* exp_avg,
+                        float* exp_avg_sq, std::size_t size) {
+  const double bias_correction1 = 1.0 - std::pow(static_cast<double>(o.beta1), static_cast<double>(step));
+  const double bias_correction2 = 1.0 - std::pow(static_cast<double>(o.beta2), static_cast<double>(step));
+  const auto step_size = static_cast<float>(o.learning_rate / bias_correction1);
+  const auto bias_correction2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
+  for (std::size_t i = 0; i < size; ++i) {
+    const float g = gradient[i] + o.weight_decay * value[i];
+    exp_avg[i] = o.beta1 * exp_avg[i] + (1.0f - o.beta1) * g;
+    exp_avg_sq[i] = o.beta2 * exp_avg_sq[i] + (1.0f - o.beta2) * g * g;
+    const float denominator = std::sqrt(exp_avg_sq[i]) / bias_correction2_sqrt + o.epsilon;
+    value[i] -= step_size * exp_avg[i] / denominator;
+  }
+}
+
 class Adam {
  public:
   template <class = void>
@@ -130,18 +148,7 @@ class Adam {
     std::vector<float>& exp_avg_sq = detail::state_of(exp_avg_sq_, parameter).first;
     // Each parameter counts its own steps, so one that joins later gets its own bias correction.
     const std::int64_t step = ++steps_[parameter.name];
-    const AdamOptions& o = options_;
-    const double bias_correction1 = 1.0 - std::pow(static_cast<double>(o.beta1), static_cast<double>(step));
-    const double bias_correction2 = 1.0 - std::pow(static_cast<double>(o.beta2), static_cast<double>(step));
-    const auto step_size = static_cast<float>(o.learning_rate / bias_correction1);
-    const auto bias_correction2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
-    for (std::size_t i = 0; i < parameter.size; ++i) {
-      const float gradient = parameter.gradient[i] + o.weight_decay * parameter.value[i];
-      exp_avg[i] = o.beta1 * exp_avg[i] + (1.0f - o.beta1) * gradient;
-      exp_avg_sq[i] = o.beta2 * exp_avg_sq[i] + (1.0f - o.beta2) * gradient * gradient;
-      const float denominator = std::sqrt(exp_avg_sq[i]) / bias_correction2_sqrt + o.epsilon;
-      parameter.value[i] -= step_size * exp_avg[i] / denominator;
-    }
+    adam_update(options_, step, parameter.value, parameter.gradient, exp_avg.data(), exp_avg_sq.data(), parameter.size);
   }
 
   AdamOptions options_;

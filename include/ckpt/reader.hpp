@@ -122,6 +122,38 @@ class Reader {
     }
   }
 
+  // Copies the decoded bytes [byte_begin, byte_end) of a tensor into `out`
+  // (byte_end - byte_begin bytes): a raw tensor's range is copied from the
+  // file; an encoded tensor decodes only the chunks that cover it. The
+  // stored bytes' checksum is verified as read_into does; a range short of
+  // the whole encoded tensor cannot check its decoded checksum. A range past
+  // the tensor's end is an ArgumentError.
+  void read_range(std::string_view name, std::uint64_t byte_begin, std::uint64_t byte_end, void* out) const {
+    const std::size_t index = index_of(name);
+    const detail::TensorRecord& record = records_[index];
+    const std::uint64_t size = byte_size(record.dtype, record.shape);
+    if (byte_begin > byte_end || byte_end > size) {
+      throw ArgumentError(ErrorId::argument_invalid, path_, record.name,
+                          "expected a byte range within the tensor's " + std::to_string(size) + " bytes, found [" +
+                              std::to_string(byte_begin) + ", " + std::to_string(byte_end) + ")");
+    }
+    if (byte_begin == 0 && byte_end == size) {
+      read_into(name, out, size);
+      return;
+    }
+    if (byte_begin == byte_end) return;
+    auto* target = static_cast<std::byte*>(out);
+    const std::byte* stored = checked_stored_bytes(index, options_.verify_checksums, false);
+    if (!record.encoded()) {
+      file_->will_read(data_start_ + record.begin + byte_begin, byte_end - byte_begin);
+      std::memcpy(target, stored + byte_begin, byte_end - byte_begin);
+      return;
+    }
+    detail::decode_chunk_range(codec_for(index), stored, record.stored_bytes(), record.chunk_sizes, record.chunk_bytes,
+                               dtype_size(record.dtype), size, byte_begin, byte_end, target, options_.threads, path_,
+                               record.name);
+  }
+
   // Checks every checksum (even with verify_checksums off) and decodes every
   // encoded tensor; throws IntegrityError / CodecError naming file and tensor.
   template <class = void>

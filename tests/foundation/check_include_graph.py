@@ -9,7 +9,8 @@ problem) when:
   - <ckpt/ckpt.hpp> does not reach every public header that needs no optional
     dependency;
   - a forwarding header (kept at an old path) does more than include the new one;
-  - zstd is named outside the two headers that own it;
+  - zstd is named outside the two headers that own it, or <mpi.h> included
+    outside the MPI adapter;
   - a public header outside adapters/ holds more than a few lines of
     `namespace detail` (machinery belongs under ckpt/detail/).
 
@@ -29,6 +30,7 @@ FORWARDERS = {"ckpt/npz.hpp": "ckpt/interop/npz.hpp", "ckpt/hdf5.hpp": "ckpt/int
               "ckpt/torch.hpp": "ckpt/adapters/torch.hpp"}
 ZSTD_MACRO_OWNER = "ckpt/codecs/registry.hpp"
 ZSTD_HEADER_OWNER = "ckpt/codecs/zstd.hpp"
+MPI_HEADER_OWNER = "ckpt/adapters/mpi.hpp"
 MAX_DETAIL_LINES_IN_PUBLIC_HEADER = 80
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.MULTILINE)
@@ -146,6 +148,8 @@ def main(include_dir):
             problems.append(f"{header} tests CKPT_WITH_ZSTD; only {ZSTD_MACRO_OWNER} may")
         if "zstd.h" in includes[header] and header != ZSTD_HEADER_OWNER:
             problems.append(f"{header} includes <zstd.h>; only {ZSTD_HEADER_OWNER} may")
+        if "mpi.h" in includes[header] and header != MPI_HEADER_OWNER:
+            problems.append(f"{header} includes <mpi.h>; only {MPI_HEADER_OWNER} may")
         public = not header.startswith("ckpt/detail/") and not header.startswith("ckpt/adapters/")
         lines = detail_lines(text)
         if public and lines > MAX_DETAIL_LINES_IN_PUBLIC_HEADER:

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <mutex>
 #include <string>
@@ -150,6 +151,44 @@ inline void decode_chunked(const Codec& codec, const std::byte* stored, std::siz
       codec.decode(stored + offsets[i], chunk_sizes[i], element_size, out + begin, std::min(chunk, out_size - begin));
     } catch (...) {
       rethrow_chunk_error(ErrorId::codec_decode, codec, i, chunk_sizes.size(), file, tensor);
+    }
+  });
+}
+
+// Decodes the bytes [byte_begin, byte_end) of a chunked tensor of
+// `out_size` decoded bytes into `out` (byte_end - byte_begin bytes),
+// decoding only the chunks that cover the range: those inside it straight
+// into `out`, the ones it cuts through a per-thread buffer. Same errors as
+// decode_chunked.
+inline void decode_chunk_range(const Codec& codec, const std::byte* stored, std::size_t stored_size,
+                               const std::vector<std::uint64_t>& chunk_sizes, std::size_t chunk_bytes,
+                               std::size_t element_size, std::size_t out_size, std::size_t byte_begin,
+                               std::size_t byte_end, std::byte* out, unsigned threads, const std::string& file = {},
+                               const std::string& tensor = {}) {
+  check_chunk_layout(stored_size, chunk_sizes, chunk_bytes, element_size, out_size, file, tensor);
+  if (byte_begin >= byte_end) return;
+  const std::size_t chunk = chunk_raw_bytes(chunk_bytes, element_size);
+  const std::size_t first = byte_begin / chunk, last = (byte_end - 1) / chunk;
+  std::size_t first_offset = 0;
+  for (std::size_t i = 0; i < first; ++i) first_offset += chunk_sizes[i];
+  std::vector<std::size_t> offsets(last - first + 1, first_offset);
+  for (std::size_t i = 1; i < offsets.size(); ++i) offsets[i] = offsets[i - 1] + chunk_sizes[first + i - 1];
+  parallel_for(offsets.size(), threads, [&](std::size_t i) {
+    const std::size_t index = first + i;
+    try {
+      const std::size_t begin = index * chunk, size = std::min(chunk, out_size - begin);
+      const std::size_t from = std::max(begin, byte_begin), to = std::min(begin + size, byte_end);
+      if (from == begin && to == begin + size) {
+        codec.decode(stored + offsets[i], chunk_sizes[index], element_size, out + (begin - byte_begin), size);
+        return;
+      }
+      thread_local std::vector<std::byte> buffer;
+      ScratchLoan scratch(buffer);
+      std::byte* decoded = scratch.data(size);
+      codec.decode(stored + offsets[i], chunk_sizes[index], element_size, decoded, size);
+      std::memcpy(out + (from - byte_begin), decoded + (from - begin), to - from);
+    } catch (...) {
+      rethrow_chunk_error(ErrorId::codec_decode, codec, index, chunk_sizes.size(), file, tensor);
     }
   });
 }

@@ -26,7 +26,6 @@
 #include "ckpt/detail/format/strict_json.hpp"
 #include "ckpt/detail/manager/checkpoint_naming.hpp"
 #include "ckpt/detail/os/atomic_file.hpp"
-#include "ckpt/detail/os/mapped_file.hpp"
 #include "ckpt/manager_policies.hpp"
 #include "ckpt/reader.hpp"
 
@@ -69,18 +68,11 @@ void apply_record(const nlohmann::json& record, CheckpointInfo& info) {
 // cache: whatever keeps it from being read (missing, unreadable, changed
 // while read) only means the facts are read back from the checkpoints.
 inline std::optional<std::string> read_index_text(const std::string& path) {
-  FileSystem& fs = file_system();
-  const ReadDescriptor fd(fs.open(path.c_str(), O_RDONLY | O_CLOEXEC, 0));
-  struct stat status {};
-  if (fd.get() < 0 || fs.fstat(fd.get(), &status) != 0 || !S_ISREG(status.st_mode)) return std::nullopt;
-  std::string text(static_cast<std::size_t>(status.st_size), '\0');
-  for (std::size_t done = 0; done < text.size();) {
-    const long got = fs.pread(fd.get(), text.data() + done, text.size() - done, done);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) return std::nullopt;
-    done += static_cast<std::size_t>(got);
+  try {
+    return read_whole_file(path);
+  } catch (const IoError&) {
+    return std::nullopt;
   }
-  return text;
 }
 
 // Index entries by file name.

@@ -81,6 +81,7 @@ class FileSystem {
   virtual int rename(const char* from, const char* to) { return ::rename(from, to); }
   virtual int unlink(const char* path) { return ::unlink(path); }
   virtual int mkdir(const char* path, unsigned mode) { return ::mkdir(path, static_cast<mode_t>(mode)); }
+  virtual int rmdir(const char* path) { return ::rmdir(path); }
   // Advisory lock on the whole file (LOCK_EX, LOCK_NB, LOCK_UN).
   virtual int flock(int fd, int operation) { return ::flock(fd, operation); }
 };
@@ -173,6 +174,44 @@ inline std::vector<std::string> directory_names(const std::string& directory) {
     throw_system_error(ErrorId::io_read, directory, "listing the directory", errno);
   }
   return names;
+}
+
+// True when `path` names something (stat succeeds); false when not or when
+// it cannot be told, which callers treat as "not there".
+inline bool path_exists(const std::string& path) {
+  struct stat status {};
+  return file_system().stat(path.c_str(), &status) == 0;
+}
+
+inline bool is_directory(const std::string& path) {
+  struct stat status {};
+  return file_system().stat(path.c_str(), &status) == 0 && S_ISDIR(status.st_mode);
+}
+
+// The whole of the regular file `path`. Throws IoError naming it when it
+// cannot be opened or read whole (a file that shrinks while read included).
+inline std::string read_whole_file(const std::string& path) {
+  FileSystem& fs = file_system();
+  const ReadDescriptor fd(fs.open(path.c_str(), O_RDONLY | O_CLOEXEC, 0));
+  if (fd.get() < 0) throw_system_error(ErrorId::io_open, path, "opening the file", errno);
+  struct stat status {};
+  if (fs.fstat(fd.get(), &status) != 0) throw_system_error(ErrorId::io_read, path, "fstat", errno);
+  if (!S_ISREG(status.st_mode)) {
+    throw IoError(ErrorId::io_read, path, "", "expected a regular file, found another kind of file");
+  }
+  std::string text(static_cast<std::size_t>(status.st_size), '\0');
+  for (std::size_t done = 0; done < text.size();) {
+    const long got = fs.pread(fd.get(), text.data() + done, text.size() - done, done);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) throw_system_error(ErrorId::io_read, path, "reading the file", errno);
+    if (got == 0) {
+      throw IoError(ErrorId::io_read, path, "",
+                    "expected " + std::to_string(text.size()) + " bytes, found " + std::to_string(done) +
+                        ": the file shrank while it was read");
+    }
+    done += static_cast<std::size_t>(got);
+  }
+  return text;
 }
 
 // Creates `directory` and its missing parents, like `mkdir -p`.

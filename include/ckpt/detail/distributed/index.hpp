@@ -1,0 +1,252 @@
+#pragma once
+
+// model.safetensors.index.json, as docs/distributed.md specifies it: Hugging
+// Face's shape ({"metadata": {"total_size": N}, "weight_map": {name: file}})
+// with ckpt's records inside "metadata": every tensor's dtype, global shape
+// and the pieces it is stored in, each file's size and header checksum, the
+// step, the world size, the format version and the user's metadata.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ckpt/detail/distributed/geometry.hpp"
+#include "ckpt/detail/format/checksum.hpp"
+#include "ckpt/detail/format/layout.hpp"
+#include "ckpt/detail/format/strict_json.hpp"
+#include "ckpt/dtype.hpp"
+#include "ckpt/error.hpp"
+#include "ckpt/names.hpp"
+#include "ckpt/tensor.hpp"
+
+namespace ckpt::detail {
+
+// The newest index layout this build reads and the one it writes.
+inline constexpr std::uint64_t distributed_format_version = 1;
+
+namespace index_keys {
+inline constexpr const char* metadata = "metadata";
+inline constexpr const char* weight_map = "weight_map";
+inline constexpr const char* total_size = "total_size";
+inline constexpr const char* format_version = "ckpt.format_version";
+inline constexpr const char* step = "ckpt.step";
+inline constexpr const char* world_size = "ckpt.world_size";
+inline constexpr const char* files = "ckpt.files";
+inline constexpr const char* tensors = "ckpt.tensors";
+inline constexpr const char* user_metadata = "ckpt.metadata";
+}  // namespace index_keys
+
+// One piece of a tensor, stored whole as the tensor `stored_name` of `file`.
+struct IndexPiece {
+  PieceGeometry geometry;
+  std::string file;
+  std::string stored_name;
+  std::string codec{raw_codec};
+  std::uint64_t xxh3 = 0;                 // of the stored bytes, as the file records it
+  std::optional<std::uint64_t> raw_xxh3;  // of the decoded bytes, for encoded pieces
+};
+
+struct IndexTensor {
+  DType dtype = DType::U8;
+  Shape shape;
+  std::vector<IndexPiece> pieces;  // ordered by first element; they tile the tensor
+};
+
+struct IndexFile {
+  std::uint64_t bytes = 0;
+  std::uint64_t header_xxh3 = 0;  // the file's ckpt.header_xxh3: it pins every byte of the file
+};
+
+struct CheckpointIndex {
+  std::uint64_t format_version = distributed_format_version;
+  std::uint64_t step = 0;
+  std::uint64_t world_size = 0;
+  std::uint64_t total_size = 0;  // bytes of every stored tensor, as safetensors readers count them
+  std::map<std::string, IndexFile> files;
+  std::map<std::string, IndexTensor> tensors;
+  nlohmann::json metadata = nlohmann::json::object();  // the user's, from rank 0
+};
+
+inline std::string index_to_json(const CheckpointIndex& index) {
+  using nlohmann::json;
+  json files = json::object();
+  for (const auto& [name, file] : index.files) {
+    files[name] = {{"bytes", file.bytes}, {"header_xxh3", checksum_to_hex(file.header_xxh3)}};
+  }
+  json tensors = json::object();
+  json weight_map = json::object();
+  for (const auto& [name, tensor] : index.tensors) {
+    json pieces = json::array();
+    for (const IndexPiece& piece : tensor.pieces) {
+      json entry = json::object();
+      if (piece.geometry.kind == PieceGeometry::Kind::flat) {
+        entry["flat"] = {piece.geometry.offsets[0], piece.geometry.offsets[0] + piece.geometry.extents[0]};
+      } else {
+        entry["offsets"] = piece.geometry.offsets;
+        entry["extents"] = piece.geometry.extents;
+      }
+      entry["file"] = piece.file;
+      entry["name"] = piece.stored_name;
+      entry["codec"] = piece.codec;
+      entry["xxh3"] = checksum_to_hex(piece.xxh3);
+      if (piece.raw_xxh3) entry["raw_xxh3"] = checksum_to_hex(*piece.raw_xxh3);
+      pieces.push_back(std::move(entry));
+      weight_map[piece.stored_name] = piece.file;
+    }
+    tensors[name] = {{"dtype", dtype_name(tensor.dtype)}, {"shape", tensor.shape}, {"pieces", std::move(pieces)}};
+  }
+  const json metadata = {{index_keys::total_size, index.total_size},
+                         {index_keys::format_version, index.format_version},
+                         {index_keys::step, index.step},
+                         {index_keys::world_size, index.world_size},
+                         {index_keys::files, std::move(files)},
+                         {index_keys::tensors, std::move(tensors)},
+                         {index_keys::user_metadata, index.metadata}};
+  return json{{index_keys::metadata, metadata}, {index_keys::weight_map, std::move(weight_map)}}.dump(1) + "\n";
+}
+
+// Reads an index strictly: a hand-edited or damaged index is refused with a
+// FormatError naming `path` (and the tensor), never half-trusted.
+class IndexParser {
+ public:
+  explicit IndexParser(std::string path) : path_(std::move(path)) {}
+
+  CheckpointIndex parse(std::string_view text) const {
+    std::string problem;
+    // Nesting: the index's own three levels around the user's metadata.
+    const std::optional<nlohmann::json> root = parse_strict_json(
+        text, max_metadata_depth + 4, std::max<std::size_t>(max_header_array, text.size() / 4), problem);
+    if (!root) throw FormatError(ErrorId::format_header_json, path_, "", "expected the index to be JSON: " + problem);
+    if (!root->is_object()) fail("", "expected a JSON object, found " + std::string(root->type_name()));
+    const nlohmann::json& metadata = object_member(*root, index_keys::metadata, "");
+    CheckpointIndex index;
+    const nlohmann::json& version = member(metadata, index_keys::format_version);
+    if (version.is_null()) {
+      fail("", "expected metadata." + std::string(index_keys::format_version) +
+                   ", found none: not written by ckpt (a Hugging Face index alone does not say how tensors are split)");
+    }
+    index.format_version = number(metadata, index_keys::format_version, "");
+    if (index.format_version == 0 || index.format_version > distributed_format_version) {
+      throw FormatError(ErrorId::format_newer_version, path_, "",
+                        "expected an index of format version " + std::to_string(distributed_format_version) +
+                            " or older, found version " + std::to_string(index.format_version) +
+                            ": written by a newer ckpt; upgrade ckpt to read it");
+    }
+    index.step = number(metadata, index_keys::step, "");
+    index.world_size = number(metadata, index_keys::world_size, "");
+    index.total_size = number(metadata, index_keys::total_size, "");
+    for (const auto& [name, entry] : object_member(metadata, index_keys::files, "").items()) {
+      if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
+          name.find('\0') != std::string::npos) {
+        fail("", "expected file names without '/', found '" + printable_name(name) + "'");
+      }
+      if (!entry.is_object()) fail("", "file '" + name + "': expected an object");
+      index.files[name] = IndexFile{number(entry, "bytes", ""), checksum(entry, "header_xxh3", "")};
+    }
+    std::map<std::string, std::string> weight_map;
+    for (const auto& [name, file] : object_member(*root, index_keys::weight_map, "").items()) {
+      if (!file.is_string()) fail(name, "expected weight_map values to be file names");
+      weight_map[name] = file.get<std::string>();
+    }
+    for (const auto& [name, entry] : object_member(metadata, index_keys::tensors, "").items()) {
+      index.tensors[name] = tensor(name, entry, index.files, weight_map);
+    }
+    if (!weight_map.empty()) {
+      fail(weight_map.begin()->first,
+           "expected every weight_map entry to be a piece of ckpt.tensors, found one that is not");
+    }
+    const nlohmann::json& user = member(metadata, index_keys::user_metadata);
+    if (!user.is_null() && !user.is_object()) fail("", "expected ckpt.metadata to be a JSON object");
+    if (user.is_object()) index.metadata = user;
+    return index;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& tensor, const std::string& what) const {
+    throw FormatError(ErrorId::format_metadata, path_, tensor, what);
+  }
+  const nlohmann::json& object_member(const nlohmann::json& object, const char* key, const std::string& tensor) const {
+    const nlohmann::json& value = member(object, key);
+    if (!value.is_object()) fail(tensor, "expected '" + std::string(key) + "' to be a JSON object");
+    return value;
+  }
+  std::uint64_t number(const nlohmann::json& object, const char* key, const std::string& tensor) const {
+    const std::optional<std::uint64_t> value = as_u64(member(object, key));
+    if (!value) fail(tensor, "expected '" + std::string(key) + "' to be a non-negative integer");
+    return *value;
+  }
+  std::string text(const nlohmann::json& object, const char* key, const std::string& tensor) const {
+    const nlohmann::json& value = member(object, key);
+    if (!value.is_string()) fail(tensor, "expected '" + std::string(key) + "' to be a string");
+    return value.get<std::string>();
+  }
+  std::uint64_t checksum(const nlohmann::json& object, const char* key, const std::string& tensor) const {
+    const std::optional<std::uint64_t> value = checksum_from_hex(text(object, key, tensor));
+    if (!value) fail(tensor, "expected '" + std::string(key) + "' to be 16 lowercase hexadecimal digits");
+    return *value;
+  }
+  Shape shape(const nlohmann::json& object, const char* key, const std::string& tensor) const {
+    const std::optional<Shape> value = as_shape(member(object, key));
+    if (!value) fail(tensor, "expected '" + std::string(key) + "' to be an array of non-negative integers");
+    return *value;
+  }
+
+  IndexTensor tensor(const std::string& name, const nlohmann::json& entry,
+                     const std::map<std::string, IndexFile>& files,
+                     std::map<std::string, std::string>& weight_map) const {
+    if (const auto problem = tensor_name_problem(name)) fail(printable_name(name), *problem);
+    if (!entry.is_object()) fail(name, "expected an object");
+    IndexTensor tensor;
+    const std::optional<DType> dtype = dtype_from_name(text(entry, "dtype", name));
+    if (!dtype) fail(name, "expected dtype to be one of " + known_dtype_names());
+    tensor.dtype = *dtype;
+    tensor.shape = shape(entry, "shape", name);
+    const nlohmann::json& pieces = member(entry, "pieces");
+    if (!pieces.is_array()) fail(name, "expected 'pieces' to be an array");
+    for (const nlohmann::json& item : pieces) {
+      if (!item.is_object()) fail(name, "expected each piece to be an object");
+      IndexPiece piece;
+      if (item.contains("flat")) {
+        const Shape range = shape(item, "flat", name);
+        if (range.size() != 2 || range[0] > range[1])
+          fail(name, "expected 'flat' to be [BEGIN, END] with BEGIN <= END");
+        piece.geometry = PieceGeometry::flat(range[0], range[1] - range[0]);
+      } else {
+        piece.geometry = PieceGeometry::box(shape(item, "offsets", name), shape(item, "extents", name));
+      }
+      if (const auto problem = geometry_problem(piece.geometry, tensor.shape)) fail(name, *problem);
+      piece.file = text(item, "file", name);
+      if (!files.count(piece.file)) fail(name, "a piece names file '" + piece.file + "', which ckpt.files lacks");
+      piece.stored_name = text(item, "name", name);
+      if (const auto problem = tensor_name_problem(piece.stored_name)) fail(name, "a piece's name: " + *problem);
+      const auto mapped = weight_map.find(piece.stored_name);
+      if (mapped == weight_map.end() || mapped->second != piece.file) {
+        fail(name, "expected weight_map to map '" + piece.stored_name + "' to '" + piece.file + "'");
+      }
+      weight_map.erase(mapped);
+      piece.codec = text(item, "codec", name);
+      piece.xxh3 = checksum(item, "xxh3", name);
+      if (item.contains("raw_xxh3")) piece.raw_xxh3 = checksum(item, "raw_xxh3", name);
+      tensor.pieces.push_back(std::move(piece));
+    }
+    std::vector<const PieceGeometry*> geometries;
+    for (const IndexPiece& piece : tensor.pieces) geometries.push_back(&piece.geometry);
+    const auto label = [&](std::size_t i) { return "piece '" + tensor.pieces[i].stored_name + "'"; };
+    if (const auto problem = tiling_problem(geometries, tensor.shape, label)) {
+      fail(name, "the pieces do not tile " + shape_to_string(tensor.shape) + ": " + *problem);
+    }
+    return tensor;
+  }
+
+  std::string path_;
+};
+
+}  // namespace ckpt::detail

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The MPI demo resumes bit-exactly across world sizes: a run of 4 ranks to
+# step 300 in one go; 4 ranks to 137 (async) continued by 3 ranks to 300
+# (zstd); and a run of 4 ranks SIGKILLed at a random moment, resumed by 3
+# ranks SIGKILLed at a random moment, resumed by 2 ranks to the end: all print
+# the same final weight hash. The kills hit one rank (mpirun then ends the
+# others, and the next run waits until they are gone) after the run's first
+# committed save; the moments are seeded.
+# usage: check_mpi_resume.sh MPIEXEC TRAIN_MLP_MPI WORK_DIR [SEED]
+set -euo pipefail
+mpiexec=$1
+train=$2
+work=$3
+RANDOM=${4:-2024}
+rm -rf "$work"
+mkdir -p "$work"
+
+fail() {
+  echo "FAIL: $1"
+  [ -z "${2:-}" ] || cat "$2"
+  exit 1
+}
+run() {  # run RANKS DIR STEPS [flags...]
+  local ranks=$1 dir=$2 steps=$3
+  shift 3
+  "$mpiexec" --oversubscribe -np "$ranks" "$train" --dir "$dir" --steps "$steps" --save-every 10 "$@"
+}
+final_hash() { sed -n 's/^final step=300 weights_xxh3=\([0-9a-f]*\)$/\1/p' "$1"; }
+expect_same() {  # expect_same WHAT LOG
+  local hash
+  hash=$(final_hash "$2")
+  [ "$hash" = "$reference" ] || fail "$1 ended with weights_xxh3='$hash', 4 ranks in one go with '$reference'" "$2"
+  echo "ok: $1 -> $hash"
+}
+
+started_ns=$(date +%s%N)
+run 4 "$work/one-go" 300 >"$work/one-go.log" 2>&1 || fail "the uninterrupted run failed" "$work/one-go.log"
+run_ms=$((($(date +%s%N) - started_ns) / 1000000))
+reference=$(final_hash "$work/one-go.log")
+[ -n "$reference" ] || fail "the uninterrupted run printed no final line" "$work/one-go.log"
+echo "ok: 4 ranks in one go -> $reference ($run_ms ms)"
+
+run 4 "$work/split" 137 --async >"$work/split-1.log" 2>&1 || fail "4 ranks to 137 failed" "$work/split-1.log"
+run 3 "$work/split" 300 --codec zstd >"$work/split-2.log" 2>&1 || fail "3 ranks to 300 failed" "$work/split-2.log"
+grep -q '^resumed from step 137 (step-00000137) with 3 ranks$' "$work/split-2.log" || fail "no resume from 137" "$work/split-2.log"
+expect_same "4 ranks to 137 (async), then 3 ranks to 300 (zstd)" "$work/split-2.log"
+
+# mpirun ends the other ranks of a job one of whose ranks died, but they may
+# outlive mpirun for a moment: the next job must not start beside them.
+wait_for_ranks_to_exit() {
+  for _ in $(seq 1 600); do
+    pgrep -f "^$train( |$)" >/dev/null || return 0
+    sleep 0.05
+  done
+  fail "ranks of a killed job still run after 30 s"
+}
+
+# Runs RANKS ranks on $dir toward step 300 and SIGKILLs one of them (a
+# child of mpirun) at a random moment after the run's first save. A kill
+# that comes too early or too late is retried from the same starting point
+# at another moment.
+kills=0
+kill_at_random() {
+  local ranks=$1 log="$work/killed-$1.log" low=1 high=$run_ms pid delay_ms victims victim
+  rm -rf "$dir.before"
+  cp -a "$dir" "$dir.before"
+  for attempt in $(seq 1 40); do
+    delay_ms=$((low + RANDOM % (high - low + 1)))
+    "$mpiexec" --oversubscribe -np "$ranks" "$train" --dir "$dir" --steps 300 --save-every 10 >"$log" 2>&1 &
+    pid=$!
+    sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
+    mapfile -t victims < <(pgrep -P "$pid" || true)
+    if [ "${#victims[@]}" -gt 0 ]; then
+      victim=${victims[$((RANDOM % ${#victims[@]}))]}
+      kill -9 "$victim" 2>/dev/null || true
+    fi
+    wait "$pid" || true
+    wait_for_ranks_to_exit
+    if grep -q '^final step=300' "$log"; then
+      high=$(((low + high) / 2 > low ? (low + high) / 2 : low))  # finished first: aim earlier
+    elif ! grep -q '^saved step' "$log"; then
+      low=$(((low + high) / 2))  # killed before its first save: aim later
+    elif grep -q 'exited on signal 9' "$log"; then
+      kills=$((kills + 1))
+      echo "ok: $ranks ranks SIGKILLed after $delay_ms ms: $(grep -c '^saved step' "$log") saves, then killed"
+      return 0
+    else
+      fail "$ranks ranks ended without finishing and without a SIGKILL" "$log"
+    fi
+    rm -rf "$dir"
+    cp -a "$dir.before" "$dir"
+  done
+  fail "could not SIGKILL a run of $ranks ranks between its first save and its end" "$log"
+}
+
+dir="$work/killed"
+mkdir -p "$dir"
+kill_at_random 4
+kill_at_random 3
+grep -Eq '^resumed from step [0-9]+ \(step-[0-9]{8}\) with 3 ranks$' "$work/killed-3.log" ||
+  fail "the 3-rank run did not resume" "$work/killed-3.log"
+run 2 "$dir" 300 >"$work/killed-2.log" 2>&1 || fail "the 2-rank run failed" "$work/killed-2.log"
+grep -Eq '^resumed from step [0-9]+ \(step-[0-9]{8}\) with 2 ranks$' "$work/killed-2.log" ||
+  fail "the 2-rank run did not resume" "$work/killed-2.log"
+[ "$kills" = 2 ] || fail "expected 2 SIGKILLs, counted $kills"
+expect_same "4 ranks SIGKILLed, resumed by 3 ranks SIGKILLed, resumed by 2 ranks" "$work/killed-2.log"
+rm -rf "$work"

@@ -1,0 +1,124 @@
+// model.safetensors.index.json: Hugging Face's shape, ckpt's records inside,
+// and a strict reader that refuses what a damaged or hand-edited index says.
+
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "ckpt/ckpt.hpp"
+
+namespace ckpt::detail {
+namespace {
+
+CheckpointIndex sample_index() {
+  CheckpointIndex index;
+  index.step = 300;
+  index.world_size = 2;
+  index.total_size = 64 + 32;
+  index.files["model-00001-of-00002.safetensors"] = {4096, 0x0123456789abcdefull};
+  index.files["model-00002-of-00002.safetensors"] = {2048, 0xfedcba9876543210ull};
+  IndexTensor w{DType::F32, {4, 4}, {}};
+  w.pieces.push_back({PieceGeometry::box({0, 0}, {2, 4}), "model-00001-of-00002.safetensors", "w#0", "raw", 1, {}});
+  w.pieces.push_back({PieceGeometry::flat(8, 8), "model-00002-of-00002.safetensors", "w#1", "zstd", 2, 3});
+  index.tensors["w"] = w;
+  IndexTensor b{DType::BF16, {16}, {}};
+  b.pieces.push_back({PieceGeometry::whole({16}), "model-00002-of-00002.safetensors", "b", "raw", 4, {}});
+  index.tensors["b"] = b;
+  index.metadata = {{"step", 300}, {"note", "x"}};
+  return index;
+}
+
+TEST(Index, HasHuggingFacesShapeWithCkptRecordsInsideMetadata) {
+  const nlohmann::json json = nlohmann::json::parse(index_to_json(sample_index()));
+  EXPECT_EQ(json.size(), 2u) << "only metadata and weight_map at the top";
+  EXPECT_EQ(json["metadata"]["total_size"], 96);
+  EXPECT_EQ(json["weight_map"]["b"], "model-00002-of-00002.safetensors");
+  EXPECT_EQ(json["weight_map"]["w#0"], "model-00001-of-00002.safetensors");
+  EXPECT_EQ(json["metadata"]["ckpt.step"], 300);
+  EXPECT_EQ(json["metadata"]["ckpt.world_size"], 2);
+  EXPECT_EQ(json["metadata"]["ckpt.format_version"], 1);
+  const nlohmann::json& w = json["metadata"]["ckpt.tensors"]["w"];
+  EXPECT_EQ(w["shape"], (nlohmann::json{4, 4}));
+  EXPECT_EQ(w["pieces"][0]["offsets"], (nlohmann::json{0, 0}));
+  EXPECT_EQ(w["pieces"][0]["extents"], (nlohmann::json{2, 4}));
+  EXPECT_EQ(w["pieces"][1]["flat"], (nlohmann::json{8, 16}));
+  EXPECT_EQ(w["pieces"][1]["raw_xxh3"], "0000000000000003");
+  EXPECT_EQ(json["metadata"]["ckpt.files"]["model-00001-of-00002.safetensors"]["header_xxh3"], "0123456789abcdef");
+}
+
+TEST(Index, ReadsBackWhatItWrote) {
+  const CheckpointIndex original = sample_index();
+  const CheckpointIndex read = IndexParser("i.json").parse(index_to_json(original));
+  EXPECT_EQ(read.step, 300u);
+  EXPECT_EQ(read.world_size, 2u);
+  EXPECT_EQ(read.files.at("model-00002-of-00002.safetensors").header_xxh3, 0xfedcba9876543210ull);
+  ASSERT_EQ(read.tensors.at("w").pieces.size(), 2u);
+  EXPECT_EQ(read.tensors.at("w").pieces[1].geometry, PieceGeometry::flat(8, 8));
+  EXPECT_EQ(read.tensors.at("w").pieces[1].raw_xxh3, 3u);
+  EXPECT_EQ(read.tensors.at("b").dtype, DType::BF16);
+  EXPECT_EQ(read.metadata, original.metadata);
+}
+
+// Applies `edit` to the sample index's JSON and expects the parser to refuse it.
+template <class Edit>
+void expect_refused(Edit&& edit, ErrorId id, const std::string& text) {
+  nlohmann::json json = nlohmann::json::parse(index_to_json(sample_index()));
+  edit(json);
+  try {
+    IndexParser("run/model.safetensors.index.json").parse(json.dump());
+    FAIL() << "expected a refusal containing: " << text;
+  } catch (const FormatError& error) {
+    EXPECT_EQ(error.id(), id);
+    EXPECT_EQ(error.file(), "run/model.safetensors.index.json");
+    EXPECT_NE(std::string(error.what()).find(text), std::string::npos) << error.what();
+  }
+}
+
+TEST(Index, RefusesDamagedOrInconsistentIndices) {
+  using nlohmann::json;
+  expect_refused([](json& j) { j["metadata"]["ckpt.format_version"] = 2; }, ErrorId::format_newer_version,
+                 "written by a newer ckpt");
+  expect_refused([](json& j) { j["metadata"].erase("ckpt.format_version"); }, ErrorId::format_metadata,
+                 "not written by ckpt");
+  expect_refused([](json& j) { j["metadata"]["ckpt.tensors"]["w"]["pieces"].erase(1); }, ErrorId::format_metadata,
+                 "the pieces do not tile [4, 4]: elements [2, 0] to [3, 3] are held by no piece");
+  expect_refused(
+      [](json& j) {
+        j["metadata"]["ckpt.tensors"]["w"]["pieces"][0]["extents"] = {3, 4};
+      },
+      ErrorId::format_metadata, "both hold element [2, 0]");
+  expect_refused([](json& j) { j["metadata"]["ckpt.tensors"]["w"]["pieces"][0]["file"] = "../etc/passwd"; },
+                 ErrorId::format_metadata, "which ckpt.files lacks");
+  expect_refused(
+      [](json& j) {
+        j["metadata"]["ckpt.files"]["../x"] = {{"bytes", 1}, {"header_xxh3", "0000000000000000"}};
+      },
+      ErrorId::format_metadata, "expected file names without '/'");
+  expect_refused([](json& j) { j["weight_map"]["w#0"] = "model-00002-of-00002.safetensors"; }, ErrorId::format_metadata,
+                 "expected weight_map to map 'w#0' to 'model-00001-of-00002.safetensors'");
+  expect_refused([](json& j) { j["weight_map"]["stray"] = "model-00002-of-00002.safetensors"; },
+                 ErrorId::format_metadata, "expected every weight_map entry to be a piece");
+  expect_refused([](json& j) { j["metadata"]["ckpt.tensors"]["b"]["dtype"] = "F128"; }, ErrorId::format_metadata,
+                 "expected dtype to be one of");
+  expect_refused([](json& j) { j["metadata"]["ckpt.tensors"]["b"]["pieces"][0]["xxh3"] = "XYZ"; },
+                 ErrorId::format_metadata, "16 lowercase hexadecimal digits");
+  expect_refused(
+      [](json& j) {
+        j["metadata"]["ckpt.tensors"]["w"]["pieces"][1]["flat"] = {16, 8};
+      },
+      ErrorId::format_metadata, "BEGIN <= END");
+  expect_refused([](json& j) { j = json::array(); }, ErrorId::format_metadata, "expected a JSON object");
+}
+
+TEST(Index, RefusesTextThatIsNotJson) {
+  try {
+    IndexParser("i.json").parse("{\"metadata\": ");
+    FAIL();
+  } catch (const FormatError& error) {
+    EXPECT_EQ(error.id(), ErrorId::format_header_json);
+  }
+}
+
+}  // namespace
+}  // namespace ckpt::detail
