@@ -307,7 +307,7 @@ class DistributedSaver {
   std::unique_ptr<PendingSave> pending_;
   bool commit_in_background_ = false;
   decltype(std::declval<Comm&>().duplicate()) background_comm_;
-  BackgroundWorker worker_;
+  BackgroundWorker<> worker_;
 };
 
 }  // namespace ckpt::detail

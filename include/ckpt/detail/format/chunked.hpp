@@ -137,7 +137,7 @@ inline EncodedTensor encode_chunked(const Codec& codec, const std::byte* data, s
 // of chunk_table.hpp, and CodecError codec_decode naming `file`, `tensor` and
 // the chunk when a chunk is corrupt.
 template <class = void>
-inline void decode_chunked(const Codec& codec, const std::byte* stored, std::size_t stored_size,
+void decode_chunked(const Codec& codec, const std::byte* stored, std::size_t stored_size,
                            const std::vector<std::uint64_t>& chunk_sizes, std::size_t chunk_bytes,
                            std::size_t element_size, std::byte* out, std::size_t out_size, unsigned threads,
                            const std::string& file = {}, const std::string& tensor = {}) {
@@ -160,14 +160,15 @@ inline void decode_chunked(const Codec& codec, const std::byte* stored, std::siz
 // decoding only the chunks that cover the range: those inside it straight
 // into `out`, the ones it cuts through a per-thread buffer. Same errors as
 // decode_chunked.
-inline void decode_chunk_range(const Codec& codec, const std::byte* stored, std::size_t stored_size,
-                               const std::vector<std::uint64_t>& chunk_sizes, std::size_t chunk_bytes,
-                               std::size_t element_size, std::size_t out_size, std::size_t byte_begin,
-                               std::size_t byte_end, std::byte* out, unsigned threads, const std::string& file = {},
-                               const std::string& tensor = {}) {
-  check_chunk_layout(stored_size, chunk_sizes, chunk_bytes, element_size, out_size, file, tensor);
-  if (byte_begin >= byte_end) return;
+template <class = void>
+void decode_chunk_range(const Codec& codec, const std::byte* stored, std::size_t stored_size,
+                        const std::vector<std::uint64_t>& chunk_sizes, std::size_t chunk_bytes,
+                        std::size_t element_size, std::size_t out_size, std::size_t byte_begin, std::size_t byte_end,
+                        std::byte* out, unsigned threads, const std::string& file = {},
+                        const std::string& tensor = {}) {
   const std::size_t chunk = chunk_raw_bytes(chunk_bytes, element_size);
+  check_chunk_table(out_size, element_size, chunk, chunk_sizes, stored_size, file, tensor);
+  if (byte_begin >= byte_end) return;
   const std::size_t first = byte_begin / chunk, last = (byte_end - 1) / chunk;
   std::size_t first_offset = 0;
   for (std::size_t i = 0; i < first; ++i) first_offset += chunk_sizes[i];
