@@ -55,7 +55,7 @@ class FaultyFileSystem : public ckpt::detail::FileSystem {
     }
     return fd;
   }
-  long write(int fd, const void* data, std::size_t size) override {
+  long pwrite(int fd, const void* data, std::size_t size, std::uint64_t offset) override {
     if (disk_full) {
       errno = ENOSPC;
       return -1;
@@ -63,7 +63,7 @@ class FaultyFileSystem : public ckpt::detail::FileSystem {
     if ((kill_point == "write" && is_rank_file(fd)) || (kill_point == "index-write" && is_index(path_of(fd)))) {
       die_by_sigkill();
     }
-    return ckpt::detail::FileSystem::write(fd, data, size);
+    return ckpt::detail::FileSystem::pwrite(fd, data, size, offset);
   }
   int fsync(int fd) override {
     if (kill_point == "fsync" && path_of(fd).find("/model-") != std::string::npos) die_by_sigkill();
