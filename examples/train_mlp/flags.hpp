@@ -14,7 +14,7 @@ struct Flags {
   std::string dir;
   std::uint64_t steps = 300;
   std::uint64_t save_every = 25;
-  std::size_t keep = 3;
+  std::size_t keep = 3;  // 0 keeps every checkpoint
   std::string codec = "raw";
   bool async = false;
 };
@@ -60,7 +60,7 @@ inline Flags parse_flags(int argc, char** argv, const char* program, Flags flags
   if (flags.codec != "raw" && flags.codec != "zstd" && flags.codec != "shuffle+zstd") {
     usage(program, "--codec must be raw, zstd or shuffle+zstd");
   }
-  if (flags.save_every == 0 || flags.keep == 0) usage(program, "--save-every and --keep must be at least 1");
+  if (flags.save_every == 0) usage(program, "--save-every must be at least 1");
   return flags;
 }
 

@@ -176,8 +176,9 @@ std::string step_directory(const std::string& parent, std::uint64_t step) {
   return parent + "/" + name;
 }
 
-// Rank 0 keeps the newest `keep` committed checkpoints.
+// Rank 0 keeps the newest `keep` committed checkpoints (0: all of them).
 void remove_old_checkpoints(const demo::Flags& flags) {
+  if (flags.keep == 0) return;
   const std::vector<ckpt::CommittedCheckpoint> committed = ckpt::committed_checkpoints(flags.dir);
   for (std::size_t i = 0; i + flags.keep < committed.size(); ++i) {
     ckpt::remove_distributed_checkpoint(committed[i].directory);

@@ -8,12 +8,13 @@ set(SOURCE_PATH "${CMAKE_CURRENT_LIST_DIR}/../..")
 # Header-only library: one release configuration installs everything.
 set(VCPKG_BUILD_TYPE release)
 
-# vcpkg forbids auto-detected dependencies: zstd is linked only when the
-# feature asks for it, and the .npz (libzip) and HDF5 targets, which only the
+# vcpkg forbids auto-detected dependencies: zstd and MPI are used only when
+# their feature asks for them, and the .npz (libzip) and HDF5 targets, which only the
 # tool and the tests use, are not looked for.
 vcpkg_check_features(OUT_FEATURE_OPTIONS FEATURE_OPTIONS
     FEATURES
         zstd CKPT_WITH_ZSTD
+        mpi CKPT_WITH_MPI
 )
 
 vcpkg_cmake_configure(
