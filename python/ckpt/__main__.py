@@ -7,7 +7,6 @@ Exit status: 0 on success, 1 when ckpt refuses a file or a run, 2 on a usage err
 """
 import argparse
 import json
-import os
 import sys
 
 from . import distributed
@@ -63,7 +62,7 @@ def _print_table(header, rows):
 
 
 def _info(arguments):
-    if os.path.isdir(arguments.file):
+    if distributed.is_checkpoint_directory(arguments.file):
         return _info_directory(arguments)
     with reader.File(arguments.file, verify_checksums=False) as file:
         tensors = [{"name": info.name, "dtype": info.dtype, "shape": list(info.shape), "codec": info.codec,

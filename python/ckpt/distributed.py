@@ -9,6 +9,7 @@ the index committed (its size and header checksum) before any of its bytes are
 used, and each piece's checksum when it is read, with the C++ library's errors.
 """
 import os
+import re
 
 import numpy as np
 
@@ -24,13 +25,30 @@ INDEX_FORMAT_VERSION = 1  # the newest index layout this reader knows (detail/di
 HEADER_CHECKSUM_KEY = "ckpt.header_xxh3"
 
 
+_RANK_FILE = re.compile(r"model-[0-9]{5,}-of-[0-9]{5,}\.safetensors")
+TEMP_MARKER = ".tmp-"
+
+
+def _is_checkpoint_file_name(name):
+    """The index, a rank file, or the temp file of either (detail/distributed/file_names.hpp)."""
+    marker = name.rfind(TEMP_MARKER)
+    if name.startswith(".") and 1 < marker and marker + len(TEMP_MARKER) < len(name):
+        name = name[1:marker]
+    return name == INDEX_FILE or _RANK_FILE.fullmatch(name) is not None
+
+
 def is_checkpoint_directory(path):
-    """True for a directory, committed or not: ``ckpt.open`` reads it as a
-    distributed checkpoint (and refuses it when uncommitted)."""
-    return os.path.isdir(path)
+    """True for a directory a distributed save wrote, committed or not (as the
+    C++ tool decides): ``ckpt.open`` reads it as one, and refuses it when
+    uncommitted; any other directory is not a checkpoint."""
+    try:
+        return any(map(_is_checkpoint_file_name, os.listdir(path)))
+    except OSError:  # not a directory, or unreadable: the file reader says what is wrong
+        return False
 
 
 def is_committed(directory):
+    """True when ``directory`` holds an index: the save that wrote it committed."""
     return os.path.isfile(os.path.join(directory, INDEX_FILE))
 
 
@@ -432,7 +450,3 @@ class Directory:
     def _stored(self, entry, piece):
         """The piece's stored tensor (its checksum verified when asked)."""
         return self._check_stored(entry, piece).tensor(piece.name)
-
-
-def open_directory(path, *, verify_checksums=True, threads=None):
-    return Directory(path, verify_checksums=verify_checksums, threads=threads)

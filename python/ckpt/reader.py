@@ -185,9 +185,9 @@ class File:
 
 def open(path, *, verify_checksums=True, threads=None):  # noqa: A001 - the package's verb, as in ckpt.open
     """Opens a checkpoint lazily: the header now, each tensor when asked for.
-    A directory is a distributed checkpoint (ckpt.distributed.Directory)."""
-    if os.path.isdir(path):
-        from . import distributed  # which imports this module
+    A directory a distributed save wrote is one checkpoint (ckpt.distributed.Directory)."""
+    from . import distributed  # which imports this module
+    if distributed.is_checkpoint_directory(path):
         return distributed.Directory(path, verify_checksums=verify_checksums, threads=threads)
     return File(path, verify_checksums=verify_checksums, threads=threads)
 

@@ -239,6 +239,16 @@ def test_python_m_ckpt_info_shows_a_directory(fixtures):
     assert report["metadata"] == {"step": 13, "note": "saved by 4 ranks"}
     text = run_module("info", directory)
     assert text.returncode == 0 and "step:      13, saved by 4 ranks into 4 files" in text.stdout
-    uncommitted = fixtures / "distributed-run"  # a directory, but no checkpoint's
+
+
+def test_only_a_directory_a_distributed_save_wrote_is_a_checkpoint(fixtures, tmp_path):
+    """As for the C++ tool: the index or a rank file (or a temp file of one) makes one."""
+    uncommitted = _copy(fixtures, tmp_path)
+    (uncommitted / INDEX).unlink()
+    for name in os.listdir(uncommitted):
+        os.rename(uncommitted / name, uncommitted / f".{name}.tmp-12-0-345")  # as a killed save leaves them
     refused = run_module("info", uncommitted)
-    assert refused.returncode == 1 and "[ckpt.state_error.704]" in refused.stderr
+    assert refused.returncode == 1 and f"[ckpt.state_error.704] file '{uncommitted}': " in refused.stderr
+    with pytest.raises(ckpt.IoError) as caught:  # a run's parent directory is not a checkpoint
+        ckpt.open(fixtures / "distributed-run")
+    assert caught.value.id == ckpt.ErrorId.io_open and "expected a regular file" in caught.value.what
