@@ -17,7 +17,7 @@ from . import dtypes
 from . import reader
 from . import strict_json
 from .checksum import from_hex, to_hex
-from .errors import ErrorId, FormatError, IntegrityError, IoError, MismatchError, StateError
+from .errors import ArgumentError, ErrorId, FormatError, IntegrityError, IoError, MismatchError, StateError
 from .format import MAX_HEADER_ARRAY, MAX_METADATA_DEPTH, _json_type, byte_size, shape_text, tensor_name_problem
 
 INDEX_FILE = "model.safetensors.index.json"
@@ -294,6 +294,51 @@ def _tiling_problem(pieces, shape):
     return None
 
 
+def _linear_indices(piece, shape):
+    """The global row-major index of each element of ``piece``, in its own order."""
+    if piece.flat is not None:
+        return np.arange(piece.flat[0], piece.flat[1], dtype=np.int64)
+    indices = np.zeros((), np.int64)
+    stride = 1
+    for d in range(len(shape) - 1, -1, -1):
+        along = (piece.offsets[d] + np.arange(piece.extents[d], dtype=np.int64)) * stride
+        indices = along.reshape((-1,) + (1,) * indices.ndim) + indices
+        stride *= shape[d]
+    return indices.reshape(-1)
+
+
+def _copy_overlap(piece, wanted, shape, out, stored):
+    """Copies the elements ``piece`` and ``wanted`` share from the piece's
+    stored array (``stored()``, called only when they share any) into ``out``,
+    the wanted elements in their row-major order."""
+    if piece.flat is None and wanted.flat is None:  # two boxes: their intersection, by slicing
+        low = [max(p, w) for p, w in zip(piece.offsets, wanted.offsets)]
+        high = [min(p + e, w + f) for p, e, w, f in zip(piece.offsets, piece.extents, wanted.offsets, wanted.extents)]
+        if any(lo >= hi for lo, hi in zip(low, high)):
+            return
+        source = stored().reshape(piece.extents)
+        out[tuple(slice(lo - w, hi - w) for lo, hi, w in zip(low, high, wanted.offsets))] = \
+            source[tuple(slice(lo - p, hi - p) for lo, hi, p in zip(low, high, piece.offsets))]
+        return
+    # A flat range on either side: through the global index of each wanted element.
+    indices = _linear_indices(wanted, shape)
+    if piece.flat is not None:
+        held = (indices >= piece.flat[0]) & (indices < piece.flat[1])
+        local = indices[held] - piece.flat[0]
+    elif tuple(piece.extents) == tuple(shape):  # the whole tensor (a scalar's only piece too)
+        held = np.ones(indices.shape, bool)
+        local = indices
+    else:
+        coordinates = np.unravel_index(indices, shape)
+        held = np.ones(indices.shape, bool)
+        for coordinate, offset, extent in zip(coordinates, piece.offsets, piece.extents):
+            held &= (coordinate >= offset) & (coordinate < offset + extent)
+        local = np.ravel_multi_index([c[held] - o for c, o in zip(coordinates, piece.offsets)], piece.extents) \
+            if held.any() else None
+    if held.any():
+        out.reshape(-1)[held] = stored().reshape(-1)[local]
+
+
 def read_index(directory):
     """The Index of the committed checkpoint in ``directory``; StateError
     state_not_found / state_uncommitted as read_distributed_index throws them."""
@@ -388,6 +433,29 @@ class Directory:
         if as_float32:
             array = dtypes.to_float32(array, entry.dtype)
         return array
+
+    def read(self, name, *, offsets=None, extents=None, flat=None, as_float32=False):
+        """A piece of tensor ``name`` in any split, as a rank loading with that
+        split gets it: the box of ``extents`` elements from ``offsets`` (an
+        array of shape ``extents``) or the flat range ``flat`` = (begin, end) of
+        the row-major flattened tensor (an array of end - begin elements).
+        Only the stored pieces it overlaps are read."""
+        entry = self._entry(name)
+        if (flat is None) == (offsets is None or extents is None):
+            raise ArgumentError(ErrorId.argument_invalid, self.path, name,
+                                "expected offsets and extents (a box) or flat (a range), found "
+                                + ("both" if flat is not None else "neither"))
+        wanted = (Piece(None, None, None, None, flat=tuple(flat)) if flat is not None else
+                  Piece(None, None, None, None, offsets=tuple(offsets), extents=tuple(extents)))
+        problem = _geometry_problem(wanted, entry.shape)
+        if problem:
+            raise ArgumentError(ErrorId.argument_invalid, self.path, name, problem)
+        out = np.empty(wanted.stored_shape(entry.shape) if wanted.flat is None else (wanted.element_count(),),
+                       np.bool_ if entry.dtype == "BOOL" else dtypes.NUMPY[entry.dtype])
+        if wanted.element_count():
+            for piece in entry.pieces:
+                _copy_overlap(piece, wanted, entry.shape, out, lambda piece=piece: self._stored(entry, piece))
+        return dtypes.to_float32(out, entry.dtype) if as_float32 else out
 
     def verify(self):
         """What ``ckpt verify DIR`` checks: every file the index lists is the one

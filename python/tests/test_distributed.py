@@ -81,6 +81,71 @@ def test_load_returns_every_tensor_and_raw_whole_tensors_are_views(fixtures):
     assert np.array_equal(values.view(np.uint32) >> 16, replicated.astype(np.uint32))
 
 
+def _requests(shape):
+    """Pieces of every kind a loading rank may ask for: rows, columns, an inner
+    box and flat ranges (3 parts each, uneven), as (offsets, extents, flat)."""
+    count = int(np.prod(shape, dtype=np.int64))
+    cuts = [(count * part // 3, count * (part + 1) // 3) for part in range(3)]
+    requests = [(None, None, cut) for cut in cuts]
+    for dimension in range(min(len(shape), 2)):
+        for part in range(3):
+            begin, end = shape[dimension] * part // 3, shape[dimension] * (part + 1) // 3
+            offsets = [0] * len(shape)
+            extents = list(shape)
+            offsets[dimension], extents[dimension] = begin, end - begin
+            requests.append((offsets, extents, None))
+    if all(extent > 2 for extent in shape):
+        requests.append(([1] * len(shape), [extent - 2 for extent in shape], None))
+    return requests
+
+
+@pytest.mark.parametrize("name", ["world-1", "world-4", "world-6", "world-3-zstd"])
+def test_any_split_reads_as_the_sample_holds_it(fixtures, name):
+    with ckpt.open(fixtures / "distributed" / name) as checkpoint:
+        for tensor in checkpoint.tensors:
+            whole = sample(tensor.name, tensor.dtype, tensor.shape)
+            for offsets, extents, flat in _requests(tensor.shape):
+                if flat is not None:
+                    expected = whole.reshape(-1)[flat[0]:flat[1]]
+                    found = checkpoint.read(tensor.name, flat=flat)
+                else:
+                    expected = whole[tuple(slice(o, o + e) for o, e in zip(offsets, extents))]
+                    found = checkpoint.read(tensor.name, offsets=offsets, extents=extents)
+                where = f"{tensor.name} {offsets} {extents} {flat}"
+                assert (found.dtype, found.shape) == (expected.dtype, expected.shape), where
+                assert found.tobytes() == expected.tobytes(), where
+
+
+def test_a_piece_reads_only_the_files_it_overlaps(fixtures, tmp_path):
+    directory = _copy(fixtures, tmp_path, "world-4")
+    with ckpt.open(directory) as checkpoint:
+        rows = checkpoint.pieces("layers/0/rows")  # 4, 3, 3, 3 rows
+        zero = checkpoint.pieces("optimizer/zero")  # 27, 26, 26, 26 elements
+    for name in os.listdir(directory):
+        if name.startswith("model-") and name not in (rows[1].file, zero[2].file):
+            os.unlink(directory / name)
+    with ckpt.open(directory) as checkpoint:
+        found = checkpoint.read("layers/0/rows", offsets=[4, 2], extents=[3, 5])
+        assert found.tobytes() == sample("layers/0/rows", "F32", (13, 7))[4:7, 2:7].tobytes()
+        found = checkpoint.read("optimizer/zero", flat=(60, 70))
+        assert found.tobytes() == sample("optimizer/zero", "F32", (5, 7, 3)).reshape(-1)[60:70].tobytes()
+        with pytest.raises(ckpt.IoError):
+            checkpoint.read("layers/0/rows", offsets=[3, 0], extents=[2, 7])  # row 3 is in the missing first file
+
+
+@pytest.mark.parametrize("request_, expected", [
+    ({"offsets": [0, 0], "extents": [14, 7]}, "expected a box within the global shape [13, 7], found offsets "
+                                              "[0, 0], extents [14, 7] (dimension 0)"),
+    ({"flat": (0, 92)}, "expected a flat range within the 91 elements of [13, 7], found [0, 0 + 92)"),
+    ({}, "expected offsets and extents (a box) or flat (a range), found neither"),
+])
+def test_a_piece_outside_the_tensor_is_an_argument_error(fixtures, request_, expected):
+    with ckpt.open(fixtures / "distributed" / "world-3") as checkpoint, pytest.raises(ckpt.ArgumentError) as caught:
+        checkpoint.read("layers/0/rows", **request_)
+    assert (caught.value.id, caught.value.tensor, caught.value.what) == (ckpt.ErrorId.argument_invalid,
+                                                                         "layers/0/rows", expected)
+
+
 def _copy(fixtures, tmp_path, name="world-3"):
     target = tmp_path / name
     shutil.copytree(fixtures / "distributed" / name, target)
