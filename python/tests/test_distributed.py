@@ -153,15 +153,20 @@ def _copy(fixtures, tmp_path, name="world-3"):
 
 
 def _cpp_refusal(fixture_writer, directory, tmp_path):
-    """The error a single C++ process throws loading ``directory``: (kind, id)."""
+    """The message of the error one C++ process throws loading ``directory``,
+    without the "rank 0 of 1: " a distributed load puts before its text."""
     result = subprocess.run([fixture_writer, "--dump", str(directory), str(tmp_path / "refused")],
                             capture_output=True, text=True)
-    assert result.returncode == 1, result.stderr
-    kind, number = result.stderr.split("[ckpt.", 1)[1].split("]", 1)[0].split(".")
-    return kind, int(number)
+    assert result.returncode == 1 and result.stderr.startswith("write_fixtures: "), result.stderr
+    return result.stderr[len("write_fixtures: "):].rstrip("\n").replace("rank 0 of 1: ", "", 1)
 
 
-def _expect_refused(fixture_writer, directory, tmp_path, error_class, error_id, file, tensor="", read=None):
+def _expect_refused(fixture_writer, directory, tmp_path, error_class, error_id, file, tensor="", read=None,
+                    json_problem=False):
+    """Opening ``directory`` and reading tensor ``read`` (or verifying all)
+    raises this error, with the message the C++ load throws; but for
+    ``json_problem``, where the JSON parsers word the syntax error their own
+    way, the same up to the parser's words."""
     with pytest.raises(error_class) as caught:
         with ckpt.open(directory) as checkpoint:
             checkpoint.tensor(read) if read else checkpoint.verify()
@@ -170,7 +175,12 @@ def _expect_refused(fixture_writer, directory, tmp_path, error_class, error_id, 
     if tensor is not None:  # None: any tensor
         assert error.tensor == tensor, str(error)
     assert str(error).startswith(f"[ckpt.{error.kind}.{int(error_id)}] file '{file}': ")
-    assert _cpp_refusal(fixture_writer, directory, tmp_path) == (error.kind, int(error_id)), "same as C++"
+    cpp = _cpp_refusal(fixture_writer, directory, tmp_path)
+    if json_problem:
+        prefix = "expected the index to be JSON: "
+        assert cpp.split(prefix)[0] == str(error).split(prefix)[0] and prefix in cpp, cpp
+    else:
+        assert cpp == str(error), "the C++ load's error"
     return error
 
 
@@ -246,6 +256,70 @@ def test_an_index_that_does_not_tile_a_tensor_is_refused(fixtures, fixture_write
     error = _expect_refused(fixture_writer, directory, tmp_path, ckpt.FormatError, ckpt.ErrorId.format_metadata,
                             directory / INDEX, "layers/0/rows")
     assert error.what == expected
+
+
+def _rows(index):
+    return index["metadata"]["ckpt.tensors"]["layers/0/rows"]
+
+
+def _set(mapping, key, value):
+    mapping[key] = value
+
+
+# Damaged indexes: what is edited, the error class and id, the tensor named.
+INDEX_DAMAGE = {
+    "no format version": (lambda index: index["metadata"].pop("ckpt.format_version"), ckpt.ErrorId.format_metadata, ""),
+    "a file name with '/'": (lambda index: _set(index["metadata"]["ckpt.files"], "../x.safetensors",
+                                                {"bytes": 1, "header_xxh3": "0" * 16}),
+                             ckpt.ErrorId.format_metadata, ""),
+    "a weight_map entry of no piece": (lambda index: _set(index["weight_map"], "stray", "model-00001-of-00003.st"),
+                                       ckpt.ErrorId.format_metadata, "stray"),
+    "a piece in no listed file": (lambda index: _set(_rows(index)["pieces"][0], "file", "other.safetensors"),
+                                  ckpt.ErrorId.format_metadata, "layers/0/rows"),
+    "an unknown dtype": (lambda index: _set(_rows(index), "dtype", "F24"), ckpt.ErrorId.format_metadata,
+                         "layers/0/rows"),
+    "a checksum not in hex": (lambda index: _set(_rows(index)["pieces"][2], "xxh3", "XYZ"),
+                              ckpt.ErrorId.format_metadata, "layers/0/rows"),
+    "metadata not an object": (lambda index: _set(index["metadata"], "ckpt.metadata", [1]),
+                               ckpt.ErrorId.format_metadata, ""),
+    "a flat range backwards": (lambda index: _set(index["metadata"]["ckpt.tensors"]["optimizer/zero"]["pieces"][0],
+                                                  "flat", [9, 3]), ckpt.ErrorId.format_metadata, "optimizer/zero"),
+}
+
+
+@pytest.mark.parametrize("damage", INDEX_DAMAGE)
+def test_a_damaged_index_is_refused_as_cpp_refuses_it(fixtures, fixture_writer, tmp_path, damage):
+    directory = _copy(fixtures, tmp_path)
+    edit, error_id, tensor = INDEX_DAMAGE[damage]
+    _edit_index(directory, edit)
+    _expect_refused(fixture_writer, directory, tmp_path, ckpt.FormatError, error_id, directory / INDEX, tensor)
+
+
+def test_an_index_that_is_not_json_is_refused(fixtures, fixture_writer, tmp_path):
+    directory = _copy(fixtures, tmp_path)
+    (directory / INDEX).write_text('{"metadata": ')
+    _expect_refused(fixture_writer, directory, tmp_path, ckpt.FormatError, ckpt.ErrorId.format_header_json,
+                    directory / INDEX, json_problem=True)
+
+
+@pytest.mark.parametrize("field, value", [("codec", "zstd"), ("dtype", "I32")])
+def test_a_piece_stored_otherwise_than_the_index_says_is_refused(fixtures, fixture_writer, tmp_path, field, value):
+    directory = _copy(fixtures, tmp_path)
+    with ckpt.open(directory) as checkpoint:
+        piece = checkpoint.pieces("layers/0/rows")[0]
+    _edit_index(directory, lambda index: _set(_rows(index)["pieces"][0] if field == "codec" else _rows(index),
+                                              field, value))
+    error = _expect_refused(fixture_writer, directory, tmp_path, ckpt.FormatError, ckpt.ErrorId.format_metadata,
+                            directory / piece.file, piece.name, read="layers/0/rows")
+    assert error.what.startswith("the index stores a piece of 'layers/0/rows' here: expected ")
+
+
+def test_a_rank_file_of_another_size_than_committed_is_refused(fixtures, fixture_writer, tmp_path):
+    directory = _copy(fixtures, tmp_path)
+    name = "model-00001-of-00003.safetensors"
+    _edit_index(directory, lambda index: index["metadata"]["ckpt.files"][name].update(bytes=12))
+    _expect_refused(fixture_writer, directory, tmp_path, ckpt.IntegrityError, ckpt.ErrorId.integrity_header_checksum,
+                    directory / name)
 
 
 def test_a_newer_index_is_refused(fixtures, fixture_writer, tmp_path):
