@@ -320,6 +320,11 @@ def _copy_overlap(piece, wanted, shape, out, stored):
         out[tuple(slice(lo - w, hi - w) for lo, hi, w in zip(low, high, wanted.offsets))] = \
             source[tuple(slice(lo - p, hi - p) for lo, hi, p in zip(low, high, piece.offsets))]
         return
+    if piece.flat is not None and tuple(wanted.extents or ()) == tuple(shape) and wanted.flat is None:
+        held = slice(piece.flat[0], piece.flat[1])  # a flat piece of the whole tensor: one slice
+        if held.start < held.stop:
+            out.reshape(-1)[held] = stored().reshape(-1)
+        return
     # A flat range on either side: through the global index of each wanted element.
     indices = _linear_indices(wanted, shape)
     if piece.flat is not None:
@@ -376,7 +381,7 @@ class Directory:
         self.step = self.index.step
         self.world_size = self.index.world_size
         self.metadata = self.index.metadata
-        self.raw_metadata = self.metadata
+        # The rank files' bytes, as the index records them.
         self.file_size = sum(size for size, _ in self.index.files.values())
         self.tensors = [self._tensor_info(tensor) for tensor in self.index.tensors.values()]
         self._infos = {info.name: info for info in self.tensors}
@@ -421,18 +426,8 @@ class Directory:
         entry = self._entry(name)
         if len(entry.pieces) == 1 and entry.pieces[0].stored_shape(entry.shape) == entry.shape:
             array = self._stored(entry, entry.pieces[0])
-        else:
-            array = np.empty(entry.shape, np.bool_ if entry.dtype == "BOOL" else dtypes.NUMPY[entry.dtype])
-            flat = array.reshape(-1)  # a view: the array is contiguous
-            for piece in entry.pieces:
-                stored = self._stored(entry, piece)
-                if piece.flat is not None:
-                    flat[piece.flat[0]:piece.flat[1]] = stored.reshape(-1)
-                else:
-                    array[tuple(slice(o, o + e) for o, e in zip(piece.offsets, piece.extents))] = stored
-        if as_float32:
-            array = dtypes.to_float32(array, entry.dtype)
-        return array
+            return dtypes.to_float32(array, entry.dtype) if as_float32 else array
+        return self.read(name, offsets=(0,) * len(entry.shape), extents=entry.shape, as_float32=as_float32)
 
     def read(self, name, *, offsets=None, extents=None, flat=None, as_float32=False):
         """A piece of tensor ``name`` in any split, as a rank loading with that
