@@ -124,7 +124,7 @@ def list_checkpoints(directory, naming):
             _facts_from_file(entry)
         entry.step, entry.path, entry.bytes = parsed.step, path, status.st_size
         checkpoints.append(entry)
-    checkpoints.sort(key=lambda entry: entry.step)
+    checkpoints.sort(key=lambda entry: (entry.step, entry.path))  # as committed_checkpoints() orders directories
     return checkpoints
 
 
