@@ -4,6 +4,7 @@
     tensors = ckpt.load("model.safetensors")          # {name: numpy array}, checksums verified
     with ckpt.open("model.safetensors") as file:      # lazy: the header now, tensors on access
         w = file.tensor("model/w1", as_float32=True)
+    sharded = ckpt.load("run/step-00000300")          # a distributed checkpoint directory: tensors whole
     run = ckpt.open_run("runs/exp1")                  # a CheckpointManager's directory
     norms = run.trajectory("model/*", stat="norm")    # per-step statistics, one file at a time
 

@@ -41,7 +41,10 @@ class ErrorId(enum.IntEnum):
     argument_duplicate_name = 603
     state_locked = 701
     state_not_found = 702
-    state_async_failed = 703
+    state_async_failed = 703  # deprecated in C++: a failed async save is thrown with its own class and id
+    state_uncommitted = 704  # a checkpoint directory without its index: its save never committed
+    state_rank_failed = 705
+    state_exists = 706
 
 
 class Error(Exception):

@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .reader import File
+from .reader import open as open_checkpoint
 from .stats import STATS, trajectories
 
 DEFAULT_STATS = ("norm", "dist_first", "dist_prev")
@@ -31,7 +31,7 @@ def default_tensors(run):
     at most MAX_DEFAULT_TENSORS of them: what a figure can show legibly."""
     if not run.checkpoints:
         return []
-    with File(run.checkpoints[-1].path) as file:
+    with open_checkpoint(run.checkpoints[-1].path) as file:
         floats = [info for info in file.tensors if info.dtype.startswith(("F", "BF"))]
     floats.sort(key=lambda info: (-math.prod(info.shape), info.name))
     return sorted(info.name for info in floats[:MAX_DEFAULT_TENSORS])

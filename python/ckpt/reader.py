@@ -184,12 +184,16 @@ class File:
 
 
 def open(path, *, verify_checksums=True, threads=None):  # noqa: A001 - the package's verb, as in ckpt.open
-    """Opens a checkpoint lazily: the header now, each tensor when asked for."""
+    """Opens a checkpoint lazily: the header now, each tensor when asked for.
+    A directory a distributed save wrote is one checkpoint (ckpt.distributed.Directory)."""
+    from . import distributed  # which imports this module
+    if distributed.is_checkpoint_directory(path):
+        return distributed.Directory(path, verify_checksums=verify_checksums, threads=threads)
     return File(path, verify_checksums=verify_checksums, threads=threads)
 
 
 def load(path, *, as_float32=False, verify_checksums=True, threads=None):
     """Every tensor of a checkpoint as {name: numpy array}, checksums verified.
     Raw tensors stay views of the file's mapping; see File.tensor."""
-    file = File(path, verify_checksums=verify_checksums, threads=threads)
+    file = open(path, verify_checksums=verify_checksums, threads=threads)
     return {name: file.tensor(name, as_float32=as_float32) for name in file.names()}

@@ -5,7 +5,7 @@ import base64
 import datetime
 import html
 
-from .reader import File
+from .reader import open as open_checkpoint
 
 
 def _utc(seconds):
@@ -38,9 +38,11 @@ def write(run, png_path, output):
     sections = [f"<h2>Checkpoints ({len(run.checkpoints)})</h2>", checkpoints]
     if run.checkpoints:
         newest = run.checkpoints[-1]
-        with File(newest.path) as file:
+        with open_checkpoint(newest.path) as file:
+            # A distributed checkpoint's index does not record each tensor's stored bytes: "-".
             rows = [[info.name, info.dtype, "[" + ", ".join(map(str, info.shape)) + "]", info.codec,
-                     _human_bytes(info.nbytes), _human_bytes(info.stored_bytes)] for info in file.tensors]
+                     _human_bytes(info.nbytes), "-" if info.stored_bytes is None else _human_bytes(info.stored_bytes)]
+                    for info in file.tensors]
         sections += [f"<h2>Tensors of step {newest.step}</h2>",
                      _table(["name", "dtype", "shape", "codec", "bytes", "stored"], rows)]
     title = html.escape(f"ckpt run {run.directory}")

@@ -5,8 +5,10 @@ The checkpoints are listed as the C++ manager lists them
 whose name parses with the template; its step comes from the name, and its
 epoch, time, metrics and pin from the index ``.ckpt-index.json`` when the index
 records the file at its current size, else from the file's own record (the
-``ckpt.manager`` key of its metadata) and its modification time. Nothing is
-locked or written: a run can be studied while training writes to it.
+``ckpt.manager`` key of its metadata) and its modification time. Each
+subdirectory holding a committed distributed checkpoint (docs/distributed.md,
+one directory per step) is a checkpoint too, its step from its index.
+Nothing is locked or written: a run can be studied while training writes to it.
 """
 import json
 import os
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import distributed
 from . import reader
 from .errors import Error, ErrorId, IoError, StateError
 from .naming import DEFAULT_TEMPLATE, Naming
@@ -79,6 +82,21 @@ def _facts_from_file(entry):
         pass  # an unreadable checkpoint is listed by name; reading it will say what is wrong
 
 
+def _distributed_entry(path):
+    """[the entry of a committed distributed checkpoint directory], [] when its
+    index is unreadable. Its time is the commit's (the index's modification),
+    its bytes those of its files; metrics come from a ``ckpt.manager`` record
+    in its metadata, as for a file."""
+    try:
+        index = distributed.read_index(path)
+        committed = os.stat(os.path.join(path, distributed.INDEX_FILE)).st_mtime
+    except (Error, OSError):
+        return []
+    entry = CheckpointEntry(index.step, path, sum(size for size, _ in index.files.values()), float(int(committed)))
+    _apply_record(index.metadata.get(MANAGER_METADATA_KEY), entry)
+    return [entry]
+
+
 def list_checkpoints(directory, naming):
     """The checkpoints of ``naming`` in ``directory``, sorted by step."""
     try:
@@ -94,6 +112,9 @@ def list_checkpoints(directory, naming):
             status = os.stat(path)
         except OSError:
             continue  # deleted by a rotation since the listing
+        if stat.S_ISDIR(status.st_mode) and distributed.is_committed(path):
+            checkpoints.extend(_distributed_entry(path))
+            continue
         if parsed is None or not stat.S_ISREG(status.st_mode):
             continue
         entry = known.get(name)
@@ -103,7 +124,7 @@ def list_checkpoints(directory, naming):
             _facts_from_file(entry)
         entry.step, entry.path, entry.bytes = parsed.step, path, status.st_size
         checkpoints.append(entry)
-    checkpoints.sort(key=lambda entry: entry.step)
+    checkpoints.sort(key=lambda entry: (entry.step, entry.path))  # as committed_checkpoints() orders directories
     return checkpoints
 
 
@@ -134,7 +155,7 @@ class Run:
 
     def open(self, step, **options):
         """``ckpt.open`` of the checkpoint of ``step``."""
-        return reader.File(self.checkpoint(step).path, **options)
+        return reader.open(self.checkpoint(step).path, **options)
 
     def metric_names(self):
         return sorted({name for entry in self.checkpoints for name in entry.metrics})
@@ -149,7 +170,7 @@ class Run:
         matches = matcher(patterns or ("*",))
         names = set()
         for entry in self.checkpoints:
-            with reader.File(entry.path) as file:
+            with reader.open(entry.path) as file:
                 names.update(name for name in file.names() if matches(name))
         return sorted(names)
 

@@ -142,7 +142,7 @@ def trajectories(run, patterns, stats):
     values = {stat: {} for stat in stats}
     first, previous = {}, {}
     for index, entry in enumerate(run.checkpoints):
-        with reader.File(entry.path) as file:
+        with reader.open(entry.path) as file:
             for name in filter(matches, file.names()):
                 current = _seen(file, name)
                 if _NEEDS_FIRST & set(stats):

@@ -4,15 +4,20 @@
 //   write_fixtures DIR          every dtype with each codec, two manager runs,
 //                               the reliability suite's hostile files, and the
 //                               library's XXH3 of random bytes
-//   write_fixtures --dump FILE OUT
-//                               what the C++ Reader reads from FILE, for a
-//                               bit-for-bit comparison (OUT.json + OUT.bin)
+//                               and distributed checkpoint directories
+//   write_fixtures --dump FILE|DIR OUT
+//                               what the C++ Reader reads from FILE, or what a
+//                               single process loads from a distributed
+//                               checkpoint DIR, for a bit-for-bit comparison
+//                               (OUT.json + OUT.bin)
 //
 // Every checkpoint written in DIR gets such a dump next to it.
 
 #include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -21,6 +26,8 @@
 #include <nlohmann/json.hpp>
 
 #include "ckpt/ckpt.hpp"
+#include "distributed/sample_state.hpp"
+#include "distributed/thread_communicator.hpp"
 #include "reliability/hostile_files.hpp"
 
 namespace {
@@ -45,7 +52,10 @@ void write_json(const std::string& path, const nlohmann::json& value) {
 
 // OUT.bin holds every tensor's bytes as ckpt::Reader returns them, back to
 // back in file order; OUT.json names, dtypes, shapes and offsets into it.
+void dump_directory(const std::string& path, const std::string& out);
+
 void dump(const std::string& path, const std::string& out) {
+  if (std::filesystem::is_directory(path)) return dump_directory(path, out);
   const ckpt::Reader reader(path);
   std::ofstream bin(out + ".bin", std::ios::binary);
   nlohmann::json tensors = nlohmann::json::array();
@@ -58,6 +68,28 @@ void dump(const std::string& path, const std::string& out) {
     offset += tensor.nbytes();
   }
   write_json(out + ".json", {{"tensors", tensors}, {"metadata", reader.metadata()}});
+}
+
+// The same for a distributed checkpoint directory: every tensor whole, as
+// one process loads it (by name), and the metadata the load reads; a
+// tensor's codec is its first piece's.
+void dump_directory(const std::string& path, const std::string& out) {
+  ckpt::SingleProcessCommunicator one_process;
+  std::map<std::string, ckpt::Tensor> tensors;
+  ckpt::DistributedCheckpoint<std::map<std::string, ckpt::Tensor>>(one_process).load(path, tensors);
+  const ckpt::DistributedIndex index = ckpt::read_distributed_index(path);
+  std::ofstream bin(out + ".bin", std::ios::binary);
+  nlohmann::json entries = nlohmann::json::array();
+  std::uint64_t offset = 0;
+  for (const auto& [name, tensor] : tensors) {
+    const ckpt::DistributedTensorInfo& info = index.tensors.at(name);
+    bin.write(reinterpret_cast<const char*>(tensor.data()), static_cast<std::streamsize>(tensor.nbytes()));
+    entries.push_back({{"name", name}, {"dtype", ckpt::dtype_name(tensor.dtype())}, {"shape", tensor.shape()},
+                       {"codec", info.pieces.empty() ? "raw" : info.pieces.front().codec}, {"offset", offset},
+                       {"nbytes", tensor.nbytes()}});
+    offset += tensor.nbytes();
+  }
+  write_json(out + ".json", {{"tensors", entries}, {"metadata", index.metadata}});
 }
 
 // Every dtype in shapes that make one chunk, several chunks with a short last
@@ -141,6 +173,42 @@ void write_run(const std::string& dir, const std::string& name_template, std::ui
   }
 }
 
+// Distributed checkpoint directories of the distributed tests' sample state
+// (rows, columns, 2-D blocks, uneven and reversed splits, flat ZeRO ranges,
+// replicated tensors and replicated row groups, BOOL, a scalar, an empty
+// tensor), saved by `world` ranks on threads, each with its dump; and a run
+// of them, one directory per step as examples/train_mlp_mpi writes.
+void write_distributed(const std::string& dir, const std::string& name, int world, std::uint64_t step,
+                       const char* codec = "raw") {
+  ckpt::DistributedOptions options;
+  options.save.codecs = ckpt::CodecPolicy(codec);
+  options.save.chunk_bytes = 64;  // several chunks a piece, a short last one
+  const std::string path = dir + "/" + name;
+  const auto failures = ckpt::test::run_ranks(world, [&](ckpt::Communicator& communicator) {
+    ckpt::DistributedCheckpoint<ckpt::test::SampleState> checkpoint(communicator, options);
+    checkpoint.save(path, step, ckpt::test::sample_for_saving(communicator.rank(), world, step));
+  });
+  for (const std::exception_ptr& failure : failures) {
+    if (failure) std::rethrow_exception(failure);
+  }
+  dump(path, path);
+}
+
+void write_distributed_checkpoints(const std::string& dir) {
+  std::filesystem::create_directories(dir + "/distributed");
+  write_distributed(dir + "/distributed", "world-1", 1, 11);
+  write_distributed(dir + "/distributed", "world-3", 3, 12);
+  write_distributed(dir + "/distributed", "world-4", 4, 13);
+  write_distributed(dir + "/distributed", "world-6", 6, 14);
+  write_distributed(dir + "/distributed", "world-3-zstd", 3, 15, "zstd");
+  write_distributed(dir + "/distributed", "world-4-shuffle_zstd", 4, 16, "shuffle+zstd");
+  // The run: the world size changes between steps, as a resumed job's may.
+  std::filesystem::create_directories(dir + "/distributed-run");
+  write_distributed(dir + "/distributed-run", "step-00000010", 2, 10);
+  write_distributed(dir + "/distributed-run", "step-00000020", 3, 20);
+  write_distributed(dir + "/distributed-run", "step-00000030", 2, 30, "shuffle+zstd");
+}
+
 // Each hostile file of the reliability suite, with the ids the C++ reader
 // may refuse it with.
 void write_hostile_files(const std::string& dir) {
@@ -183,7 +251,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (argc != 2) {
-      std::fprintf(stderr, "usage: write_fixtures DIR | write_fixtures --dump FILE OUT\n");
+      std::fprintf(stderr, "usage: write_fixtures DIR | write_fixtures --dump FILE|DIR OUT\n");
       return 2;
     }
     const std::string dir = argv[1];
@@ -192,6 +260,7 @@ int main(int argc, char** argv) {
     write_run(dir + "/run", "ckpt-{step:08}.safetensors", 60);
     write_run(dir + "/run-template", "run-e{epoch:03}-{step:08}-{val_loss:.4f}.safetensors", 30);
     write_hostile_files(dir);
+    write_distributed_checkpoints(dir);
     write_checksums(dir);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "write_fixtures: %s\n", error.what());
