@@ -6,6 +6,7 @@ ckpt_add_test(serialize_tests
     serialize/metadata_test.cpp
     serialize/load_report_test.cpp
     serialize/optim_test.cpp
+    serialize/streaming_save_test.cpp
   LABELS serialize)
 
 # The static_assert messages are part of the interface: each case must fail to

@@ -40,6 +40,18 @@ std::string json_array(const std::vector<std::uint64_t>& values) {
   return text + "]";
 }
 
+// Checksums as a JSON array of hex strings (fixed width: 18 bytes each).
+template <class = void>
+std::string json_checksums(const std::vector<std::uint64_t>& values) {
+  std::string text = "[";
+  text.reserve(1 + values.size() * (checksum_hex_digits + 3));
+  for (std::uint64_t value : values) {
+    if (text.size() > 1) text += ',';
+    text += '"' + checksum_to_hex(value) + '"';
+  }
+  return text + "]";
+}
+
 // A JSON object written member by member: `value_json` is JSON text already.
 template <class = void>
 class JsonObjectText {
@@ -65,8 +77,10 @@ std::string tensor_info_json(const TensorRecord& record) {
         .add("chunk_bytes", std::to_string(record.chunk_bytes))
         .add("chunks", json_array(record.chunk_sizes))
         .add("raw_xxh3", json_string(checksum_to_hex(record.raw_xxh3)));
+  } else {
+    info.add("block_bytes", std::to_string(record.block_bytes));
   }
-  return info.close();
+  return info.add("blocks", json_checksums(record.blocks)).close();
 }
 
 template <class = void>
@@ -79,11 +93,14 @@ std::string tensor_entry_json(const TensorRecord& record) {
 }
 
 // The bytes before the data buffer: N, the JSON header padded with spaces to
-// a multiple of data_alignment, with the header checksum filled in.
-// `records` are in file order with offsets assigned. Throws nlohmann's
-// type_error when a string is not UTF-8 (the writer checks names first).
+// a multiple of data_alignment (and to at least `reserved_bytes`, the space a
+// streaming save set aside before it knew the numbers), with the header
+// checksum filled in. `records` are in file order with offsets assigned.
+// Throws nlohmann's type_error when a string is not UTF-8 (the writer checks
+// names first).
 template <class = void>
-std::string build_header(const std::vector<TensorRecord>& records, const nlohmann::json& user_metadata) {
+std::string build_header(const std::vector<TensorRecord>& records, const nlohmann::json& user_metadata,
+                         std::uint64_t reserved_bytes = 0) {
   JsonObjectText<> infos;
   for (const TensorRecord& record : records) infos.add(record.name, tensor_info_json(record));
 
@@ -100,6 +117,7 @@ std::string build_header(const std::vector<TensorRecord>& records, const nlohman
 
   std::string bytes = std::string(8, '\0') + root.close();
   bytes.append((data_alignment - bytes.size() % data_alignment) % data_alignment, ' ');
+  if (bytes.size() < reserved_bytes) bytes.append(reserved_bytes - bytes.size(), ' ');
 
   const std::uint64_t header_size = bytes.size() - 8;
   if (header_size > max_header_bytes) {
@@ -112,6 +130,26 @@ std::string build_header(const std::vector<TensorRecord>& records, const nlohman
                                                                bytes.size()));
   bytes.replace(checksum_value_offset, checksum_hex_digits, checksum);
   return bytes;
+}
+
+// The size of the header a streaming save writes last, known before any of
+// its numbers: `records` with every number the save has yet to learn (offsets
+// after the first encoded tensor, stored sizes, chunk sizes) at its widest, 20
+// digits, and checksums any value (always 16 hex digits). Every real value
+// prints in at most as many characters, so the final header fits.
+template <class = void>
+std::uint64_t reserved_header_bytes(std::vector<TensorRecord> records, const nlohmann::json& user_metadata) {
+  constexpr std::uint64_t widest = ~std::uint64_t(0);
+  bool offsets_known = true;  // raw tensors before the first encoded one have exact offsets
+  for (TensorRecord& record : records) {
+    if (record.encoded()) {
+      offsets_known = false;
+      record.stored_shape = {widest};
+      for (std::uint64_t& size : record.chunk_sizes) size = widest;
+    }
+    if (!offsets_known) record.begin = record.end = widest;
+  }
+  return build_header(records, user_metadata).size();
 }
 
 }  // namespace ckpt::detail

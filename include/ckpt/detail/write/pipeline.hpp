@@ -1,0 +1,323 @@
+#pragma once
+
+// The streaming part of a save: the data buffer written in file order while
+// the tensors are checksummed and encoded chunk by chunk on the worker
+// threads, through a fixed set of reusable buffers ("slots"). The header is
+// written afterwards into the space the writer reserved (writer.hpp).
+//
+// What costs memory: one slot per CPU thread plus one (the chunk being
+// written while every thread encodes the next ones), each holding one
+// encoded chunk (at most the codec's bound of chunk_bytes) or a group of
+// small raw tensors (at most chunk_bytes). Raw tensors of any size are
+// written straight from the caller's memory and hashed there, meanwhile.
+//
+// Every participant (the calling thread and the pool's workers) runs the same
+// loop and takes whatever work is ready: the next write (one at a time, in
+// file order), the next chunk to prepare, or a checksum job. No participant
+// waits for a role only another could take, so a save completes even when
+// every pool worker is busy elsewhere and the caller is alone (nested saves).
+// Templates only so that programs that never save do not compile them (see
+// "Compile time" in docs/architecture.md).
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ckpt/codecs/codec.hpp"
+#include "ckpt/detail/format/checksum.hpp"
+#include "ckpt/detail/format/chunked.hpp"
+#include "ckpt/detail/os/atomic_file.hpp"
+#include "ckpt/detail/os/thread_pool.hpp"
+#include "ckpt/detail/write/plan.hpp"
+
+namespace ckpt::detail {
+
+// Raw tensors smaller than this (and than chunk_bytes) are gathered into one
+// slot with their neighbours and written by one call: 100,000 tensors of
+// 1 KiB cost 25 writes of 4 MiB, not 100,000. Larger ones are written from
+// the caller's memory, where a copy would cost more than the call saves.
+inline constexpr std::size_t max_gathered_tensor_bytes = std::size_t(1) << 20;
+
+// Whether a raw tensor is gathered with its neighbours rather than written alone.
+inline bool gathered_tensor(const PlannedTensor& planned, std::size_t chunk_bytes) {
+  return planned.codec == nullptr && planned.raw_bytes < std::min(chunk_bytes, max_gathered_tensor_bytes);
+}
+
+// A contiguous run of the data buffer, written by one write call.
+struct WriteUnit {
+  enum class Kind { direct, gathered, chunk };
+  Kind kind;
+  std::size_t first_tensor;  // index into the plan
+  std::size_t end_tensor;    // one past the last tensor (gathered); first + 1 otherwise
+  std::size_t chunk;         // Kind::chunk: the chunk's index in its tensor
+  std::size_t bytes;         // raw bytes the unit covers (direct, gathered)
+};
+
+// The units of `plan`, in file order. An encoded tensor without bytes still
+// gets one (empty) chunk unit, where the writer learns its offset.
+template <class = void>
+std::vector<WriteUnit> write_units(const std::vector<PlannedTensor>& plan, std::size_t chunk_bytes) {
+  using Kind = WriteUnit::Kind;
+  std::vector<WriteUnit> units;
+  for (std::size_t t = 0; t < plan.size(); ++t) {
+    const PlannedTensor& planned = plan[t];
+    if (planned.codec != nullptr) {
+      const std::size_t chunks = std::max<std::size_t>(1, planned.record.chunk_sizes.size());
+      for (std::size_t c = 0; c < chunks; ++c) units.push_back({Kind::chunk, t, t + 1, c, 0});
+    } else if (!gathered_tensor(planned, chunk_bytes)) {
+      units.push_back({Kind::direct, t, t + 1, 0, planned.raw_bytes});
+    } else if (!units.empty() && units.back().kind == Kind::gathered &&
+               units.back().bytes + planned.raw_bytes <= chunk_bytes) {
+      units.back().end_tensor = t + 1;
+      units.back().bytes += planned.raw_bytes;
+    } else {
+      units.push_back({Kind::gathered, t, t + 1, 0, planned.raw_bytes});
+    }
+  }
+  return units;
+}
+
+// Streams the data buffer of `plan` into `file` from byte `data_start` on,
+// filling in every record's checksums, chunk sizes and offsets. Returns the
+// size of the data buffer. `path` names the file in errors.
+template <class = void>
+class SavePipeline {
+ public:
+  SavePipeline(AtomicFile& file, std::uint64_t data_start, std::vector<PlannedTensor>& plan, std::size_t chunk_bytes,
+               unsigned threads, const std::string& path)
+      : file_(file),
+        data_start_(data_start),
+        plan_(plan),
+        path_(path),
+        units_(write_units(plan, chunk_bytes)),
+        ready_(units_.size(), 0),
+        slot_of_(units_.size(), 0) {
+    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    cpu_threads_ = std::min(threads == 0 ? cores : threads, cores);
+    for (std::size_t u = 0; u < units_.size(); ++u) {
+      if (units_[u].kind == WriteUnit::Kind::direct) {
+        ready_[u] = 1;  // written from the caller's memory: nothing to prepare
+      } else {
+        to_prepare_.push_back(u);
+      }
+    }
+    slots_.resize(std::min<std::size_t>(cpu_threads_ + 1, to_prepare_.size()));
+    for (std::size_t s = slots_.size(); s-- > 0;) free_slots_.push_back(s);
+    for (std::size_t t = 0; t < plan_.size(); ++t) {
+      // Gathered tensors are checksummed as they are gathered.
+      if (!gathered_tensor(plan_[t], chunk_bytes)) hash_jobs_.push_back(t);
+    }
+  }
+
+  SavePipeline(const SavePipeline&) = delete;
+  SavePipeline& operator=(const SavePipeline&) = delete;
+
+  std::uint64_t run() {
+    // One participant more than CPU threads: the one writing spends its time
+    // waiting for the disk, while the others keep the cores busy.
+    ThreadPool<>::shared().run(cpu_threads_ + 1, cpu_threads_, [this](std::size_t) { participate(); });
+    if (failure_) std::rethrow_exception(failure_);
+    for (const PlannedTensor& planned : plan_) {
+      if (planned.codec == nullptr) continue;
+      // Readers refuse a table that breaks the format's rule (a chunk denser
+      // than it allows) as hostile; better to fail here than to publish a
+      // file nobody can read.
+      const TensorRecord& record = planned.record;
+      if (auto problem = chunk_table_problem(planned.raw_bytes, planned.element_size, record.chunk_bytes,
+                                             record.chunk_sizes, record.stored_bytes())) {
+        throw CodecError(ErrorId::codec_encode, path_, record.name,
+                         "codec '" + record.codec + "' wrote chunks no reader accepts: " + *problem);
+      }
+    }
+    return offset_;
+  }
+
+ private:
+  void participate() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!failure_ && (next_write_ < units_.size() || hash_jobs_done_ < hash_jobs_.size())) {
+      if (!writing_ && next_write_ < units_.size() && ready_[next_write_]) {
+        write_next(lock);
+      } else if (cpu_busy_ < cpu_threads_ && next_prepare_ < to_prepare_.size() && !free_slots_.empty()) {
+        prepare_next(lock);
+      } else if (cpu_busy_ < cpu_threads_ && next_hash_job_ < hash_jobs_.size()) {
+        hash_next(lock);
+      } else {
+        changed_.wait(lock);
+      }
+    }
+  }
+
+  // Runs `work` with the lock released; a failure stops every participant.
+  template <class Work>
+  void unlocked(std::unique_lock<std::mutex>& lock, Work&& work) {
+    lock.unlock();
+    std::exception_ptr failure;
+    try {
+      work();
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    lock.lock();
+    if (failure && !failure_) failure_ = failure;
+  }
+
+  void write_next(std::unique_lock<std::mutex>& lock) {
+    const std::size_t u = next_write_;
+    writing_ = true;
+    const bool direct = units_[u].kind == WriteUnit::Kind::direct;
+    static const std::vector<std::byte> no_slot;
+    unlocked(lock, [&] { write_unit(units_[u], direct ? no_slot : slots_[slot_of_[u]]); });
+    writing_ = false;
+    ++next_write_;
+    if (!direct) free_slots_.push_back(slot_of_[u]);
+    changed_.notify_all();
+  }
+
+  void prepare_next(std::unique_lock<std::mutex>& lock) {
+    const std::size_t u = to_prepare_[next_prepare_++];
+    slot_of_[u] = free_slots_.back();
+    free_slots_.pop_back();
+    ++cpu_busy_;
+    unlocked(lock, [&] { prepare_unit(units_[u], slots_[slot_of_[u]]); });
+    --cpu_busy_;
+    ready_[u] = 1;
+    changed_.notify_all();
+  }
+
+  void hash_next(std::unique_lock<std::mutex>& lock) {
+    const std::size_t t = hash_jobs_[next_hash_job_++];
+    ++cpu_busy_;
+    unlocked(lock, [&] { hash_tensor(plan_[t]); });
+    --cpu_busy_;
+    ++hash_jobs_done_;
+    changed_.notify_all();
+  }
+
+  // Fills a slot: the encoding of one chunk, or a group of small raw tensors.
+  void prepare_unit(const WriteUnit& unit, std::vector<std::byte>& slot) {
+    slot.clear();
+    if (unit.kind == WriteUnit::Kind::gathered) {
+      slot.resize(unit.bytes);
+      std::size_t at = 0;
+      for (std::size_t t = unit.first_tensor; t < unit.end_tensor; ++t) {
+        PlannedTensor& planned = plan_[t];
+        if (planned.raw_bytes != 0) std::memcpy(slot.data() + at, planned.data, planned.raw_bytes);
+        // A gathered tensor fits one block, whose checksum is the tensor's.
+        planned.record.stored_xxh3 = xxh3(slot.data() + at, planned.raw_bytes);
+        if (!planned.record.blocks.empty()) planned.record.blocks[0] = planned.record.stored_xxh3;
+        at += planned.raw_bytes;
+      }
+      return;
+    }
+    PlannedTensor& planned = plan_[unit.first_tensor];
+    TensorRecord& record = planned.record;
+    if (record.chunk_sizes.empty()) return;  // an empty tensor
+    const std::size_t begin = unit.chunk * record.chunk_bytes;
+    try {
+      planned.codec->encode(planned.data + begin, std::min<std::size_t>(record.chunk_bytes, planned.raw_bytes - begin),
+                            planned.element_size, slot);
+    } catch (...) {
+      rethrow_chunk_error(ErrorId::codec_encode, *planned.codec, unit.chunk, record.chunk_sizes.size(), path_,
+                          record.name);
+    }
+    record.chunk_sizes[unit.chunk] = slot.size();
+    record.blocks[unit.chunk] = xxh3(slot.data(), slot.size());
+  }
+
+  // Checksums of a tensor read from the caller's memory: a raw tensor's
+  // blocks and whole checksum, an encoded tensor's checksum of its raw bytes.
+  void hash_tensor(PlannedTensor& planned) {
+    TensorRecord& record = planned.record;
+    if (planned.codec != nullptr) {
+      record.raw_xxh3 = xxh3(planned.data, planned.raw_bytes);
+      return;
+    }
+    if (record.blocks.size() == 1) {
+      record.stored_xxh3 = record.blocks[0] = xxh3(planned.data, planned.raw_bytes);
+      return;
+    }
+    Xxh3Stream whole;
+    for (std::size_t b = 0; b < record.blocks.size(); ++b) {
+      const std::size_t begin = b * record.block_bytes;
+      const std::size_t size = std::min<std::size_t>(record.block_bytes, planned.raw_bytes - begin);
+      record.blocks[b] = xxh3(planned.data + begin, size);
+      whole.update(planned.data + begin, size);
+    }
+    record.stored_xxh3 = whole.digest();
+  }
+
+  // Writes one unit at the end of what was written so far and records the
+  // offsets it settles. Only one participant writes at a time, in file order.
+  void write_unit(const WriteUnit& unit, const std::vector<std::byte>& slot) {
+    if (unit.kind == WriteUnit::Kind::direct) {
+      PlannedTensor& planned = plan_[unit.first_tensor];
+      place(planned.record, planned.raw_bytes);
+      file_.write_at(data_start_ + planned.record.begin, planned.data, planned.raw_bytes);
+      return;
+    }
+    const std::uint64_t at = offset_;
+    if (unit.kind == WriteUnit::Kind::gathered) {
+      for (std::size_t t = unit.first_tensor; t < unit.end_tensor; ++t) place(plan_[t].record, plan_[t].raw_bytes);
+    } else {
+      TensorRecord& record = plan_[unit.first_tensor].record;
+      // The whole-tensor checksum of the stored bytes runs over the chunks in
+      // order, so it is taken here, while the chunk is still in its slot.
+      if (unit.chunk == 0) {
+        record.begin = offset_;
+        stored_stream_ = Xxh3Stream();
+      }
+      stored_stream_.update(slot.data(), slot.size());
+      offset_ += slot.size();
+      if (unit.chunk + 1 >= record.chunk_sizes.size()) {
+        record.end = offset_;
+        record.stored_shape = {record.end - record.begin};
+        record.stored_xxh3 = stored_stream_.digest();
+      }
+    }
+    if (!slot.empty()) file_.write_at(data_start_ + at, slot.data(), slot.size());
+  }
+
+  void place(TensorRecord& record, std::uint64_t size) {
+    record.begin = offset_;
+    offset_ += size;
+    record.end = offset_;
+  }
+
+  AtomicFile& file_;
+  const std::uint64_t data_start_;
+  std::vector<PlannedTensor>& plan_;
+  const std::string& path_;
+  unsigned cpu_threads_ = 1;
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  // Guarded by mutex_.
+  const std::vector<WriteUnit> units_;
+  std::vector<char> ready_;             // per unit: prepared, may be written
+  std::vector<std::size_t> slot_of_;    // per unit: the slot holding its bytes
+  std::vector<std::size_t> to_prepare_;  // units that need a slot, in file order
+  std::size_t next_prepare_ = 0;
+  std::size_t next_write_ = 0;
+  bool writing_ = false;
+  std::vector<std::size_t> hash_jobs_;  // tensors hashed from the caller's memory
+  std::size_t next_hash_job_ = 0;
+  std::size_t hash_jobs_done_ = 0;
+  unsigned cpu_busy_ = 0;
+  std::vector<std::size_t> free_slots_;
+  std::exception_ptr failure_;
+  // A slot is touched only by the participant that claimed its unit.
+  std::vector<std::vector<std::byte>> slots_;
+  // Touched only by the participant writing (one at a time, ordered by mutex_).
+  std::uint64_t offset_ = 0;
+  Xxh3Stream stored_stream_;
+};
+
+}  // namespace ckpt::detail
