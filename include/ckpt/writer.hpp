@@ -62,15 +62,8 @@ SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTenso
   }
   detail::check_tensor_arguments(path, tensors);
   detail::CodecCache<> codecs;
-  std::vector<detail::PlannedTensor> plan =
-      detail::plan_tensors(path, tensors, options.codecs, options.chunk_bytes, codecs);
+  detail::FileLayout plan = detail::plan_tensors(path, tensors, options.codecs, options.chunk_bytes, codecs);
   const nlohmann::json& user_metadata = metadata.is_null() ? nlohmann::json::object() : metadata;
-  const auto records = [&plan] {
-    std::vector<detail::TensorRecord> in_file_order;
-    in_file_order.reserve(plan.size());
-    for (const detail::PlannedTensor& planned : plan) in_file_order.push_back(planned.record);
-    return in_file_order;
-  };
   const auto header_of = [&](auto build) {
     try {
       return build();
@@ -81,13 +74,13 @@ SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTenso
       error.rethrow_with(path);
     }
   };
-  const std::uint64_t data_start = header_of([&] { return detail::reserved_header_bytes(records(), user_metadata); });
+  const std::uint64_t data_start = header_of([&] { return detail::reserved_header_bytes(plan.records, user_metadata); });
 
   detail::AtomicFile file(path);
   SaveStats stats;
   const std::uint64_t data_bytes =
       detail::SavePipeline<>(file, data_start, plan, options.chunk_bytes, options.threads, path).run();
-  const std::string header = header_of([&] { return detail::build_header(records(), user_metadata, data_start); });
+  const std::string header = header_of([&] { return detail::build_header(plan.records, user_metadata, data_start); });
   if (header.size() != data_start) {
     // reserved_header_bytes prints every number at its widest; a header that
     // does not fit would overwrite data, so it must never be written.

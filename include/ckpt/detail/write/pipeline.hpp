@@ -46,8 +46,8 @@ namespace ckpt::detail {
 inline constexpr std::size_t max_gathered_tensor_bytes = std::size_t(1) << 20;
 
 // Whether a raw tensor is gathered with its neighbours rather than written alone.
-inline bool gathered_tensor(const PlannedTensor& planned, std::size_t chunk_bytes) {
-  return planned.codec == nullptr && planned.raw_bytes < std::min(chunk_bytes, max_gathered_tensor_bytes);
+inline bool gathered_tensor(const TensorSource& source, std::size_t chunk_bytes) {
+  return source.codec == nullptr && source.raw_bytes < std::min(chunk_bytes, max_gathered_tensor_bytes);
 }
 
 // A contiguous run of the data buffer, written by one write call.
@@ -63,13 +63,13 @@ struct WriteUnit {
 // The units of `plan`, in file order. An encoded tensor without bytes still
 // gets one (empty) chunk unit, where the writer learns its offset.
 template <class = void>
-std::vector<WriteUnit> write_units(const std::vector<PlannedTensor>& plan, std::size_t chunk_bytes) {
+std::vector<WriteUnit> write_units(const FileLayout& plan, std::size_t chunk_bytes) {
   using Kind = WriteUnit::Kind;
   std::vector<WriteUnit> units;
-  for (std::size_t t = 0; t < plan.size(); ++t) {
-    const PlannedTensor& planned = plan[t];
+  for (std::size_t t = 0; t < plan.sources.size(); ++t) {
+    const TensorSource& planned = plan.sources[t];
     if (planned.codec != nullptr) {
-      const std::size_t chunks = std::max<std::size_t>(1, planned.record.chunk_sizes.size());
+      const std::size_t chunks = std::max<std::size_t>(1, plan.records[t].chunk_sizes.size());
       for (std::size_t c = 0; c < chunks; ++c) units.push_back({Kind::chunk, t, t + 1, c, 0});
     } else if (!gathered_tensor(planned, chunk_bytes)) {
       units.push_back({Kind::direct, t, t + 1, 0, planned.raw_bytes});
@@ -90,11 +90,12 @@ std::vector<WriteUnit> write_units(const std::vector<PlannedTensor>& plan, std::
 template <class = void>
 class SavePipeline {
  public:
-  SavePipeline(AtomicFile& file, std::uint64_t data_start, std::vector<PlannedTensor>& plan, std::size_t chunk_bytes,
-               unsigned threads, const std::string& path)
+  SavePipeline(AtomicFile& file, std::uint64_t data_start, FileLayout& plan, std::size_t chunk_bytes, unsigned threads,
+               const std::string& path)
       : file_(file),
         data_start_(data_start),
-        plan_(plan),
+        records_(plan.records),
+        sources_(plan.sources),
         path_(path),
         units_(write_units(plan, chunk_bytes)),
         ready_(units_.size(), 0),
@@ -110,9 +111,9 @@ class SavePipeline {
     }
     slots_.resize(std::min<std::size_t>(cpu_threads_ + 1, to_prepare_.size()));
     for (std::size_t s = slots_.size(); s-- > 0;) free_slots_.push_back(s);
-    for (std::size_t t = 0; t < plan_.size(); ++t) {
+    for (std::size_t t = 0; t < sources_.size(); ++t) {
       // Gathered tensors are checksummed as they are gathered.
-      if (!gathered_tensor(plan_[t], chunk_bytes)) hash_jobs_.push_back(t);
+      if (!gathered_tensor(sources_[t], chunk_bytes)) hash_jobs_.push_back(t);
     }
   }
 
@@ -124,13 +125,14 @@ class SavePipeline {
     // waiting for the disk, while the others keep the cores busy.
     ThreadPool<>::shared().run(cpu_threads_ + 1, cpu_threads_, [this](std::size_t) { participate(); });
     if (failure_) std::rethrow_exception(failure_);
-    for (const PlannedTensor& planned : plan_) {
-      if (planned.codec == nullptr) continue;
+    for (std::size_t t = 0; t < sources_.size(); ++t) {
+      const TensorSource& source = sources_[t];
+      if (source.codec == nullptr) continue;
       // Readers refuse a table that breaks the format's rule (a chunk denser
       // than it allows) as hostile; better to fail here than to publish a
       // file nobody can read.
-      const TensorRecord& record = planned.record;
-      if (auto problem = chunk_table_problem(planned.raw_bytes, planned.element_size, record.chunk_bytes,
+      const TensorRecord& record = records_[t];
+      if (auto problem = chunk_table_problem(source.raw_bytes, source.element_size, record.chunk_bytes,
                                              record.chunk_sizes, record.stored_bytes())) {
         throw CodecError(ErrorId::codec_encode, path_, record.name,
                          "codec '" + record.codec + "' wrote chunks no reader accepts: " + *problem);
@@ -195,7 +197,7 @@ class SavePipeline {
   void hash_next(std::unique_lock<std::mutex>& lock) {
     const std::size_t t = hash_jobs_[next_hash_job_++];
     ++cpu_busy_;
-    unlocked(lock, [&] { hash_tensor(plan_[t]); });
+    unlocked(lock, [&] { hash_tensor(sources_[t], records_[t]); });
     --cpu_busy_;
     ++hash_jobs_done_;
     changed_.notify_all();
@@ -208,17 +210,18 @@ class SavePipeline {
       slot.resize(unit.bytes);
       std::size_t at = 0;
       for (std::size_t t = unit.first_tensor; t < unit.end_tensor; ++t) {
-        PlannedTensor& planned = plan_[t];
-        if (planned.raw_bytes != 0) std::memcpy(slot.data() + at, planned.data, planned.raw_bytes);
+        const TensorSource& source = sources_[t];
+        TensorRecord& record = records_[t];
+        if (source.raw_bytes != 0) std::memcpy(slot.data() + at, source.data, source.raw_bytes);
         // A gathered tensor fits one block, whose checksum is the tensor's.
-        planned.record.stored_xxh3 = xxh3(slot.data() + at, planned.raw_bytes);
-        if (!planned.record.blocks.empty()) planned.record.blocks[0] = planned.record.stored_xxh3;
-        at += planned.raw_bytes;
+        record.stored_xxh3 = xxh3(slot.data() + at, source.raw_bytes);
+        if (!record.blocks.empty()) record.blocks[0] = record.stored_xxh3;
+        at += source.raw_bytes;
       }
       return;
     }
-    PlannedTensor& planned = plan_[unit.first_tensor];
-    TensorRecord& record = planned.record;
+    const TensorSource& planned = sources_[unit.first_tensor];
+    TensorRecord& record = records_[unit.first_tensor];
     if (record.chunk_sizes.empty()) return;  // an empty tensor
     const std::size_t begin = unit.chunk * record.chunk_bytes;
     try {
@@ -234,8 +237,7 @@ class SavePipeline {
 
   // Checksums of a tensor read from the caller's memory: a raw tensor's
   // blocks and whole checksum, an encoded tensor's checksum of its raw bytes.
-  void hash_tensor(PlannedTensor& planned) {
-    TensorRecord& record = planned.record;
+  void hash_tensor(const TensorSource& planned, TensorRecord& record) {
     if (planned.codec != nullptr) {
       record.raw_xxh3 = xxh3(planned.data, planned.raw_bytes);
       return;
@@ -258,16 +260,16 @@ class SavePipeline {
   // offsets it settles. Only one participant writes at a time, in file order.
   void write_unit(const WriteUnit& unit, const std::vector<std::byte>& slot) {
     if (unit.kind == WriteUnit::Kind::direct) {
-      PlannedTensor& planned = plan_[unit.first_tensor];
-      place(planned.record, planned.raw_bytes);
-      file_.write_at(data_start_ + planned.record.begin, planned.data, planned.raw_bytes);
+      const TensorSource& source = sources_[unit.first_tensor];
+      place(records_[unit.first_tensor], source.raw_bytes);
+      file_.write_at(data_start_ + records_[unit.first_tensor].begin, source.data, source.raw_bytes);
       return;
     }
     const std::uint64_t at = offset_;
     if (unit.kind == WriteUnit::Kind::gathered) {
-      for (std::size_t t = unit.first_tensor; t < unit.end_tensor; ++t) place(plan_[t].record, plan_[t].raw_bytes);
+      for (std::size_t t = unit.first_tensor; t < unit.end_tensor; ++t) place(records_[t], sources_[t].raw_bytes);
     } else {
-      TensorRecord& record = plan_[unit.first_tensor].record;
+      TensorRecord& record = records_[unit.first_tensor];
       // The whole-tensor checksum of the stored bytes runs over the chunks in
       // order, so it is taken here, while the chunk is still in its slot.
       if (unit.chunk == 0) {
@@ -293,7 +295,8 @@ class SavePipeline {
 
   AtomicFile& file_;
   const std::uint64_t data_start_;
-  std::vector<PlannedTensor>& plan_;
+  std::vector<TensorRecord>& records_;
+  const std::vector<TensorSource>& sources_;
   const std::string& path_;
   unsigned cpu_threads_ = 1;
 

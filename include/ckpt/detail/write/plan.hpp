@@ -28,14 +28,20 @@
 
 namespace ckpt::detail {
 
-// A tensor on its way into the file: its record (in file order) and where its
-// bytes come from, the caller's memory. `codec` is null for a raw tensor.
-struct PlannedTensor {
-  TensorRecord record;
+// Where a tensor's bytes come from (the caller's memory) and how they are
+// stored. `codec` is null for a raw tensor.
+struct TensorSource {
   const std::byte* data = nullptr;
   std::size_t raw_bytes = 0;
   std::size_t element_size = 1;
   const Codec* codec = nullptr;
+};
+
+// The tensors on their way into the file, in file order: the records the
+// header is built from, and their sources (same index).
+struct FileLayout {
+  std::vector<TensorRecord> records;
+  std::vector<TensorSource> sources;
 };
 
 template <class = void>
@@ -87,47 +93,54 @@ class CodecCache {
 // tensor are filled in while the save streams (write/pipeline.hpp). `codecs`
 // owns the codecs the plan points to.
 template <class = void>
-std::vector<PlannedTensor> plan_tensors(const std::string& path, const std::vector<NamedTensor>& tensors,
-                                        const CodecPolicy& policy, std::size_t chunk_bytes, CodecCache<>& codecs) {
-  std::vector<PlannedTensor> plan(tensors.size());
+FileLayout plan_tensors(const std::string& path, const std::vector<NamedTensor>& tensors, const CodecPolicy& policy,
+                      std::size_t chunk_bytes, CodecCache<>& codecs) {
+  std::vector<const Codec*> chosen(tensors.size());
+  std::vector<std::size_t> order(tensors.size());
   for (std::size_t i = 0; i < tensors.size(); ++i) {
-    const NamedTensor& tensor = tensors[i];
-    PlannedTensor& planned = plan[i];
-    TensorRecord& record = planned.record;
-    const Codec& codec = codecs.get(policy.spec_for(tensor.name, tensor.view.dtype()), path, tensor.name);
-    planned.data = tensor.view.data();
-    planned.raw_bytes = tensor.view.nbytes();
-    planned.element_size = dtype_size(tensor.view.dtype());
-    record.name = tensor.name;
-    record.dtype = record.stored_dtype = tensor.view.dtype();
-    record.shape = record.stored_shape = tensor.view.shape();
+    const Codec& codec = codecs.get(policy.spec_for(tensors[i].name, tensors[i].view.dtype()), path, tensors[i].name);
+    chosen[i] = codec.name() == raw_codec ? nullptr : &codec;
+    order[i] = i;
+  }
+  const auto stored_size = [&](std::size_t i) { return chosen[i] ? std::size_t(1) : dtype_size(tensors[i].view.dtype()); };
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    const std::size_t size_a = stored_size(a), size_b = stored_size(b);
+    return size_a != size_b ? size_a > size_b : tensors[a].name < tensors[b].name;
+  });
+  FileLayout plan;
+  plan.records.resize(tensors.size());
+  plan.sources.resize(tensors.size());
+  std::uint64_t offset = 0;
+  bool offsets_known = true;
+  for (std::size_t at = 0; at < order.size(); ++at) {
+    const TensorView& view = tensors[order[at]].view;
+    TensorSource& source = plan.sources[at];
+    TensorRecord& record = plan.records[at];
+    source = {view.data(), view.nbytes(), dtype_size(view.dtype()), chosen[order[at]]};
+    record.name = tensors[order[at]].name;
+    record.dtype = record.stored_dtype = view.dtype();
+    record.shape = record.stored_shape = view.shape();
     record.checksummed = true;
-    if (codec.name() == raw_codec) {
+    if (source.codec == nullptr) {
       record.block_bytes = chunk_bytes;
-      record.blocks.resize(chunk_count(planned.raw_bytes, chunk_bytes));
+      record.blocks.resize(chunk_count(source.raw_bytes, chunk_bytes));
+      // Offsets up to the first encoded tensor are known now; the header
+      // reservation prints them exactly (header_writer.hpp).
+      if (offsets_known) {
+        record.begin = offset;
+        offset += source.raw_bytes;
+        record.end = offset;
+      }
       continue;
     }
-    planned.codec = &codec;
-    record.codec = codec.name();
-    record.chunk_bytes = chunk_raw_bytes(chunk_bytes, planned.element_size);
-    const std::size_t chunks = chunk_count(planned.raw_bytes, record.chunk_bytes);
+    offsets_known = false;
+    record.codec = source.codec->name();
+    record.chunk_bytes = chunk_raw_bytes(chunk_bytes, source.element_size);
+    const std::size_t chunks = chunk_count(source.raw_bytes, record.chunk_bytes);
     record.chunk_sizes.resize(chunks);
     record.blocks.resize(chunks);
     record.stored_dtype = DType::U8;
     record.stored_shape = {0};
-  }
-  std::sort(plan.begin(), plan.end(), [](const PlannedTensor& a, const PlannedTensor& b) {
-    const std::size_t size_a = dtype_size(a.record.stored_dtype), size_b = dtype_size(b.record.stored_dtype);
-    return size_a != size_b ? size_a > size_b : a.record.name < b.record.name;
-  });
-  // Offsets up to the first encoded tensor are known now; the header
-  // reservation prints them exactly (header_writer.hpp).
-  std::uint64_t offset = 0;
-  for (PlannedTensor& planned : plan) {
-    if (planned.codec != nullptr) break;
-    planned.record.begin = offset;
-    offset += planned.raw_bytes;
-    planned.record.end = offset;
   }
   return plan;
 }
