@@ -11,11 +11,13 @@
 // small raw tensors (at most chunk_bytes). Raw tensors of any size are
 // written straight from the caller's memory and hashed there, meanwhile.
 //
-// Every participant (the calling thread and the pool's workers) runs the same
-// loop and takes whatever work is ready: the next write (one at a time, in
-// file order), the next chunk to prepare, or a checksum job. No participant
-// waits for a role only another could take, so a save completes even when
-// every pool worker is busy elsewhere and the caller is alone (nested saves).
+// The calling thread makes every file call (so a save's calls come from the
+// thread that asked for it, as fault layers and recorders expect): it writes
+// the units in file order as they become ready and, while the next one is
+// not, prepares or checksums like the workers. Workers do CPU work only and
+// never wait for a write unless the caller is there to make it, so a save
+// completes even when every pool worker is busy elsewhere (nested saves):
+// the caller can do all of it alone.
 // Templates only so that programs that never save do not compile them (see
 // "Compile time" in docs/architecture.md).
 
@@ -121,9 +123,12 @@ class SavePipeline {
   SavePipeline& operator=(const SavePipeline&) = delete;
 
   std::uint64_t run() {
-    // One participant more than CPU threads: the one writing spends its time
-    // waiting for the disk, while the others keep the cores busy.
+    // As many workers as CPU threads, and the caller: it spends its time
+    // waiting for the disk, while the workers keep the cores busy. The pool
+    // may hand the caller none of the job's turns; it then takes part after.
+    caller_ = std::this_thread::get_id();
     ThreadPool<>::shared().run(cpu_threads_ + 1, cpu_threads_, [this](std::size_t) { participate(); });
+    participate();
     if (failure_) std::rethrow_exception(failure_);
     for (std::size_t t = 0; t < sources_.size(); ++t) {
       const TensorSource& source = sources_[t];
@@ -143,18 +148,28 @@ class SavePipeline {
 
  private:
   void participate() {
+    const bool caller = std::this_thread::get_id() == caller_;
     std::unique_lock<std::mutex> lock(mutex_);
+    if (caller) {
+      caller_present_ = true;
+      changed_.notify_all();
+    }
     while (!failure_ && (next_write_ < units_.size() || hash_jobs_done_ < hash_jobs_.size())) {
-      if (!writing_ && next_write_ < units_.size() && ready_[next_write_]) {
+      const bool cpu_free = cpu_busy_ < cpu_threads_;
+      if (caller && next_write_ < units_.size() && ready_[next_write_]) {
         write_next(lock);
-      } else if (cpu_busy_ < cpu_threads_ && next_prepare_ < to_prepare_.size() && !free_slots_.empty()) {
+      } else if (cpu_free && next_prepare_ < to_prepare_.size() && !free_slots_.empty()) {
         prepare_next(lock);
-      } else if (cpu_busy_ < cpu_threads_ && next_hash_job_ < hash_jobs_.size()) {
+      } else if (cpu_free && next_hash_job_ < hash_jobs_.size()) {
         hash_next(lock);
+      } else if (!caller && (!caller_present_ || (next_prepare_ == to_prepare_.size() &&
+                                                  next_hash_job_ == hash_jobs_.size()))) {
+        break;  // what is left is writing, or waits for a write only the caller makes
       } else {
         changed_.wait(lock);
       }
     }
+    if (caller) caller_present_ = false;
   }
 
   // Runs `work` with the lock released; a failure stops every participant.
@@ -173,11 +188,9 @@ class SavePipeline {
 
   void write_next(std::unique_lock<std::mutex>& lock) {
     const std::size_t u = next_write_;
-    writing_ = true;
     const bool direct = units_[u].kind == WriteUnit::Kind::direct;
     static const std::vector<std::byte> no_slot;
     unlocked(lock, [&] { write_unit(units_[u], direct ? no_slot : slots_[slot_of_[u]]); });
-    writing_ = false;
     ++next_write_;
     if (!direct) free_slots_.push_back(slot_of_[u]);
     changed_.notify_all();
@@ -257,7 +270,7 @@ class SavePipeline {
   }
 
   // Writes one unit at the end of what was written so far and records the
-  // offsets it settles. Only one participant writes at a time, in file order.
+  // offsets it settles. Only the caller writes, in file order.
   void write_unit(const WriteUnit& unit, const std::vector<std::byte>& slot) {
     if (unit.kind == WriteUnit::Kind::direct) {
       const TensorSource& source = sources_[unit.first_tensor];
@@ -309,7 +322,7 @@ class SavePipeline {
   std::vector<std::size_t> to_prepare_;  // units that need a slot, in file order
   std::size_t next_prepare_ = 0;
   std::size_t next_write_ = 0;
-  bool writing_ = false;
+  bool caller_present_ = false;  // the caller is taking part: slots will be freed
   std::vector<std::size_t> hash_jobs_;  // tensors hashed from the caller's memory
   std::size_t next_hash_job_ = 0;
   std::size_t hash_jobs_done_ = 0;
@@ -318,7 +331,8 @@ class SavePipeline {
   std::exception_ptr failure_;
   // A slot is touched only by the participant that claimed its unit.
   std::vector<std::vector<std::byte>> slots_;
-  // Touched only by the participant writing (one at a time, ordered by mutex_).
+  std::thread::id caller_;
+  // Touched only by the caller, which makes every write.
   std::uint64_t offset_ = 0;
   Xxh3Stream stored_stream_;
 };
