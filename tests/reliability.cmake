@@ -16,6 +16,7 @@ ckpt_add_test(reliability_tests
     reliability/manager_faults_test.cpp
     reliability/report_totals.cpp
     reliability/save_faults_test.cpp
+    reliability/save_memory_test.cpp
     reliability/seam_test.cpp
   LIBRARIES ${ckpt_reliability_libraries}
   LABELS reliability)

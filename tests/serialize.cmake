@@ -8,6 +8,10 @@ ckpt_add_test(serialize_tests
     serialize/optim_test.cpp
   LABELS serialize)
 
+# The streaming save runs on the worker threads: its own executable carries
+# the "threads" label, so that the ThreadSanitizer tree runs it.
+ckpt_add_test(serialize_streaming_tests SOURCES serialize/streaming_save_test.cpp LABELS serialize threads)
+
 # The static_assert messages are part of the interface: each case must fail to
 # compile with the message that tells the user what to write instead.
 set(serialize_compile_fail_messages

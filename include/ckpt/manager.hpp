@@ -313,7 +313,7 @@ class CheckpointManager {
     // The staging copy is all the training loop waits for; `collected` may
     // point into the state, which changes as soon as this returns.
     auto pending = std::make_shared<PendingSave>(
-        PendingSave{std::move(checkpoint), staging_.stage(collected.tensors), std::move(metadata)});
+        PendingSave{std::move(checkpoint), staging_.stage(collected.tensors, options_.save.threads), std::move(metadata)});
     const double blocked = seconds_since(started);
     record_save(step, signals, blocked);
     worker_->submit([this, pending, started, blocked] {

@@ -12,6 +12,7 @@
 #include "ckpt/detail/format/header_writer.hpp"
 #include "ckpt/detail/format/layout.hpp"
 #include "ckpt/detail/os/atomic_file.hpp"
+#include "ckpt/detail/write/pipeline.hpp"
 #include "ckpt/detail/write/plan.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/tensor.hpp"
@@ -35,9 +36,17 @@ struct SaveStats {
 // checkpoint (docs/format.md). Atomic: the bytes go to a temp file in the
 // target directory, which is fsynced, renamed over `path` and the directory
 // fsynced (without `durable`, only renamed). On failure the temp file is
-// removed and an existing file at `path` stays untouched. Raw tensors are
-// written straight from the caller's memory, never copied. (A template only
-// so that programs that never save do not compile it.)
+// removed and an existing file at `path` stays untouched.
+//
+// Streaming, in bounded memory: the header's space is reserved first (its
+// numbers at their widest), the data buffer is written in file order while
+// worker threads checksum and encode the chunks ahead of the disk
+// (write/pipeline.hpp), and the header is written last, padded with spaces to
+// the reserved size. Raw tensors are written straight from the caller's
+// memory, never copied; beyond the header, a save holds at most
+// `threads + 1` chunks of encoded or gathered bytes at once, whatever the
+// state's size. (A template only so that programs that never save do not
+// compile it.)
 template <class = void>
 SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTensor>& tensors,
                            const nlohmann::json& metadata, const SaveOptions& options = {}) {
@@ -52,30 +61,36 @@ SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTenso
                             std::to_string(options.chunk_bytes));
   }
   detail::check_tensor_arguments(path, tensors);
-  const std::vector<detail::PlannedTensor> plan = detail::plan_tensors(path, tensors, options.codecs, {options.chunk_bytes, options.threads});
-
-  std::vector<detail::TensorRecord> records;
-  records.reserve(plan.size());
-  for (const detail::PlannedTensor& planned : plan) records.push_back(planned.record);
-  std::string header;
-  try {
-    header = detail::build_header(records, metadata.is_null() ? nlohmann::json::object() : metadata);
-  } catch (const nlohmann::json::exception& error) {
-    throw ArgumentError(ErrorId::argument_invalid, path, "",
-                        "expected metadata strings in UTF-8, found: " + std::string(error.what()));
-  } catch (const ArgumentError& error) {
-    error.rethrow_with(path);
-  }
+  detail::CodecCache<> codecs;
+  detail::FileLayout plan = detail::plan_tensors(path, tensors, options.codecs, options.chunk_bytes, codecs);
+  const nlohmann::json& user_metadata = metadata.is_null() ? nlohmann::json::object() : metadata;
+  const auto header_of = [&](auto build) {
+    try {
+      return build();
+    } catch (const nlohmann::json::exception& error) {
+      throw ArgumentError(ErrorId::argument_invalid, path, "",
+                          "expected metadata strings in UTF-8, found: " + std::string(error.what()));
+    } catch (const ArgumentError& error) {
+      error.rethrow_with(path);
+    }
+  };
+  const std::uint64_t data_start = header_of([&] { return detail::reserved_header_bytes(plan.records, user_metadata); });
 
   detail::AtomicFile file(path);
-  file.write(header.data(), header.size());
   SaveStats stats;
-  stats.file_bytes = header.size();
-  for (const detail::PlannedTensor& planned : plan) {
-    file.write(planned.stored, planned.record.stored_bytes());
-    stats.file_bytes += planned.record.stored_bytes();
+  const std::uint64_t data_bytes =
+      detail::SavePipeline<>(file, data_start, plan, options.chunk_bytes, options.threads, path).run();
+  const std::string header = header_of([&] { return detail::build_header(plan.records, user_metadata, data_start); });
+  if (header.size() != data_start) {
+    // reserved_header_bytes prints every number at its widest; a header that
+    // does not fit would overwrite data, so it must never be written.
+    throw IoError(ErrorId::io_write, path, "",
+                  "expected a header of at most " + std::to_string(data_start) + " reserved bytes, found " +
+                      std::to_string(header.size()) + " (a ckpt bug: please report it)");
   }
+  file.write_at(0, header.data(), header.size());
   file.commit(options.durable);
+  stats.file_bytes = data_start + data_bytes;
   for (const NamedTensor& tensor : tensors) stats.tensor_bytes += tensor.view.nbytes();
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return stats;

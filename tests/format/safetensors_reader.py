@@ -169,7 +169,7 @@ def check_layout(path, header, metadata):
     for name, entry in header.items():
         expect((data_start + entry["data_offsets"][0]) % DTYPES[entry["dtype"]].itemsize == 0, f"{name} aligned")
     expect(metadata["format"] == "pt", "format pt")
-    expect(metadata["ckpt.format_version"] == "1", "format version 1")
+    expect(metadata["ckpt.format_version"] == "2", "format version 2")
     expect(json.loads(metadata["ckpt.metadata"]) == {"step": 42, "name": "sample"}, "user metadata")
     return json.loads(metadata["ckpt.tensors"])
 
@@ -221,7 +221,10 @@ def check_samples(executable):
         infos = check_layout(raw, header, metadata)
         expect(set(infos) == set(tensors), "every tensor described in ckpt.tensors")
         for name, array in tensors.items():
-            expect(infos[name]["codec"] == "raw", f"{name} raw")
+            info = infos[name]
+            expect(info["codec"] == "raw", f"{name} raw")
+            blocks = -(-array.nbytes // info["block_bytes"])
+            expect(len(info["blocks"]) == blocks, f"{name}: {blocks} block checksums")
             check_values(name, array)
         expect(len(tensors) == 15 * 3 + 4, f"{len(tensors)} tensors")
         check_rejects(raw)
@@ -237,6 +240,7 @@ def check_samples(executable):
                     check_values(name, stored)
                     continue
                 expect(header[name]["dtype"] == "U8" and stored.ndim == 1, f"{name} stored as U8 bytes")
+                expect(len(info["blocks"]) == len(info["chunks"]), f"{name}: a block checksum per chunk")
                 check_values(name, decode(info, stored))
                 checked += 1
     print(f"safetensors_reader: {checked} tensors read and compared bit-exact")

@@ -285,7 +285,7 @@ class HeaderParser {
     for (TensorRecord& record : header.tensors) {
       const auto info = infos->find(record.name);
       if (info == infos->end()) fail(ErrorId::format_metadata, record.name, "expected an entry in ckpt.tensors, found none");
-      read_tensor_info(*info, record);
+      read_tensor_info(*info, record, header.format_version >= 2 ? 2 - record_is_encoded(*info) : 0);
     }
   }
 
@@ -303,7 +303,14 @@ class HeaderParser {
     return parsed;
   }
 
-  void read_tensor_info(const nlohmann::json& info, TensorRecord& record) const {
+  // Stand-in until the reader of format version 2 lands: the members its
+  // entries add (blocks, and block_bytes for raw tensors) are counted, not read.
+  static std::size_t record_is_encoded(const nlohmann::json& info) {
+    const auto codec = info.is_object() ? info.find("codec") : info.end();
+    return codec != info.end() && codec->is_string() && codec->get<std::string>() != raw_codec;
+  }
+
+  void read_tensor_info(const nlohmann::json& info, TensorRecord& record, std::size_t block_members) const {
     const auto codec = info.is_object() ? info.find("codec") : info.end();
     if (codec == info.end() || !codec->is_string() || codec->empty() ||
         codec->get<std::string>().find(':') != std::string::npos) {
@@ -315,10 +322,10 @@ class HeaderParser {
     record.stored_xxh3 = *stored_xxh3;
     record.checksummed = true;
     if (!record.encoded()) {
-      if (info.size() != 2) fail_tensor_info(record.name, info, "exactly the keys codec and xxh3 for a raw tensor");
+      if (info.size() != 2 + block_members) fail_tensor_info(record.name, info, "exactly the keys codec and xxh3 for a raw tensor");
       return;
     }
-    if (info.size() != 7)
+    if (info.size() != 7 + block_members)
       fail_tensor_info(record.name, info, "exactly the keys codec, xxh3, dtype, shape, chunk_bytes, chunks, raw_xxh3");
     if (record.stored_dtype != DType::U8 || record.stored_shape.size() != 1) {
       fail_tensor_info(record.name, info, "an encoded tensor stored as U8 [bytes]");

@@ -65,6 +65,11 @@ struct TensorRecord {
   std::uint64_t raw_xxh3 = 0;     // of the decoded bytes (encoded tensors only)
   std::uint64_t chunk_bytes = 0;  // raw bytes per chunk (encoded tensors only)
   std::vector<std::uint64_t> chunk_sizes;
+  // Format version 2: XXH3-64 of each block of the stored bytes; a raw
+  // tensor's blocks hold block_bytes stored bytes each (the last the rest),
+  // an encoded tensor has one block per chunk (block_bytes 0).
+  std::uint64_t block_bytes = 0;
+  std::vector<std::uint64_t> blocks;
 
   bool encoded() const noexcept { return codec != raw_codec; }
   std::uint64_t stored_bytes() const noexcept { return end - begin; }

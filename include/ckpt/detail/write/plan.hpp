@@ -1,10 +1,9 @@
 #pragma once
 
-// How a save lays out its tensors before writing: arguments checked, every
-// tensor checksummed (and encoded by its codec), then ordered and given its
-// offsets as docs/format.md requires. The functions are templates only so
-// that programs that never save do not compile them (see "Compile time" in
-// docs/architecture.md).
+// How a save lays out its tensors before writing: arguments checked, each
+// tensor's codec chosen, then ordered as docs/format.md requires. The
+// functions are templates only so that programs that never save do not
+// compile them (see "Compile time" in docs/architecture.md).
 
 #include <algorithm>
 #include <cstddef>
@@ -23,25 +22,26 @@
 #include "ckpt/detail/format/chunk_table.hpp"
 #include "ckpt/detail/format/chunked.hpp"
 #include "ckpt/detail/format/layout.hpp"
-#include "ckpt/detail/os/thread_pool.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/names.hpp"
 #include "ckpt/tensor.hpp"
 
 namespace ckpt::detail {
 
-// How encoded tensors are chunked, and on how many threads.
-struct EncodeSettings {
-  std::size_t chunk_bytes;
-  unsigned threads;
+// Where a tensor's bytes come from (the caller's memory) and how they are
+// stored. `codec` is null for a raw tensor.
+struct TensorSource {
+  const std::byte* data = nullptr;
+  std::size_t raw_bytes = 0;
+  std::size_t element_size = 1;
+  const Codec* codec = nullptr;
 };
 
-// A tensor on its way into the file: where its stored bytes come from. Raw
-// tensors point into the caller's memory; encoded ones own their encoding.
-struct PlannedTensor {
-  TensorRecord record;
-  const std::byte* stored = nullptr;
-  std::vector<std::byte> encoding;
+// The tensors on their way into the file, in file order: the records the
+// header is built from, and their sources (same index).
+struct FileLayout {
+  std::vector<TensorRecord> records;
+  std::vector<TensorSource> sources;
 };
 
 template <class = void>
@@ -65,33 +65,6 @@ void check_tensor_arguments(const std::string& path, const std::vector<NamedTens
   }
 }
 
-template <class = void>
-void encode_tensor(PlannedTensor& planned, const Codec& codec, const TensorView& view, const EncodeSettings& settings,
-                   const std::string& path) {
-  TensorRecord& record = planned.record;
-  const std::size_t element_size = dtype_size(view.dtype());
-  const std::size_t raw_bytes = view.nbytes();
-  record.codec = codec.name();
-  record.chunk_bytes = chunk_raw_bytes(settings.chunk_bytes, element_size);
-  record.raw_xxh3 = xxh3(view.data(), raw_bytes);
-  if (raw_bytes != 0) {
-    EncodedTensor encoded = encode_chunked(codec, view.data(), raw_bytes, element_size, record.chunk_bytes,
-                                           settings.threads, path, record.name);
-    planned.encoding = std::move(encoded.bytes);
-    record.chunk_sizes = std::move(encoded.chunk_sizes);
-  }
-  // Readers refuse a table that breaks the format's rule (a chunk denser than
-  // it allows) as hostile; better to fail here than to write a file nobody can read.
-  if (auto problem = chunk_table_problem(raw_bytes, element_size, record.chunk_bytes, record.chunk_sizes,
-                                         planned.encoding.size())) {
-    throw CodecError(ErrorId::codec_encode, path, record.name,
-                     "codec '" + record.codec + "' wrote chunks no reader accepts: " + *problem);
-  }
-  planned.stored = planned.encoding.data();
-  record.stored_dtype = DType::U8;
-  record.stored_shape = {planned.encoding.size()};
-}
-
 // Codecs by spec for one save, so each spec is parsed once.
 template <class = void>
 class CodecCache {
@@ -112,45 +85,62 @@ class CodecCache {
   std::map<std::string, std::shared_ptr<const Codec>> codecs_;
 };
 
-// Checksums (and encodes) every tensor, then orders them as the format
-// requires: element size descending, then name, so that every raw tensor sits
-// on a multiple of its element size inside the 64-aligned data buffer.
+// Chooses each tensor's codec and orders the tensors as the format requires:
+// element size descending, then name, so that every raw tensor sits on a
+// multiple of its element size inside the 64-aligned data buffer (encoded
+// tensors are stored as U8). Records get their sizes of chunk and block
+// tables; checksums, chunk sizes and the offsets after the first encoded
+// tensor are filled in while the save streams (write/pipeline.hpp). `codecs`
+// owns the codecs the plan points to.
 template <class = void>
-std::vector<PlannedTensor> plan_tensors(const std::string& path, const std::vector<NamedTensor>& tensors,
-                                        const CodecPolicy& policy, const EncodeSettings& settings) {
-  std::vector<PlannedTensor> plan(tensors.size());
-  CodecCache<> codecs;
+FileLayout plan_tensors(const std::string& path, const std::vector<NamedTensor>& tensors, const CodecPolicy& policy,
+                      std::size_t chunk_bytes, CodecCache<>& codecs) {
   std::vector<const Codec*> chosen(tensors.size());
+  std::vector<std::size_t> order(tensors.size());
   for (std::size_t i = 0; i < tensors.size(); ++i) {
-    const NamedTensor& tensor = tensors[i];
-    chosen[i] = &codecs.get(policy.spec_for(tensor.name, tensor.view.dtype()), path, tensor.name);
+    const Codec& codec = codecs.get(policy.spec_for(tensors[i].name, tensors[i].view.dtype()), path, tensors[i].name);
+    chosen[i] = codec.name() == raw_codec ? nullptr : &codec;
+    order[i] = i;
   }
-  // Raw tensors are hashed in parallel; encoded ones parallelize over chunks.
-  parallel_for(tensors.size(), settings.threads, [&](std::size_t i) {
-    const NamedTensor& tensor = tensors[i];
-    TensorRecord& record = plan[i].record;
-    record.name = tensor.name;
-    record.dtype = record.stored_dtype = tensor.view.dtype();
-    record.shape = record.stored_shape = tensor.view.shape();
-    record.checksummed = true;
-    std::size_t stored_size = tensor.view.nbytes();
-    if (chosen[i]->name() == raw_codec) {
-      plan[i].stored = tensor.view.data();
-    } else {
-      encode_tensor(plan[i], *chosen[i], tensor.view, settings, path);
-      stored_size = plan[i].encoding.size();
-    }
-    record.stored_xxh3 = xxh3(plan[i].stored, stored_size);
+  const auto stored_size = [&](std::size_t i) { return chosen[i] ? std::size_t(1) : dtype_size(tensors[i].view.dtype()); };
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    const std::size_t size_a = stored_size(a), size_b = stored_size(b);
+    return size_a != size_b ? size_a > size_b : tensors[a].name < tensors[b].name;
   });
-  std::sort(plan.begin(), plan.end(), [](const PlannedTensor& a, const PlannedTensor& b) {
-    const std::size_t size_a = dtype_size(a.record.stored_dtype), size_b = dtype_size(b.record.stored_dtype);
-    return size_a != size_b ? size_a > size_b : a.record.name < b.record.name;
-  });
+  FileLayout plan;
+  plan.records.resize(tensors.size());
+  plan.sources.resize(tensors.size());
   std::uint64_t offset = 0;
-  for (PlannedTensor& planned : plan) {
-    planned.record.begin = offset;
-    offset += checked_byte_size(planned.record.stored_dtype, planned.record.stored_shape).value();
-    planned.record.end = offset;
+  bool offsets_known = true;
+  for (std::size_t at = 0; at < order.size(); ++at) {
+    const TensorView& view = tensors[order[at]].view;
+    TensorSource& source = plan.sources[at];
+    TensorRecord& record = plan.records[at];
+    source = {view.data(), view.nbytes(), dtype_size(view.dtype()), chosen[order[at]]};
+    record.name = tensors[order[at]].name;
+    record.dtype = record.stored_dtype = view.dtype();
+    record.shape = record.stored_shape = view.shape();
+    record.checksummed = true;
+    if (source.codec == nullptr) {
+      record.block_bytes = chunk_bytes;
+      record.blocks.resize(chunk_count(source.raw_bytes, chunk_bytes));
+      // Offsets up to the first encoded tensor are known now; the header
+      // reservation prints them exactly (header_writer.hpp).
+      if (offsets_known) {
+        record.begin = offset;
+        offset += source.raw_bytes;
+        record.end = offset;
+      }
+      continue;
+    }
+    offsets_known = false;
+    record.codec = source.codec->name();
+    record.chunk_bytes = chunk_raw_bytes(chunk_bytes, source.element_size);
+    const std::size_t chunks = chunk_count(source.raw_bytes, record.chunk_bytes);
+    record.chunk_sizes.resize(chunks);
+    record.blocks.resize(chunks);
+    record.stored_dtype = DType::U8;
+    record.stored_shape = {0};
   }
   return plan;
 }
