@@ -10,6 +10,7 @@ ckpt_add_test(reliability_tests
   SOURCES
     reliability/allocation_counter.cpp
     reliability/corruption_test.cpp
+    reliability/crash_states_test.cpp
     reliability/disk_full_test.cpp
     reliability/fuzz_replay_test.cpp
     reliability/hostile_files_test.cpp
