@@ -211,8 +211,8 @@ class RecordingFileSystem : public detail::FileSystem {
 // (sectors of undurable writes to files a name reaches). Each is enumerated
 // when its count is at most the limit, and sampled otherwise.
 struct CrashSpace {
-  std::uint64_t namespace_choices = 64;
-  std::uint64_t content_choices = 8;
+  std::uint64_t namespace_choices = 4096;
+  std::uint64_t content_choices = 256;
   std::uint64_t seed = 20261130;
 };
 
