@@ -139,12 +139,12 @@ TEST(Ranks, AnExceptionInOneRanksDescribeFailsTheSaveOnEveryRank) {
 class DiskFullOnSomeThreads : public detail::FileSystem {
  public:
   static inline thread_local bool full = false;
-  long write(int fd, const void* data, std::size_t size) override {
+  long pwrite(int fd, const void* data, std::size_t size, std::uint64_t offset) override {
     if (full) {
       errno = ENOSPC;
       return -1;
     }
-    return detail::FileSystem::write(fd, data, size);
+    return detail::FileSystem::pwrite(fd, data, size, offset);
   }
 };
 
