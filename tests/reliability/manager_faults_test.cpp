@@ -17,6 +17,7 @@
 
 #include "ckpt/manager.hpp"
 #include "report.hpp"
+#include "support/expect_error.hpp"
 #include "support/fault_fs.hpp"
 #include "support/temp_dir.hpp"
 
@@ -239,6 +240,28 @@ TEST_P(ManagerFaults, RotationDeletesOnlyAfterTheNewCheckpointIsDurable) {
   ASSERT_LT(unlinked, trace.size()) << "step 1 was not rotated out";
   EXPECT_LT(renamed, directory_synced);
   EXPECT_LT(directory_synced, unlinked);
+}
+
+// The cleanup after a failed save can fail too: the save's own error is the
+// one reported, the temp file it could not remove is left, and the next
+// manager on the directory removes it.
+TEST_P(ManagerFaults, AFailedCleanupAfterAFailedSaveHidesNothing) {
+  const std::string directory = fresh_directory();
+  {
+    FaultFileSystem fs;
+    fs.fail_at(FsOp::fsync, 1, EIO);   // the new checkpoint's data
+    fs.fail_at(FsOp::unlink, 1, EIO);  // removing its temp file
+    ScopedFileSystem scoped(fs);
+    expect_error<IoError>([&] { save_step_3(directory, GetParam()); }, ErrorId::io_sync,
+                          {"ckpt-00000003.safetensors", "fsync", std::strerror(EIO)});
+    EXPECT_EQ(fs.count(FsOp::unlink), 1u) << "the cleanup was attempted once";
+  }
+  bool temp_left = false;
+  for (const auto& entry : std::filesystem::directory_iterator(directory)) {
+    temp_left = temp_left || detail::is_temp_file_name(entry.path().filename().string());
+  }
+  EXPECT_TRUE(temp_left) << "the failed unlink removed the temp file all the same";
+  expect_committed_work_intact(directory, "fsync and its cleanup failing");
 }
 
 // restore_latest verifies a checkpoint before it touches the state: with
