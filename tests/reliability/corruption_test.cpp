@@ -189,7 +189,9 @@ TEST_P(Corruption, EveryMutantIsRejectedOrLoadsBitExact) {
   }
   EXPECT_EQ(failures, 0u) << "of " << 3 * per_damage << " mutants of a " << pristine.size() << "-byte file";
   // The README's Reliability section states 10,197 mutants per run: 3,399 per codec.
-  if (std::getenv("CKPT_RELIABILITY_MUTANTS") == nullptr) EXPECT_EQ(3 * per_damage, 3399u);
+  if (std::getenv("CKPT_RELIABILITY_MUTANTS") == nullptr) {
+    EXPECT_EQ(3 * per_damage, 3399u);
+  }
   for (Route route : all_routes) {
     EXPECT_EQ(judged[route], 3 * per_damage) << route_name(route);
     report_count("corruption mutants judged (" + codec + ", through " + route_name(route) + ")", judged[route]);

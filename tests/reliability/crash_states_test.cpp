@@ -156,7 +156,7 @@ TEST(CrashStates, SingleFileSaveCompressed) {
 // "" when a fresh manager's restore_latest over `directory` keeps the promise.
 std::string judge_manager_restore(const std::string& directory, const Marks& marks) {
   const SavesBefore saves = saves_before(marks);
-  StepState state = state_at(999999);
+  StepState state = state_at(999999, state_size());
   try {
     CheckpointManager manager(directory);
     const RestoreResult result = manager.restore_latest(state);
