@@ -89,7 +89,7 @@ TEST(DiskFull, EnospcAtFsyncFailsCleanly) {
 }
 
 // The state a manager saves in the async test: one tensor of 64 KiB.
-struct AsyncSaveWeights {
+struct AsyncWeights {
   std::vector<float> values = std::vector<float>(16 * 1024, 1.0f);
   template <class Archive>
   void describe(Archive& ar) {
@@ -106,7 +106,7 @@ TEST(DiskFull, AsyncSaveReportsTheFullDiskAsItsOwnError) {
   options.async = true;
   options.save_policy.every_steps = 1;
   CheckpointManager manager(dir.path(), options);
-  const AsyncSaveWeights state;
+  const AsyncWeights state;
   const auto expect_failed_step = [&](const std::function<void()>& call, std::uint64_t step) {
     const std::string name = "ckpt-0000000" + std::to_string(step) + ".safetensors";
     try {
