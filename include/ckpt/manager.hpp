@@ -109,7 +109,7 @@ class CheckpointManager {
                           "save_policy.max_overhead: expected a fraction in [0, 1), found " + std::to_string(overhead));
     }
     if (!options_.read_only) {
-      detail::create_directories(directory_);
+      detail::create_directories(directory_, options_.save.durable);
       lock_ = std::make_unique<detail::DirectoryLock>(directory_);
       detail::remove_stale_temp_files(directory_, naming_);
       if (options_.save_policy.on_preemption) {

@@ -63,7 +63,8 @@ for target in "${targets[@]}"; do
   esac
   log=$build/fuzz-work/$target.log
   # Limits make a runaway allocation or a hang a reported crash, not a stuck CI job.
-  if "$build/tests/${target}_fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  # A fixed seed (CKPT_FUZZ_SEED picks another) makes a run's mutations replayable.
+  if "$build/tests/${target}_fuzzer" -seed="${CKPT_FUZZ_SEED:-20261130}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
       -malloc_limit_mb=512 -print_final_stats=1 -artifact_prefix="$artifacts/" "${dictionary[@]}" \
       "$work" "$fuzz_dir/corpus/$target" >"$log" 2>&1; then
     runs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "ckpt/detail/os/directory_lock.hpp"
+#include "support/expect_error.hpp"
 #include "support/temp_dir.hpp"
 
 namespace {
@@ -67,7 +68,10 @@ TEST(DirectoryLock, SecondWriterInAnotherProcessGetsStateLockedNamingDirectoryAn
 
 TEST(DirectoryLock, ReleasedWhenTheHolderGoesAway) {
   ckpt::test::TempDir directory;
-  { LockingChild child(directory.path()); }
+  {
+    LockingChild child(directory.path());
+    ASSERT_TRUE(child.locked()) << "the child never held the lock, so its release proves nothing";
+  }
   EXPECT_NO_THROW(DirectoryLock lock(directory.path()));
   { DirectoryLock first(directory.path()); }
   EXPECT_NO_THROW(DirectoryLock again(directory.path()));
@@ -76,7 +80,10 @@ TEST(DirectoryLock, ReleasedWhenTheHolderGoesAway) {
 TEST(DirectoryLock, SecondLockInTheSameProcessAlsoFails) {
   ckpt::test::TempDir directory;
   DirectoryLock first(directory.path());
-  EXPECT_THROW(DirectoryLock second(directory.path()), ckpt::StateError);
+  ckpt::test::expect_error<ckpt::StateError>([&] { DirectoryLock second(directory.path()); },
+                                             ckpt::ErrorId::state_locked,
+                                             {"'" + directory.path() + "'", "pid " + std::to_string(::getpid()),
+                                              "expected one writer per directory"});
 }
 
 TEST(DirectoryLock, LockFileIsADotfile) {

@@ -7,6 +7,7 @@
 #include "ckpt/manager.hpp"
 #include "step_state.hpp"
 #include "support/fault_fs.hpp"
+#include "support/expect_error.hpp"
 #include "support/temp_dir.hpp"
 
 namespace {
@@ -52,17 +53,7 @@ ManagerOptions keep_all_with(FakeClock& time) {
   return options;
 }
 
-void expect_error(const std::function<void()>& body, ckpt::ErrorId id, const std::vector<std::string>& fragments) {
-  try {
-    body();
-    ADD_FAILURE() << "expected an error";
-  } catch (const ckpt::Error& error) {
-    EXPECT_EQ(error.id(), id) << error.what();
-    for (const std::string& fragment : fragments) {
-      EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos) << error.what() << " lacks " << fragment;
-    }
-  }
-}
+using ckpt::test::expect_error;
 
 void flip_byte_at_end(const std::string& path) {
   std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
@@ -226,7 +217,9 @@ TEST(CheckpointManager, MismatchedStateIsThrownNotSkipped) {
   manager.save(1, state_at(1));
   manager.save(2, state_at(2));
   DoubleState other;
-  EXPECT_THROW(manager.restore_latest(other), ckpt::MismatchError);
+  // The newest file is valid: the state is wrong, which no older file mends.
+  expect_error<ckpt::MismatchError>([&] { manager.restore_latest(other); }, ckpt::ErrorId::mismatch_state,
+                                    {"ckpt-00000002.safetensors", "weights", "F64", "F32"});
 }
 
 TEST(CheckpointManager, RestoreOrInitializeInitializesOnlyAnEmptyDirectory) {

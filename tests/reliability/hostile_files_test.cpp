@@ -69,12 +69,16 @@ void sweep(const std::string& kind, const std::vector<HostileFile>& files, const
 
 TEST(HostileFiles, ForeignSafetensorsFilesAreRefusedInBoundedMemory) {
   TempDir dir;
-  sweep("safetensors", hostile_safetensors_files(), dir);
+  const std::vector<HostileFile> files = hostile_safetensors_files();
+  sweep("safetensors", files, dir);
+  EXPECT_EQ(files.size(), 40u) << "the README's Reliability section states 49 hostile files: 40 + 9";
 }
 
 TEST(HostileFiles, ResignedCkptFilesThatLieAreRefusedInBoundedMemory) {
   TempDir dir;
-  sweep("ckpt, header re-signed", hostile_ckpt_files(dir.file("scratch.ckpt")), dir);
+  const std::vector<HostileFile> files = hostile_ckpt_files(dir.file("scratch.ckpt"));
+  sweep("ckpt, header re-signed", files, dir);
+  EXPECT_EQ(files.size(), 9u) << "the README's Reliability section states 49 hostile files: 40 + 9";
 }
 
 // The names a hostile file must not get through are the names a writer must
@@ -97,6 +101,7 @@ TEST(HostileFiles, WriterRefusesTheNamesReadersRefuse) {
   }
   EXPECT_EQ(dir.names(), std::vector<std::string>{}) << "a refused save left a file";
   report_count("hostile names (writer)", names.size());
+  EXPECT_EQ(names.size(), 10u) << "the README's Reliability section states 10 names";
 }
 
 }  // namespace

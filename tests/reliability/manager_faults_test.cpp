@@ -10,11 +10,14 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "ckpt/manager.hpp"
 #include "report.hpp"
+#include "support/expect_error.hpp"
 #include "support/fault_fs.hpp"
 #include "support/temp_dir.hpp"
 
@@ -118,6 +121,48 @@ class ManagerFaults : public ::testing::TestWithParam<bool> {
   int runs_ = 0;
 };
 
+// The id a failed call that changes the directory must be reported with:
+// a save that returns normally after one of these failed lost something
+// silently. Reads, stats, listings and closes of what was only read may fail
+// without the save failing (the index is a cache; a file whose header cannot
+// be read is listed by name and skipped on restore), but if they make the
+// save fail, it is with an IoError.
+std::optional<ErrorId> id_reported_for(FsOp op, int error) {
+  std::optional<ErrorId> id;
+  switch (op) {
+    case FsOp::pwrite: id = ErrorId::io_write; break;
+    case FsOp::fsync: id = ErrorId::io_sync; break;
+    case FsOp::rename: id = ErrorId::io_rename; break;
+    case FsOp::unlink: id = ErrorId::io_remove; break;
+    case FsOp::mkdir:
+    case FsOp::flock: id = ErrorId::io_open; break;
+    case FsOp::ftruncate: id = ErrorId::io_write; break;
+    default: return std::nullopt;
+  }
+  return error == ENOSPC ? ErrorId::io_no_space : *id;
+}
+
+// The path of the `nth` call of `op` in `trace`.
+std::string path_of_call(const std::vector<FsCall>& trace, FsOp op, std::uint64_t nth) {
+  for (const FsCall& call : trace) {
+    if (call.op == op && --nth == 0) return call.path;
+  }
+  return "";
+}
+
+// A background save's failure keeps its class and id, as a synchronous one's does.
+// The one change allowed to fail unreported is the lock file's pid, a hint
+// for the "already used" message (detail/os/directory_lock.hpp).
+void expect_failure_reported(FsOp op, int error, const std::string& path, const std::optional<IoError>& thrown,
+                             const std::string& context) {
+  const std::optional<ErrorId> expected = id_reported_for(op, error);
+  if (!expected || detail::file_name_of(path) == ".ckpt.lock") return;
+  ASSERT_TRUE(thrown.has_value()) << context << ": the save returned as if nothing had failed";
+  EXPECT_EQ(thrown->id(), *expected) << context << ": " << thrown->what();
+  const std::string says = error == ENOSPC ? "the disk is full" : std::strerror(error);
+  EXPECT_NE(std::string(thrown->what()).find(says), std::string::npos) << context << ": " << thrown->what();
+}
+
 TEST_P(ManagerFaults, EveryFailingCallKeepsCommittedCheckpoints) {
   const bool async = GetParam();
   FaultFileSystem counting;
@@ -133,6 +178,7 @@ TEST_P(ManagerFaults, EveryFailingCallKeepsCommittedCheckpoints) {
         const std::string context = std::string("failing ") + fs_op_name(op) + " #" + std::to_string(nth) +
                                     " with " + std::strerror(error);
         const std::string directory = fresh_directory();
+        std::optional<IoError> thrown;
         {
           FaultFileSystem fs;
           fs.fail_at(op, nth, error);
@@ -140,12 +186,10 @@ TEST_P(ManagerFaults, EveryFailingCallKeepsCommittedCheckpoints) {
           try {
             save_step_3(directory, async);
           } catch (const IoError& e) {
-            // A background save's failure keeps its class and id, as a synchronous one's does.
-            if (error == ENOSPC) {
-              EXPECT_EQ(e.id(), ErrorId::io_no_space) << context << ": " << e.what();
-            }
+            thrown = e;
           }
         }
+        expect_failure_reported(op, error, path_of_call(counting.trace(), op, nth), thrown, context);
         expect_committed_work_intact(directory, context);
         ++cases;
       }
@@ -196,6 +240,64 @@ TEST_P(ManagerFaults, RotationDeletesOnlyAfterTheNewCheckpointIsDurable) {
   ASSERT_LT(unlinked, trace.size()) << "step 1 was not rotated out";
   EXPECT_LT(renamed, directory_synced);
   EXPECT_LT(directory_synced, unlinked);
+}
+
+// The cleanup after a failed save can fail too: the save's own error is the
+// one reported, the temp file it could not remove is left, and the next
+// manager on the directory removes it.
+TEST_P(ManagerFaults, AFailedCleanupAfterAFailedSaveHidesNothing) {
+  const std::string directory = fresh_directory();
+  {
+    FaultFileSystem fs;
+    fs.fail_at(FsOp::fsync, 1, EIO);   // the new checkpoint's data
+    fs.fail_at(FsOp::unlink, 1, EIO);  // removing its temp file
+    ScopedFileSystem scoped(fs);
+    expect_error<IoError>([&] { save_step_3(directory, GetParam()); }, ErrorId::io_sync,
+                          {"ckpt-00000003.safetensors", "fsync", std::strerror(EIO)});
+    EXPECT_EQ(fs.count(FsOp::unlink), 1u) << "the cleanup was attempted once";
+  }
+  bool temp_left = false;
+  for (const auto& entry : std::filesystem::directory_iterator(directory)) {
+    temp_left = temp_left || detail::is_temp_file_name(entry.path().filename().string());
+  }
+  EXPECT_TRUE(temp_left) << "the failed unlink removed the temp file all the same";
+  expect_committed_work_intact(directory, "fsync and its cleanup failing");
+}
+
+// restore_latest verifies a checkpoint before it touches the state: with
+// every checkpoint damaged in its tensor bytes, it throws and the state is
+// exactly what the caller had.
+TEST(ManagerRestore, EveryCheckpointCorruptLeavesTheStateUnchanged) {
+  TempDir dir;
+  {
+    CheckpointManager manager(dir.path(), options_for(false));
+    manager.save(1, state_at(1));
+    manager.save(2, state_at(2));
+  }
+  for (std::int64_t step : {1, 2}) {
+    const std::string path = checkpoint_path(dir.path(), step);
+    std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+    // The last bytes of the file are tensor data (the header comes first).
+    file.seekg(-3, std::ios::end);
+    const char byte = static_cast<char>(file.get() ^ 0x10);
+    file.seekp(-3, std::ios::end);
+    file.put(byte);
+    ASSERT_TRUE(file.good()) << path;
+  }
+  const TrainState sentinel = state_at(777);
+  TrainState state = sentinel;
+  CheckpointManager manager(dir.path(), options_for(false));
+  try {
+    manager.restore_latest(state);
+    FAIL() << "restore_latest loaded a corrupt checkpoint";
+  } catch (const StateError& error) {
+    EXPECT_EQ(error.id(), ErrorId::state_not_found);
+    const std::string message = error.what();
+    EXPECT_NE(message.find("found 2 unusable"), std::string::npos) << message;
+    EXPECT_NE(message.find("ckpt-00000001.safetensors"), std::string::npos) << message;
+    EXPECT_NE(message.find("ckpt-00000002.safetensors"), std::string::npos) << message;
+  }
+  EXPECT_TRUE(state == sentinel) << "a failed restore changed the state";
 }
 
 INSTANTIATE_TEST_SUITE_P(SyncAndAsync, ManagerFaults, ::testing::Bool(),

@@ -67,12 +67,11 @@ class FaultFileSystem : public detail::FileSystem {
  public:
   // The `nth` (1-based) call of `op` fails with `error_number` and does
   // nothing (close and munmap release what they were given all the same, as
-  // Linux does when it reports their failure).
+  // Linux does when it reports their failure). Several calls may be made to
+  // fail, e.g. a write and the cleanup after it.
   void fail_at(FsOp op, std::uint64_t nth, int error_number) {
     std::lock_guard<std::mutex> lock(mutex_);
-    fail_op_ = op;
-    fail_nth_ = nth;
-    fail_errno_ = error_number;
+    failures_[{op, nth}] = error_number;
   }
   // The process _exit()s right before the `nth` call of any kind, as a
   // kill -9 or a power cut of the process (not of the page cache) would.
@@ -232,8 +231,8 @@ class FaultFileSystem : public detail::FileSystem {
     trace_.push_back({op, path, target});
     const std::uint64_t nth_of_op = ++counts_[op];
     if (crash_nth_ != 0 && trace_.size() == crash_nth_) _exit(crash_exit_code);
-    if (fail_nth_ != 0 && op == fail_op_ && nth_of_op == fail_nth_) {
-      errno = fail_errno_;
+    if (const auto failure = failures_.find({op, nth_of_op}); failure != failures_.end()) {
+      errno = failure->second;
       return false;
     }
     return true;
@@ -262,9 +261,7 @@ class FaultFileSystem : public detail::FileSystem {
   std::vector<FsCall> trace_;
   std::map<FsOp, std::uint64_t> counts_;
   std::map<int, std::string> fd_paths_;
-  FsOp fail_op_ = FsOp::pwrite;
-  std::uint64_t fail_nth_ = 0;
-  int fail_errno_ = EIO;
+  std::map<std::pair<FsOp, std::uint64_t>, int> failures_;  // (call, nth of it) -> errno
   std::uint64_t crash_nth_ = 0;
   bool space_limited_ = false;
   std::uint64_t space_left_ = 0;

@@ -74,8 +74,7 @@ inline void prepare_directory(const std::string& directory, bool overwrite, bool
     for (const std::string& path : checkpoint_files_in(directory)) remove_file(path);
     return;
   }
-  create_directories(directory);
-  if (durable) fsync_directory(directory_of(directory));
+  create_directories(directory, durable);
 }
 
 // What a rank tells the coordinator about the file it wrote.

@@ -214,8 +214,11 @@ inline std::string read_whole_file(const std::string& path) {
   return text;
 }
 
-// Creates `directory` and its missing parents, like `mkdir -p`.
-inline void create_directories(const std::string& directory) {
+// Creates `directory` and its missing parents, like `mkdir -p`. With
+// `durable`, each directory it creates is on disk before it returns: a new
+// directory's name lives in its parent, which only an fsync of the parent
+// makes survive a power loss (and with it every checkpoint inside).
+inline void create_directories(const std::string& directory, bool durable) {
   FileSystem& fs = file_system();
   struct stat status {};
   const auto expect_directory = [&] {
@@ -225,8 +228,11 @@ inline void create_directories(const std::string& directory) {
   if (fs.stat(directory.c_str(), &status) == 0) return expect_directory();
   if (errno != ENOENT) throw_system_error(ErrorId::io_open, directory, "stat", errno);
   const std::string parent = directory_of(directory);
-  if (parent != directory && parent != "." && parent != "/") create_directories(parent);
-  if (fs.mkdir(directory.c_str(), 0777) == 0) return;
+  if (parent != directory && parent != "." && parent != "/") create_directories(parent, durable);
+  if (fs.mkdir(directory.c_str(), 0777) == 0) {
+    if (durable) fsync_directory(parent);
+    return;
+  }
   // Another process may have created it meanwhile: fine, if as a directory.
   if (errno != EEXIST) throw_system_error(ErrorId::io_open, directory, "creating the directory", errno);
   if (fs.stat(directory.c_str(), &status) != 0) throw_system_error(ErrorId::io_open, directory, "stat", errno);
