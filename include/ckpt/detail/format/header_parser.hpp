@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ckpt/detail/format/blocks.hpp"
 #include "ckpt/detail/format/checksum.hpp"
 #include "ckpt/detail/format/chunk_table.hpp"
 #include "ckpt/detail/format/layout.hpp"
@@ -189,10 +190,10 @@ class HeaderParser {
            "expected ckpt.format_version to be a positive integer, found '" + excerpt(text) + "'");
     }
     header.format_version = std::stoi(text);
-    if (header.format_version > format_version) {
+    if (header.format_version > newest_readable_format_version) {
       fail(ErrorId::format_newer_version, "",
            "written by a newer ckpt: format version " + text + ", this build reads versions up to " +
-               std::to_string(format_version) + "; upgrade ckpt to read it");
+               std::to_string(newest_readable_format_version) + "; upgrade ckpt to read it");
     }
   }
 
@@ -285,7 +286,7 @@ class HeaderParser {
     for (TensorRecord& record : header.tensors) {
       const auto info = infos->find(record.name);
       if (info == infos->end()) fail(ErrorId::format_metadata, record.name, "expected an entry in ckpt.tensors, found none");
-      read_tensor_info(*info, record);
+      read_tensor_info(*info, record, header.format_version >= first_block_format_version);
     }
   }
 
@@ -303,7 +304,9 @@ class HeaderParser {
     return parsed;
   }
 
-  void read_tensor_info(const nlohmann::json& info, TensorRecord& record) const {
+  // `blocks`: the file's version defines block checksums (docs/format.md,
+  // section 4); an earlier version's entry must not carry them.
+  void read_tensor_info(const nlohmann::json& info, TensorRecord& record, bool blocks) const {
     const auto codec = info.is_object() ? info.find("codec") : info.end();
     if (codec == info.end() || !codec->is_string() || codec->empty() ||
         codec->get<std::string>().find(':') != std::string::npos) {
@@ -314,12 +317,22 @@ class HeaderParser {
     if (!stored_xxh3) fail_tensor_info(record.name, info, "an xxh3 checksum" + hex_digits_text());
     record.stored_xxh3 = *stored_xxh3;
     record.checksummed = true;
+    const std::string version_text = blocks ? " (format version 2)" : " (format version 1)";
     if (!record.encoded()) {
-      if (info.size() != 2) fail_tensor_info(record.name, info, "exactly the keys codec and xxh3 for a raw tensor");
+      if (info.size() != (blocks ? 4u : 2u)) {
+        fail_tensor_info(record.name, info,
+                         std::string(blocks ? "exactly the keys codec, xxh3, block_bytes and blocks"
+                                            : "exactly the keys codec and xxh3") +
+                             " for a raw tensor" + version_text);
+      }
+      if (blocks) read_blocks(info, record);
       return;
     }
-    if (info.size() != 7)
-      fail_tensor_info(record.name, info, "exactly the keys codec, xxh3, dtype, shape, chunk_bytes, chunks, raw_xxh3");
+    if (info.size() != (blocks ? 8u : 7u)) {
+      fail_tensor_info(record.name, info,
+                       "exactly the keys codec, xxh3, dtype, shape, chunk_bytes, chunks, raw_xxh3" +
+                           std::string(blocks ? ", blocks" : "") + version_text);
+    }
     if (record.stored_dtype != DType::U8 || record.stored_shape.size() != 1) {
       fail_tensor_info(record.name, info, "an encoded tensor stored as U8 [bytes]");
     }
@@ -344,6 +357,47 @@ class HeaderParser {
     record.chunk_bytes = *chunk_bytes;
     record.chunk_sizes = *chunks;
     record.raw_xxh3 = *raw_xxh3;
+    if (blocks) read_blocks(info, record);
+  }
+
+  // `block_bytes` (raw tensors) and `blocks` of a format version 2 entry whose
+  // other members were read: as many checksums as the tensor has blocks.
+  void read_blocks(const nlohmann::json& info, TensorRecord& record) const {
+    if (!record.encoded()) {
+      const auto found = info.find("block_bytes");
+      const auto block_bytes = found == info.end() ? std::nullopt : as_u64(*found);
+      if (!block_bytes || *block_bytes == 0 || *block_bytes > max_block_bytes) {
+        fail_tensor_info(record.name, info,
+                         "block_bytes, an integer from 1 to " + std::to_string(max_block_bytes) + ",");
+      }
+      record.block_bytes = *block_bytes;
+    } else {
+      record.block_starts.assign(record.chunk_sizes.size() + 1, 0);
+      for (std::size_t i = 0; i < record.chunk_sizes.size(); ++i) {
+        record.block_starts[i + 1] = record.block_starts[i] + record.chunk_sizes[i];
+      }
+    }
+    const std::uint64_t expected = expected_block_count(record);
+    const std::string expected_text =
+        "expected " + std::to_string(expected) + " block checksums (" +
+        (record.encoded() ? "one per chunk" : "one per " + std::to_string(record.block_bytes) + " stored bytes") +
+        ", each" + hex_digits_text() + "), found ";
+    const auto blocks = info.find("blocks");
+    if (blocks == info.end() || !blocks->is_array()) {
+      fail(ErrorId::format_metadata, record.name,
+           expected_text + (blocks == info.end() ? std::string("no blocks member") : excerpt(blocks->dump())));
+    }
+    if (blocks->size() != expected) fail(ErrorId::format_metadata, record.name, expected_text + std::to_string(blocks->size()));
+    record.block_xxh3.reserve(blocks->size());
+    for (const nlohmann::json& block : *blocks) {
+      const auto value = block.is_string() ? checksum_from_hex(block.get<std::string>()) : std::nullopt;
+      if (!value) {
+        fail(ErrorId::format_metadata, record.name,
+             expected_text + "block " + std::to_string(record.block_xxh3.size()) + " " + excerpt(block.dump()));
+      }
+      record.block_xxh3.push_back(*value);
+    }
+    record.block_checksummed = true;
   }
 
   static std::string hex_digits_text() {
