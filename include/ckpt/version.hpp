@@ -9,6 +9,6 @@ namespace ckpt {
 
 // Layout version written into every checkpoint; a reader refuses files with a
 // larger number (see docs/format.md).
-inline constexpr int format_version = 1;
+inline constexpr int format_version = 2;
 
 }  // namespace ckpt

@@ -66,6 +66,14 @@ std::string tensor_info_json(const TensorRecord& record) {
         .add("chunks", json_array(record.chunk_sizes))
         .add("raw_xxh3", json_string(checksum_to_hex(record.raw_xxh3)));
   }
+  if (record.block_checksummed) {
+    if (!record.encoded()) info.add("block_bytes", std::to_string(record.block_bytes));
+    std::string blocks = "[";
+    for (std::uint64_t block : record.block_xxh3) {
+      blocks += (blocks.size() > 1 ? ",\"" : "\"") + checksum_to_hex(block) + "\"";
+    }
+    info.add("blocks", blocks + "]");
+  }
   return info.close();
 }
 

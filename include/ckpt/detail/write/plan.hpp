@@ -92,6 +92,27 @@ void encode_tensor(PlannedTensor& planned, const Codec& codec, const TensorView&
   record.stored_shape = {planned.encoding.size()};
 }
 
+// The block checksums of format version 2 (docs/format.md, section 4): a
+// raw tensor's stored bytes in blocks of `chunk_bytes` (within the format's
+// bounds), an encoded tensor's chunks.
+template <class = void>
+void checksum_blocks(TensorRecord& record, const std::byte* stored, std::size_t chunk_bytes) {
+  record.block_checksummed = true;
+  std::uint64_t begin = 0;
+  if (record.encoded()) {
+    for (std::uint64_t size : record.chunk_sizes) {
+      record.block_xxh3.push_back(xxh3(stored + begin, size));
+      begin += size;
+    }
+    return;
+  }
+  record.block_bytes = std::clamp<std::uint64_t>(chunk_bytes, 1, max_block_bytes);
+  const std::uint64_t stored_size = checked_byte_size(record.dtype, record.shape).value();
+  for (; begin < stored_size; begin += record.block_bytes) {
+    record.block_xxh3.push_back(xxh3(stored + begin, std::min(record.block_bytes, stored_size - begin)));
+  }
+}
+
 // Codecs by spec for one save, so each spec is parsed once.
 template <class = void>
 class CodecCache {
@@ -141,6 +162,7 @@ std::vector<PlannedTensor> plan_tensors(const std::string& path, const std::vect
       stored_size = plan[i].encoding.size();
     }
     record.stored_xxh3 = xxh3(plan[i].stored, stored_size);
+    checksum_blocks(record, plan[i].stored, settings.chunk_bytes);
   });
   std::sort(plan.begin(), plan.end(), [](const PlannedTensor& a, const PlannedTensor& b) {
     const std::size_t size_a = dtype_size(a.record.stored_dtype), size_b = dtype_size(b.record.stored_dtype);
