@@ -341,18 +341,20 @@ class HeaderParser {
     const auto shape = as_shape(member(info, "shape"));
     if (!parsed_dtype || !shape)
       fail_tensor_info(record.name, info, "a dtype among " + known_dtype_names() + " and a shape");
-    const auto raw_bytes = checked_byte_size(*parsed_dtype, *shape);
+    // value_or, not *: g++ 12 sees a path reading the optional empty otherwise.
+    const DType logical_dtype = parsed_dtype.value_or(DType::U8);
+    const auto raw_bytes = checked_byte_size(logical_dtype, *shape);
     if (!raw_bytes) fail_tensor_info(record.name, info, "a shape whose byte size fits 64 bits");
     const auto chunk_bytes = as_u64(member(info, "chunk_bytes"));
     const auto chunks = as_shape(member(info, "chunks"));
     if (!chunk_bytes || !chunks) {
       fail_tensor_info(record.name, info, "chunk_bytes, an integer, and chunks, an array of stored sizes");
     }
-    check_chunk_table(*raw_bytes, dtype_size(*parsed_dtype), *chunk_bytes, *chunks, record.stored_bytes(), file_,
+    check_chunk_table(*raw_bytes, dtype_size(logical_dtype), *chunk_bytes, *chunks, record.stored_bytes(), file_,
                       record.name);
     const auto raw_xxh3 = checksum_of(info, "raw_xxh3");
     if (!raw_xxh3) fail_tensor_info(record.name, info, "a raw_xxh3 checksum" + hex_digits_text());
-    record.dtype = *parsed_dtype;
+    record.dtype = logical_dtype;
     record.shape = *shape;
     record.chunk_bytes = *chunk_bytes;
     record.chunk_sizes = *chunks;
