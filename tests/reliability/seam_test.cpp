@@ -30,7 +30,7 @@ namespace {
 
 constexpr const char* virtual_root = "/ckpt-seam-test-not-on-disk";
 
-struct Weights {
+struct SeamWeights {
   std::vector<float> values = std::vector<float>(16);
   template <class Archive>
   void describe(Archive& ar) {
@@ -38,8 +38,8 @@ struct Weights {
   }
 };
 
-Weights weights_at(std::uint64_t step) {
-  Weights weights;
+SeamWeights weights_at(std::uint64_t step) {
+  SeamWeights weights;
   for (std::size_t i = 0; i < weights.values.size(); ++i) weights.values[i] = static_cast<float>(step * 100 + i);
   return weights;
 }
@@ -114,7 +114,7 @@ TEST_F(Seam, ManagerCreatesLocksListsIndexesRotatesAndRestoresThroughTheSeam) {
       for (std::uint64_t step = 1; step <= 3; ++step) manager.save(step, weights_at(step));
     }
     CheckpointManager restarted(directory, keep_two());  // reads the index the first one wrote
-    Weights restored;
+    SeamWeights restored;
     EXPECT_EQ(restarted.restore_latest(restored).checkpoint.step, 3u);
     EXPECT_EQ(restored.values, weights_at(3).values);
   }
