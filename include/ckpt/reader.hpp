@@ -75,6 +75,7 @@ class Reader {
   }
 
   const std::string& path() const noexcept { return path_; }
+  const ReadOptions& options() const noexcept { return options_; }
   std::uint64_t file_size() const noexcept { return file_->size(); }
   bool written_by_ckpt() const noexcept { return format_version_ != 0; }
   int format_version() const noexcept { return format_version_; }
