@@ -5,6 +5,9 @@ ckpt_add_test(format_tests
           format/read_range_test.cpp format/blocks_test.cpp
   LABELS format)
 
+# Verified reads from several threads at once (the ThreadSanitizer tree runs these).
+ckpt_add_test(format_thread_tests SOURCES format/blocks_threads_test.cpp LABELS format threads)
+
 # A json + numpy reader written from docs/format.md reads the files the C++
 # side writes and compares every value bit-exact.
 if(TARGET format_tests)
