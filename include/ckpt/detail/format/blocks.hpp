@@ -67,23 +67,33 @@ class BlockVerifier {
     for (std::size_t i = 0; i < first_block_.back(); ++i) verified_[i].store(false, std::memory_order_relaxed);
   }
 
+  bool verified(std::size_t index, std::size_t block) const {
+    return verified_[first_block_[index] + block].load(std::memory_order_acquire);
+  }
+
   // Verifies block `block` of tensor `index` (`record`), whose stored bytes
   // start at `stored`, unless it was already. Throws IntegrityError
   // integrity_tensor_checksum naming the file, tensor, block and its range.
   void verify(std::size_t index, const TensorRecord& record, std::size_t block, const std::byte* stored,
               const std::string& file) const {
-    std::atomic<bool>& verified = verified_[first_block_[index] + block];
-    if (verified.load(std::memory_order_acquire)) return;
+    if (verified(index, block)) return;
     const StoredSpan span = block_span(record, block);
-    const std::uint64_t found = xxh3(stored + span.begin, span.end - span.begin);
+    check(index, record, block, xxh3(stored + span.begin, span.end - span.begin), file);
+  }
+
+  // Verifies block `block` of tensor `index` by its checksum `found`,
+  // computed by the caller (who may hash while copying).
+  void check(std::size_t index, const TensorRecord& record, std::size_t block, std::uint64_t found,
+             const std::string& file) const {
     if (found != record.block_xxh3[block]) {
+      const StoredSpan span = block_span(record, block);
       throw IntegrityError(ErrorId::integrity_tensor_checksum, file, record.name,
                            "block " + std::to_string(block) + " of " + std::to_string(record.block_xxh3.size()) +
                                " (stored bytes [" + std::to_string(span.begin) + ", " + std::to_string(span.end) +
                                ")): checksum mismatch: expected xxh3 " + checksum_to_hex(record.block_xxh3[block]) +
                                ", found " + checksum_to_hex(found));
     }
-    verified.store(true, std::memory_order_release);
+    verified_[first_block_[index] + block].store(true, std::memory_order_release);
   }
 
   // Verifies the blocks of tensor `index` holding stored bytes [begin, end),

@@ -317,7 +317,7 @@ class HeaderParser {
     if (!stored_xxh3) fail_tensor_info(record.name, info, "an xxh3 checksum" + hex_digits_text());
     record.stored_xxh3 = *stored_xxh3;
     record.checksummed = true;
-    const std::string version_text = blocks ? " (format version 2)" : " (format version 1)";
+    const char* version_text = blocks ? " (format version 2)" : " (format version 1)";
     if (!record.encoded()) {
       if (info.size() != (blocks ? 4u : 2u)) {
         fail_tensor_info(record.name, info,
@@ -380,26 +380,26 @@ class HeaderParser {
       }
     }
     const std::uint64_t expected = expected_block_count(record);
-    const std::string expected_text =
-        "expected " + std::to_string(expected) + " block checksums (" +
-        (record.encoded() ? "one per chunk" : "one per " + std::to_string(record.block_bytes) + " stored bytes") +
-        ", each" + hex_digits_text() + "), found ";
     const auto blocks = info.find("blocks");
     if (blocks == info.end() || !blocks->is_array()) {
-      fail(ErrorId::format_metadata, record.name,
-           expected_text + (blocks == info.end() ? std::string("no blocks member") : excerpt(blocks->dump())));
+      fail_blocks(record, blocks == info.end() ? std::string("no blocks member") : excerpt(blocks->dump()));
     }
-    if (blocks->size() != expected) fail(ErrorId::format_metadata, record.name, expected_text + std::to_string(blocks->size()));
+    if (blocks->size() != expected) fail_blocks(record, std::to_string(blocks->size()));
     record.block_xxh3.reserve(blocks->size());
     for (const nlohmann::json& block : *blocks) {
-      const auto value = block.is_string() ? checksum_from_hex(block.get<std::string>()) : std::nullopt;
-      if (!value) {
-        fail(ErrorId::format_metadata, record.name,
-             expected_text + "block " + std::to_string(record.block_xxh3.size()) + " " + excerpt(block.dump()));
-      }
+      const auto value = block.is_string() ? checksum_from_hex(block.get_ref<const std::string&>()) : std::nullopt;
+      if (!value) fail_blocks(record, "block " + std::to_string(record.block_xxh3.size()) + " " + excerpt(block.dump()));
       record.block_xxh3.push_back(*value);
     }
     record.block_checksummed = true;
+  }
+
+  // `blocks` of `record` are not what section 4 gives it: `found` says what is.
+  [[noreturn]] void fail_blocks(const TensorRecord& record, const std::string& found) const {
+    fail(ErrorId::format_metadata, record.name,
+         "expected " + std::to_string(expected_block_count(record)) + " block checksums (" +
+             (record.encoded() ? "one per chunk" : "one per " + std::to_string(record.block_bytes) + " stored bytes") +
+             ", each" + hex_digits_text() + "), found " + found);
   }
 
   static std::string hex_digits_text() {
