@@ -270,6 +270,7 @@ class Reader {
 
   // What decoding runs before each chunk of encoded tensor `index`: with
   // `by_block`, the check of the chunk's block checksum; otherwise nothing.
+  template <class = void>
   std::function<void(std::size_t)> chunk_check(std::size_t index, const std::byte* stored, bool by_block) const {
     if (!by_block) return nullptr;
     return [this, index, stored](std::size_t chunk) { blocks_.verify(index, records_[index], chunk, stored, path_); };
