@@ -189,8 +189,8 @@ class File:
             found = xxh3(stored[begin:end])
             if found != expected:
                 raise IntegrityError(ErrorId.integrity_tensor_checksum, self.path, record.name,
-                                     f"block {index} of {count} (stored bytes [{begin}, {end})): checksum "
-                                     f"mismatch: expected xxh3 {to_hex(expected)}, found {to_hex(found)}")
+                                     f"checksum mismatch in block {index} of {count} (stored bytes [{begin}, "
+                                     f"{end})): expected xxh3 {to_hex(expected)}, found {to_hex(found)}")
 
     def _decoded(self, record, verify):
         decoded = codecs.decode(record, self._stored(record, verify), self.path, self._threads)

@@ -82,8 +82,8 @@ def test_a_damaged_block_is_named_with_its_stored_range(copy, name):
     error = caught.value
     assert error.id == ckpt.ErrorId.integrity_tensor_checksum and error.tensor == "F32/rank3"
     last = len(blocks) - 1
-    assert f"block {last} of {len(blocks)} (stored bytes [" in str(error)
-    assert f", {target.stored_bytes})): checksum mismatch: expected xxh3 {blocks[last]}, found " in str(error)
+    assert f"tensor 'F32/rank3': checksum mismatch in block {last} of {len(blocks)} (stored bytes [" in str(error)
+    assert f", {target.stored_bytes})): expected xxh3 {blocks[last]}, found " in str(error)
 
 
 def test_verify_checks_the_whole_checksum_beside_the_blocks(copy):

@@ -143,7 +143,7 @@ TEST_P(FormatV2, ARangeReadChecksOnlyTheBlocksItTouches) {
   const std::string range = "stored bytes [" + std::to_string(block_begin(39)) + ", " +
                             std::to_string(info_.stored_bytes) + ")";
   CKPT_EXPECT_ERROR(reader.read_range("t", 3992, 4000, out.data()), ckpt::IntegrityError,
-                    ErrorId::integrity_tensor_checksum, path_, "tensor 't'", "block 39 of 40", range,
+                    ErrorId::integrity_tensor_checksum, path_, "tensor 't': checksum mismatch in block 39 of 40", range,
                     "expected xxh3 ", ", found ");
   std::vector<std::byte> all(whole_.size());
   CKPT_EXPECT_ERROR(reader.read_into("t", all.data(), all.size()), ckpt::IntegrityError,

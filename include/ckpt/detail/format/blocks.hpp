@@ -88,10 +88,10 @@ class BlockVerifier {
     if (found != record.block_xxh3[block]) {
       const StoredSpan span = block_span(record, block);
       throw IntegrityError(ErrorId::integrity_tensor_checksum, file, record.name,
-                           "block " + std::to_string(block) + " of " + std::to_string(record.block_xxh3.size()) +
-                               " (stored bytes [" + std::to_string(span.begin) + ", " + std::to_string(span.end) +
-                               ")): checksum mismatch: expected xxh3 " + checksum_to_hex(record.block_xxh3[block]) +
-                               ", found " + checksum_to_hex(found));
+                           "checksum mismatch in block " + std::to_string(block) + " of " +
+                               std::to_string(record.block_xxh3.size()) + " (stored bytes [" +
+                               std::to_string(span.begin) + ", " + std::to_string(span.end) + ")): expected xxh3 " +
+                               checksum_to_hex(record.block_xxh3[block]) + ", found " + checksum_to_hex(found));
     }
     verified_[first_block_[index] + block].store(true, std::memory_order_release);
   }
