@@ -1,5 +1,5 @@
 // Writes tests/data/format_v1.ckpt. Kept to show how the fixture was made:
-// built against ckpt 1bf10df (format version 1) it wrote the committed file;
+// built against ckpt 2ce8c0a (format version 1) it wrote the committed file;
 // built against a later ckpt it writes that version's format instead, so the
 // committed file is never regenerated.
 #include <cstdio>

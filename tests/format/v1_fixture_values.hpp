@@ -1,7 +1,7 @@
 #pragma once
 
 // The tensors of tests/data/format_v1.ckpt, a format version 1 file written
-// by ckpt at commit 1bf10df (before format version 2) with
+// by ckpt at commit 2ce8c0a (format version 1, as every commit before format version 2) with
 // tests/format/make_v1_fixture.cpp. Values follow closed formulas so a test
 // can rebuild them bit for bit; chunk_bytes 512 gives the encoded tensors
 // several chunks each.
