@@ -41,7 +41,9 @@ TEST(FormatV1Fixture, LoadsBitExactlyAndVerifies) {
     EXPECT_EQ(read_whole(reader, tensor.name), tensor.bytes);
     const ckpt::Tensor loaded = reader.tensor(tensor.name);
     ASSERT_EQ(loaded.nbytes(), tensor.bytes.size());
-    EXPECT_EQ(std::memcmp(loaded.data(), tensor.bytes.data(), tensor.bytes.size()), 0);
+    if (!tensor.bytes.empty()) {  // an empty tensor's data may be null, which memcmp must not get
+      EXPECT_EQ(std::memcmp(loaded.data(), tensor.bytes.data(), tensor.bytes.size()), 0);
+    }
     if (tensor.bytes.size() > 8) {
       std::vector<std::byte> middle(8);
       reader.read_range(tensor.name, 4, 12, middle.data());
