@@ -6,9 +6,11 @@
 // recognised; an output's format is chosen by its extension.
 
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "args.hpp"
 #include "distributed.hpp"
@@ -129,12 +131,18 @@ inline nlohmann::json metadata_of(const Reader& reader) {
 using BytesRead = std::function<void(std::uint64_t bytes)>;
 
 // All tensors of a ckpt / safetensors file; raw ones stay in the mapping.
+// Tensors are read (verified, decoded) in parallel; `read` hears of each in
+// turn.
 inline TensorSet tensors_of(const Reader& reader, const BytesRead& read = nullptr) {
   TensorSet set;
-  for (const TensorInfo& info : reader.tensors()) {
-    set.tensors.emplace_back(info.name, reader.tensor(info.name));
-    if (read) read(info.stored_bytes);
-  }
+  const std::vector<TensorInfo>& infos = reader.tensors();
+  for (const TensorInfo& info : infos) set.tensors.emplace_back(info.name, Tensor());
+  std::mutex progress;
+  detail::parallel_for(infos.size(), reader.options().threads, [&](std::size_t i) {
+    set.tensors[i].second = reader.tensor(infos[i].name);
+    const std::lock_guard<std::mutex> lock(progress);
+    if (read) read(infos[i].stored_bytes);
+  });
   set.metadata = metadata_of(reader);
   return set;
 }

@@ -2,8 +2,11 @@
 ckpt_add_test(format_tests
   SOURCES format/roundtrip_test.cpp format/hostile_test.cpp format/atomic_write_test.cpp format/python_samples_test.cpp
           format/error_test.cpp
-          format/read_range_test.cpp
+          format/read_range_test.cpp format/blocks_test.cpp
   LABELS format)
+
+# Verified reads from several threads at once (the ThreadSanitizer tree runs these).
+ckpt_add_test(format_thread_tests SOURCES format/blocks_threads_test.cpp LABELS format threads)
 
 # A json + numpy reader written from docs/format.md reads the files the C++
 # side writes and compares every value bit-exact.

@@ -190,7 +190,9 @@ class LoadingArchive : public detail::ArchiveBase<LoadingArchive> {
       }
     }
     if (strict && !report_.ok()) throw MismatchError(ErrorId::mismatch_state, reader_.path(), "", report_.to_string());
-    for (const std::function<void()>& load : loads_) load();
+    // Each load fills its own target, so they run in parallel: small tensors
+    // one per thread, large ones spread their blocks over the threads too.
+    detail::parallel_for(loads_.size(), reader_.options().threads, [this](std::size_t i) { loads_[i](); });
     loads_.clear();
     return std::move(report_);
   }

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ckpt/codecs/registry.hpp"
+#include "ckpt/detail/format/blocks.hpp"
 #include "ckpt/detail/format/checksum.hpp"
 #include "ckpt/detail/format/chunked.hpp"
 #include "ckpt/detail/format/header_parser.hpp"
@@ -42,8 +43,11 @@ struct TensorInfo {
 
 // An open checkpoint (or any safetensors file). Opening maps the file
 // read-only and validates the header only, so it is fast at any file size;
-// tensor bytes are read, and their checksums verified, when first used.
-// Safe to use from several threads at once.
+// tensor bytes are read, and their checksums verified, when first used: in
+// a format version 2 file only the checksum blocks a read touches, each
+// once. Large reads run on up to ReadOptions::threads threads, each hashing
+// and copying (or decoding) its own blocks. Safe to use from several threads
+// at once.
 class Reader {
  public:
   template <class = void>
@@ -67,9 +71,11 @@ class Reader {
       if (record.encoded()) codec_of_[i] = codec_numbers.emplace(record.codec, codec_numbers.size()).first->second;
     }
     codecs_ = std::make_unique<LazyCodec[]>(codec_numbers.size());
+    blocks_ = detail::BlockVerifier<>(records_);
   }
 
   const std::string& path() const noexcept { return path_; }
+  const ReadOptions& options() const noexcept { return options_; }
   std::uint64_t file_size() const noexcept { return file_->size(); }
   bool written_by_ckpt() const noexcept { return format_version_ != 0; }
   int format_version() const noexcept { return format_version_; }
@@ -117,8 +123,8 @@ class Reader {
     }
     if (record.encoded()) {
       decode_into(index, static_cast<std::byte*>(out), options_.verify_checksums);
-    } else if (expected != 0) {
-      std::memcpy(out, checked_stored_bytes(index, options_.verify_checksums, true), expected);
+    } else {
+      copy_stored(index, 0, expected, static_cast<std::byte*>(out));
     }
   }
 
@@ -143,27 +149,28 @@ class Reader {
     }
     if (byte_begin == byte_end) return;
     auto* target = static_cast<std::byte*>(out);
-    const std::byte* stored = checked_stored_bytes(index, options_.verify_checksums, false);
     if (!record.encoded()) {
-      file_->will_read(data_start_ + record.begin + byte_begin, byte_end - byte_begin);
-      std::memcpy(target, stored + byte_begin, byte_end - byte_begin);
+      copy_stored(index, byte_begin, byte_end, target);
       return;
     }
+    const bool by_block = options_.verify_checksums && record.block_checksummed;
+    const std::byte* stored = checked_stored_bytes(index, options_.verify_checksums && !by_block, false);
     detail::decode_chunk_range(codec_for(index), stored, record.stored_bytes(), record.chunk_sizes, record.chunk_bytes,
                                dtype_size(record.dtype), size, byte_begin, byte_end, target, options_.threads, path_,
-                               record.name);
+                               record.name, chunk_check(index, stored, by_block));
   }
 
-  // Checks every checksum (even with verify_checksums off) and decodes every
-  // encoded tensor; throws IntegrityError / CodecError naming file and tensor.
+  // Checks every checksum (even with verify_checksums off): every block, each
+  // tensor's whole stored and decoded checksums; decodes every encoded
+  // tensor. Throws IntegrityError / CodecError naming file and tensor.
   template <class = void>
   void verify() const {
     detail::parallel_for(records_.size(), options_.threads, [&](std::size_t index) {
       const detail::TensorRecord& record = records_[index];
-      if (!record.encoded()) {
-        checked_stored_bytes(index, true, true);
-        return;
-      }
+      const std::byte* stored = checked_stored_bytes(index, true, true);
+      // A v2 read checks the blocks; the whole checksum is verify()'s alone.
+      if (record.block_checksummed) check_whole_stored(index, stored);
+      if (!record.encoded()) return;
       std::vector<std::byte> decoded(byte_size(record.dtype, record.shape));
       decode_into(index, decoded.data(), true);
     });
@@ -182,9 +189,10 @@ class Reader {
   }
 
   // The stored bytes of a tensor, checksum-verified once per Reader when
-  // `verify` (a racing second verification is harmless). When they are about
-  // to be read whole (`read_whole`, or to checksum them) the kernel is told,
-  // so that a cold file streams in at the disk's speed.
+  // `verify`: a v1 tensor's whole checksum, a v2 tensor's blocks (on up to
+  // ReadOptions::threads threads); a racing second verification is harmless.
+  // When they are about to be read whole (`read_whole`, or to checksum them)
+  // the kernel is told, so that a cold file streams in at the disk's speed.
   template <class = void>
   const std::byte* checked_stored_bytes(std::size_t index, bool verify, bool read_whole) const {
     const detail::TensorRecord& record = records_[index];
@@ -192,16 +200,80 @@ class Reader {
     const bool check = verify && record.checksummed && !verified_[index].load(std::memory_order_acquire);
     if (read_whole || check) file_->will_read(data_start_ + record.begin, record.stored_bytes());
     if (check) {
-      const std::uint64_t found = detail::xxh3(data, record.stored_bytes());
-      if (found != record.stored_xxh3) {
-        throw IntegrityError(ErrorId::integrity_tensor_checksum, path_, record.name,
-                             "checksum mismatch: expected xxh3 " + detail::checksum_to_hex(record.stored_xxh3) +
-                                 " of the " + std::to_string(record.stored_bytes()) + " stored bytes, found " +
-                                 detail::checksum_to_hex(found));
+      if (record.block_checksummed) {
+        blocks_.verify_range(index, record, 0, record.stored_bytes(), data, path_, options_.threads);
+      } else {
+        check_whole_stored(index, data);
       }
       verified_[index].store(true, std::memory_order_release);
     }
     return data;
+  }
+
+  template <class = void>
+  void check_whole_stored(std::size_t index, const std::byte* data) const {
+    const detail::TensorRecord& record = records_[index];
+    const std::uint64_t found = detail::xxh3(data, record.stored_bytes());
+    if (found != record.stored_xxh3) {
+      throw IntegrityError(ErrorId::integrity_tensor_checksum, path_, record.name,
+                           "checksum mismatch: expected xxh3 " + detail::checksum_to_hex(record.stored_xxh3) +
+                               " of the " + std::to_string(record.stored_bytes()) + " stored bytes, found " +
+                               detail::checksum_to_hex(found));
+    }
+  }
+
+  // Copies a raw tensor's bytes [begin, end) to `out`. With verification, a
+  // v1 tensor is checked whole first; in a v2 file each thread checks a block
+  // the range touches and copies its part, so hashing and copying overlap and
+  // nothing outside the range's blocks is read. When a block fails its check,
+  // `out` may hold some of its bytes: the read throws.
+  template <class = void>
+  void copy_stored(std::size_t index, std::uint64_t begin, std::uint64_t end, std::byte* out) const {
+    if (begin == end) return;
+    const detail::TensorRecord& record = records_[index];
+    const bool by_block = options_.verify_checksums && record.block_checksummed &&
+                          !verified_[index].load(std::memory_order_acquire);
+    const std::byte* stored = checked_stored_bytes(index, options_.verify_checksums && !by_block, false);
+    file_->will_read(data_start_ + record.begin + begin, end - begin);
+    // Pieces of a copy without blocks to check: large enough that a thread's
+    // share is worth waking it, small enough that both cores take part.
+    constexpr std::uint64_t copy_piece_bytes = std::uint64_t(4) << 20;
+    const std::pair<std::size_t, std::size_t> touched =
+        by_block ? detail::blocks_touching(record, begin, end)
+                 : std::pair<std::size_t, std::size_t>(0, detail::chunk_count(end - begin, copy_piece_bytes));
+    detail::parallel_for(touched.second - touched.first, options_.threads, [&](std::size_t i) {
+      if (!by_block) {
+        const std::uint64_t from = begin + i * copy_piece_bytes, to = std::min(from + copy_piece_bytes, end);
+        std::memcpy(out + (from - begin), stored + from, to - from);
+        return;
+      }
+      const std::size_t block = touched.first + i;
+      const detail::StoredSpan span = detail::block_span(record, block);
+      const std::uint64_t from = std::max(span.begin, begin), to = std::min(span.end, end);
+      if (blocks_.verified(index, block) || from != span.begin || to != span.end) {
+        blocks_.verify(index, record, block, stored, path_);
+        std::memcpy(out + (from - begin), stored + from, to - from);
+        return;
+      }
+      // A whole block copied: hash each piece while it is in the cache from
+      // copying it, so the bytes come from memory once.
+      constexpr std::uint64_t cached_piece_bytes = std::uint64_t(128) << 10;
+      detail::Xxh3Stream hash;
+      for (std::uint64_t piece = from; piece < to; piece += cached_piece_bytes) {
+        const std::uint64_t size = std::min(cached_piece_bytes, to - piece);
+        std::memcpy(out + (piece - begin), stored + piece, size);
+        hash.update(out + (piece - begin), size);
+      }
+      blocks_.check(index, record, block, hash.digest(), path_);
+    });
+  }
+
+  // What decoding runs before each chunk of encoded tensor `index`: with
+  // `by_block`, the check of the chunk's block checksum; otherwise nothing.
+  template <class = void>
+  std::function<void(std::size_t)> chunk_check(std::size_t index, const std::byte* stored, bool by_block) const {
+    if (!by_block) return nullptr;
+    return [this, index, stored](std::size_t chunk) { blocks_.verify(index, records_[index], chunk, stored, path_); };
   }
 
   // The codec of an encoded tensor, made from the registry on the first read
@@ -226,12 +298,14 @@ class Reader {
   template <class = void>
   void decode_into(std::size_t index, std::byte* out, bool verify) const {
     const detail::TensorRecord& record = records_[index];
-    const std::byte* stored = checked_stored_bytes(index, verify, true);
+    const bool by_block = verify && record.block_checksummed && !verified_[index].load(std::memory_order_acquire);
+    const std::byte* stored = checked_stored_bytes(index, verify && !by_block, true);
     const Codec& codec = codec_for(index);
     const std::uint64_t raw_bytes = byte_size(record.dtype, record.shape);
     if (raw_bytes != 0) {
       detail::decode_chunked(codec, stored, record.stored_bytes(), record.chunk_sizes, record.chunk_bytes,
-                             dtype_size(record.dtype), out, raw_bytes, options_.threads, path_, record.name);
+                             dtype_size(record.dtype), out, raw_bytes, options_.threads, path_, record.name,
+                             chunk_check(index, stored, by_block));
     }
     const std::uint64_t found = verify ? detail::xxh3(out, raw_bytes) : record.raw_xxh3;
     if (found != record.raw_xxh3) {
@@ -252,7 +326,8 @@ class Reader {
   std::vector<detail::TensorRecord> records_;
   std::vector<TensorInfo> infos_;
   std::map<std::string, std::size_t, std::less<>> index_;
-  std::unique_ptr<std::atomic<bool>[]> verified_;
+  std::unique_ptr<std::atomic<bool>[]> verified_;  // per record: every checksum it has was verified
+  detail::BlockVerifier<> blocks_;                 // v2 files: which blocks were verified
 
   struct LazyCodec {
     std::once_flag once;

@@ -11,7 +11,8 @@ from . import strict_json
 from .checksum import from_hex, header_checksum, to_hex
 from .errors import ErrorId, FormatError, IntegrityError
 
-FORMAT_VERSION = 1  # the newest layout this reader knows (include/ckpt/version.hpp)
+FORMAT_VERSION = 2  # the newest layout this reader knows (include/ckpt/detail/format/layout.hpp)
+FIRST_BLOCK_VERSION = 2  # the first with block checksums (section 4)
 
 # Section 1 and 7: limits that keep a hostile file from making a reader allocate.
 MAX_HEADER_BYTES = 100_000_000
@@ -19,6 +20,7 @@ MAX_HEADER_DEPTH = 8
 MAX_METADATA_DEPTH = 256
 MAX_HEADER_ARRAY = 1024
 MAX_CHUNK_BYTES = 2**30
+MAX_BLOCK_BYTES = 2**30
 MAX_EXPANSION = 65536  # a chunk decodes to at most this many times its stored size
 
 METADATA_KEY = "__metadata__"
@@ -46,6 +48,15 @@ class TensorRecord:
     raw_xxh3: int = 0  # encoded tensors: of the decoded bytes
     chunk_bytes: int = 0
     chunk_sizes: tuple = ()
+    # Format version 2: the checksum of each block of the stored bytes, and
+    # where each block begins (then the stored size).
+    block_checksummed: bool = False
+    block_xxh3: tuple = ()
+    block_starts: tuple = ()
+
+    def block_span(self, index):
+        """Stored bytes [begin, end) of block ``index``, relative to the tensor's first stored byte."""
+        return self.block_starts[index], self.block_starts[index + 1]
 
     @property
     def stored_bytes(self):
@@ -294,13 +305,13 @@ class _Parser:
         for record in header.tensors:
             if record.name not in infos:
                 self.fail(ErrorId.format_metadata, "expected an entry in ckpt.tensors, found none", record.name)
-            self.read_tensor_info(infos[record.name], record)
+            self.read_tensor_info(infos[record.name], record, header.format_version >= FIRST_BLOCK_VERSION)
 
     def fail_info(self, record, info, expected):
         self.fail(ErrorId.format_metadata, f"expected {expected} in ckpt.tensors, "
                   f"found {strict_json.excerpt(strict_json.dump(info))}", record.name)
 
-    def read_tensor_info(self, info, record):
+    def read_tensor_info(self, info, record, blocks):
         codec = info.get("codec") if isinstance(info, dict) else None
         if not isinstance(codec, str) or not codec or ":" in codec:
             self.fail_info(record, info, "an object with a codec name (without ':')")
@@ -310,12 +321,17 @@ class _Parser:
         record.codec = codec
         record.stored_xxh3 = stored_xxh3
         record.checksummed = True
+        version = " (format version 2)" if blocks else " (format version 1)"
         if not record.encoded:
-            if len(info) != 2:
-                self.fail_info(record, info, "exactly the keys codec and xxh3 for a raw tensor")
+            if len(info) != (4 if blocks else 2):
+                keys = "codec, xxh3, block_bytes and blocks" if blocks else "codec and xxh3"
+                self.fail_info(record, info, f"exactly the keys {keys} for a raw tensor{version}")
+            if blocks:
+                self.read_blocks(info, record)
             return
-        if len(info) != 7:
-            self.fail_info(record, info, "exactly the keys codec, xxh3, dtype, shape, chunk_bytes, chunks, raw_xxh3")
+        if len(info) != (8 if blocks else 7):
+            self.fail_info(record, info, "exactly the keys codec, xxh3, dtype, shape, chunk_bytes, chunks, raw_xxh3" +
+                           (", blocks" if blocks else "") + version)
         if record.dtype != "U8" or len(record.shape) != 1:
             self.fail_info(record, info, "an encoded tensor stored as U8 [bytes]")
         dtype = info.get("dtype")
@@ -349,6 +365,42 @@ class _Parser:
         record.chunk_bytes = chunk_bytes
         record.chunk_sizes = chunks
         record.raw_xxh3 = raw_xxh3
+        if blocks:
+            self.read_blocks(info, record)
+
+    def read_blocks(self, info, record):
+        """``block_bytes`` (raw tensors) and ``blocks`` of a format version 2 entry."""
+        if record.encoded:
+            starts = [0]
+            for size in record.chunk_sizes:
+                starts.append(starts[-1] + size)
+            what = "one per chunk"
+        else:
+            block_bytes = info.get("block_bytes")
+            if not strict_json.is_u64(block_bytes) or not 0 < block_bytes <= MAX_BLOCK_BYTES:
+                self.fail_info(record, info, f"block_bytes, an integer from 1 to {MAX_BLOCK_BYTES},")
+            starts = list(range(0, record.stored_bytes, block_bytes)) + [record.stored_bytes]
+            if record.stored_bytes == 0:
+                starts = [0]
+            what = f"one per {block_bytes} stored bytes"
+        expected = len(starts) - 1
+        expected_text = (f"expected {expected} block checksums ({what}, each of 16 lowercase hex digits), found ")
+        blocks = info.get("blocks")
+        if not isinstance(blocks, list):
+            self.fail(ErrorId.format_metadata, expected_text + ("no blocks member" if blocks is None else
+                      strict_json.excerpt(strict_json.dump(blocks))), record.name)
+        if len(blocks) != expected:
+            self.fail(ErrorId.format_metadata, expected_text + str(len(blocks)), record.name)
+        values = []
+        for index, block in enumerate(blocks):
+            value = from_hex(block) if isinstance(block, str) else None
+            if value is None:
+                self.fail(ErrorId.format_metadata, expected_text +
+                          f"block {index} {strict_json.excerpt(strict_json.dump(block))}", record.name)
+            values.append(value)
+        record.block_checksummed = True
+        record.block_xxh3 = tuple(values)
+        record.block_starts = tuple(starts)
 
 
 def _checksum_member(info, key):

@@ -3,7 +3,8 @@
 Opening maps the file read-only and validates the header only, so it is fast
 at any size. A raw tensor is a read-only numpy view of the mapping (no copy);
 an encoded one is decoded into a new array. Each tensor's checksum is verified
-on its first access, as the C++ reader does.
+on its first access, as the C++ reader does: in a format version 2 file, the
+checksum of each block of its stored bytes (docs/format.md, section 4).
 """
 import mmap
 import os
@@ -125,13 +126,15 @@ class File:
         return array
 
     def verify(self):
-        """Checks every checksum (even with verify_checksums off) and decodes every
-        encoded tensor; raises IntegrityError or CodecError naming the tensor."""
+        """Checks every checksum (even with verify_checksums off): every block, each
+        tensor's whole stored and decoded checksums; decodes every encoded tensor.
+        Raises IntegrityError or CodecError naming the tensor."""
         for record in self._records.values():
+            stored = self._stored(record, True)
+            if record.block_checksummed:  # reads check the blocks; the whole checksum is verify()'s
+                self._check_whole(record, stored)
             if record.encoded:
                 self._decoded(record, True)
-            else:
-                self._stored(record, True)
 
     def close(self):
         """Unmaps the file unless arrays still view it (they keep it mapped)."""
@@ -163,13 +166,31 @@ class File:
             self._data.madvise(mmap.MADV_WILLNEED, page, begin + record.stored_bytes - page)
         stored = memoryview(self._data)[begin:begin + record.stored_bytes]
         if verify and record.checksummed and record.name not in self._verified:
-            found = xxh3(stored)
-            if found != record.stored_xxh3:
-                raise IntegrityError(ErrorId.integrity_tensor_checksum, self.path, record.name,
-                                     f"checksum mismatch: expected xxh3 {to_hex(record.stored_xxh3)} of the "
-                                     f"{record.stored_bytes} stored bytes, found {to_hex(found)}")
+            if record.block_checksummed:
+                self._check_blocks(record, stored)
+            else:
+                self._check_whole(record, stored)
             self._verified.add(record.name)
         return stored
+
+    def _check_whole(self, record, stored):
+        found = xxh3(stored)
+        if found != record.stored_xxh3:
+            raise IntegrityError(ErrorId.integrity_tensor_checksum, self.path, record.name,
+                                 f"checksum mismatch: expected xxh3 {to_hex(record.stored_xxh3)} of the "
+                                 f"{record.stored_bytes} stored bytes, found {to_hex(found)}")
+
+    def _check_blocks(self, record, stored):
+        """Each block's checksum, as the C++ reader words a mismatch. The
+        package reads whole tensors, so it checks every block of one."""
+        count = len(record.block_xxh3)
+        for index, expected in enumerate(record.block_xxh3):
+            begin, end = record.block_span(index)
+            found = xxh3(stored[begin:end])
+            if found != expected:
+                raise IntegrityError(ErrorId.integrity_tensor_checksum, self.path, record.name,
+                                     f"checksum mismatch in block {index} of {count} (stored bytes [{begin}, "
+                                     f"{end})): expected xxh3 {to_hex(expected)}, found {to_hex(found)}")
 
     def _decoded(self, record, verify):
         decoded = codecs.decode(record, self._stored(record, verify), self.path, self._threads)

@@ -92,7 +92,7 @@ def test_info_prints_a_checkpoints_tensors(demo_runs):
     result = run_module("info", path, "--json")
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
-    assert info["format_version"] == 1 and len(info["tensors"]) == 13
+    assert info["format_version"] == 2 and len(info["tensors"]) == 13
     w1 = next(tensor for tensor in info["tensors"] if tensor["name"] == "model/w1")
     assert (w1["dtype"], w1["shape"], w1["codec"], w1["bytes"]) == ("F32", [32, 8], "shuffle+zstd", 1024)
     assert info["metadata"]["ckpt.manager"]["step"] == 300

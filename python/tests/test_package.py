@@ -14,7 +14,8 @@ def test_versions_match_the_cpp_librarys():
     header = VERSION_HEADER.read_text()
     parts = [re.search(rf"#define CKPT_VERSION_{part} (\d+)", header).group(1) for part in ("MAJOR", "MINOR", "PATCH")]
     assert ckpt.__version__ == ".".join(parts)
-    assert ckpt.FORMAT_VERSION == int(re.search(r"format_version = (\d+);", header).group(1))
+    layout = (SOURCE.parent / "include" / "ckpt" / "detail" / "format" / "layout.hpp").read_text()
+    assert ckpt.FORMAT_VERSION == int(re.search(r"newest_readable_format_version = (\d+);", layout).group(1))
 
 
 def test_the_package_installs_offline_into_a_venv_and_works(tmp_path, fixtures):

@@ -18,7 +18,7 @@ CODEC_FILES = {"raw": "dtypes-raw", "zstd": "dtypes-zstd", "shuffle+zstd": "dtyp
 def test_every_dtype_reads_as_the_cpp_reader_reads_it(fixtures, dump, codec):
     path = fixtures / f"{CODEC_FILES[codec]}.safetensors"
     with ckpt.open(path) as file:
-        assert file.written_by_ckpt and file.format_version == 1
+        assert file.written_by_ckpt and file.format_version == 2
         assert {info.dtype for info in file.tensors} == set(dtypes.NAMES)
         assert {info.codec for info in file.tensors} == {codec}
         expect_same_as_cpp(file, dump(path))

@@ -288,7 +288,15 @@ TEST_F(FormatCkptMetadata, CorruptCompressedBytesWithMatchingChecksumAreADecodeE
   write_file(path_, bytes);
   const std::string resealed = ckpt::detail::checksum_to_hex(
       ckpt::detail::xxh3(bytes.data() + info.file_offset, info.stored_bytes));
-  rewrite_metadata_json(path_, "ckpt.tensors", [&](nlohmann::ordered_json& infos) { infos["packed"]["xxh3"] = resealed; });
+  rewrite_metadata_json(path_, "ckpt.tensors", [&](nlohmann::ordered_json& infos) {
+    infos["packed"]["xxh3"] = resealed;
+    std::uint64_t begin = info.file_offset;  // format v2: each chunk's block checksum too
+    for (std::size_t i = 0; i < infos["packed"]["chunks"].size(); ++i) {
+      const auto size = infos["packed"]["chunks"][i].get<std::uint64_t>();
+      infos["packed"]["blocks"][i] = ckpt::detail::checksum_to_hex(ckpt::detail::xxh3(bytes.data() + begin, size));
+      begin += size;
+    }
+  });
   CKPT_EXPECT_ERROR(ckpt::Reader(path_).tensor("packed"), ckpt::CodecError, ErrorId::codec_decode, path_,
                     "tensor 'packed'");
 }

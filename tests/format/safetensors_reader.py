@@ -171,7 +171,19 @@ def check_layout(path, header, metadata):
     expect(metadata["format"] == "pt", "format pt")
     expect(metadata["ckpt.format_version"] == "2", "format version 2")
     expect(json.loads(metadata["ckpt.metadata"]) == {"step": 42, "name": "sample"}, "user metadata")
-    return json.loads(metadata["ckpt.tensors"])
+    infos = json.loads(metadata["ckpt.tensors"])
+    for name, info in infos.items():
+        begin, end = header[name]["data_offsets"]
+        if info["codec"] == "raw":  # section 4: ceil(stored / block_bytes) block checksums
+            expect(1 <= info["block_bytes"] <= 2**30, f"{name} block_bytes")
+            count = -(-(end - begin) // info["block_bytes"])
+        else:  # one per chunk
+            expect("block_bytes" not in info, f"{name} encoded without block_bytes")
+            count = len(info["chunks"])
+        expect(len(info["blocks"]) == count, f"{name}: {count} block checksums")
+        expect(all(len(b) == 16 and all(c in "0123456789abcdef" for c in b) for b in info["blocks"]),
+               f"{name} block checksums are hex")
+    return infos
 
 
 def check_values(name, array, decoded_name=None):

@@ -189,6 +189,11 @@ inline std::vector<HostileFile> hostile_ckpt_files(const std::string& scratch) {
          const std::uint64_t total = info["chunks"][0].template get<std::uint64_t>();
          info["chunk_bytes"] = 512;
          info["chunks"] = {total - 3, 3};
+         // Format v2: block checksums that match the new split, so the
+         // decoder, not the checksum, meets the lie.
+         const std::byte* stored = compressed.data() + compressed.size() - total;
+         info["blocks"] = {ckpt::detail::checksum_to_hex(ckpt::detail::xxh3(stored, total - 3)),
+                           ckpt::detail::checksum_to_hex(ckpt::detail::xxh3(stored + total - 3, 3))};
        }),
        {ErrorId::codec_decode}},
       {"unknown codec", edit([&](auto& info) { info["codec"] = "lz4"; }), {ErrorId::codec_unknown}},

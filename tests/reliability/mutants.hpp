@@ -35,6 +35,24 @@ class MutantGenerator {
  public:
   explicit MutantGenerator(std::uint64_t seed) : random_(seed) {}
 
+  // A copy of `original` with 1 to 3 bits flipped in bytes [begin, end)
+  // (not empty): damage confined to one checksum block.
+  Mutant flip_within(const std::vector<std::byte>& original, std::size_t begin, std::size_t end) {
+    Mutant mutant;
+    mutant.bytes = original;
+    mutant.description = "flipped bits at";
+    const std::size_t flips = 1 + below(3);
+    for (std::size_t i = 0; i < flips; ++i) {
+      const std::size_t bit = begin * 8 + below((end - begin) * 8);
+      mutant.bytes[bit / 8] ^= std::byte(1u << (bit % 8));
+      mutant.description += " " + std::to_string(bit / 8) + "." + std::to_string(bit % 8);
+    }
+    for (std::size_t i = begin; i < end; ++i) {
+      if (mutant.bytes[i] != original[i]) mutant.changed.push_back(i);
+    }
+    return mutant;
+  }
+
   // A copy of `original` (at least 2 bytes) that differs from it.
   Mutant make(const std::vector<std::byte>& original, Damage damage) {
     Mutant mutant;

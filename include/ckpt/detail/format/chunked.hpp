@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -135,17 +136,21 @@ inline EncodedTensor encode_chunked(const Codec& codec, const std::byte* data, s
 // `out_size` bytes at `out`, `chunk_bytes` rounded as encode_chunked rounds
 // it. Throws FormatError format_metadata when the chunk table breaks the rule
 // of chunk_table.hpp, and CodecError codec_decode naming `file`, `tensor` and
-// the chunk when a chunk is corrupt.
+// the chunk when a chunk is corrupt. `before_chunk(i)`, when given, runs on
+// the thread about to decode chunk i (the reader verifies the chunk's block
+// checksum there, so reading, checking and decoding overlap).
 template <class = void>
 void decode_chunked(const Codec& codec, const std::byte* stored, std::size_t stored_size,
                            const std::vector<std::uint64_t>& chunk_sizes, std::size_t chunk_bytes,
                            std::size_t element_size, std::byte* out, std::size_t out_size, unsigned threads,
-                           const std::string& file = {}, const std::string& tensor = {}) {
+                           const std::string& file = {}, const std::string& tensor = {},
+                           const std::function<void(std::size_t)>& before_chunk = nullptr) {
   const std::size_t chunk = chunk_raw_bytes(chunk_bytes, element_size);
   check_chunk_table(out_size, element_size, chunk, chunk_sizes, stored_size, file, tensor);
   std::vector<std::size_t> offsets(chunk_sizes.size());
   for (std::size_t i = 1; i < offsets.size(); ++i) offsets[i] = offsets[i - 1] + chunk_sizes[i - 1];
   parallel_for(chunk_sizes.size(), threads, [&](std::size_t i) {
+    if (before_chunk) before_chunk(i);  // outside the try: its errors are not the codec's
     try {
       const std::size_t begin = i * chunk;
       codec.decode(stored + offsets[i], chunk_sizes[i], element_size, out + begin, std::min(chunk, out_size - begin));
@@ -158,14 +163,15 @@ void decode_chunked(const Codec& codec, const std::byte* stored, std::size_t sto
 // Decodes the bytes [byte_begin, byte_end) of a chunked tensor of
 // `out_size` decoded bytes into `out` (byte_end - byte_begin bytes),
 // decoding only the chunks that cover the range: those inside it straight
-// into `out`, the ones it cuts through a per-thread buffer. Same errors as
-// decode_chunked.
+// into `out`, the ones it cuts through a per-thread buffer. Same errors and
+// `before_chunk` as decode_chunked.
 template <class = void>
 void decode_chunk_range(const Codec& codec, const std::byte* stored, std::size_t stored_size,
                         const std::vector<std::uint64_t>& chunk_sizes, std::size_t chunk_bytes,
                         std::size_t element_size, std::size_t out_size, std::size_t byte_begin, std::size_t byte_end,
                         std::byte* out, unsigned threads, const std::string& file = {},
-                        const std::string& tensor = {}) {
+                        const std::string& tensor = {},
+                        const std::function<void(std::size_t)>& before_chunk = nullptr) {
   const std::size_t chunk = chunk_raw_bytes(chunk_bytes, element_size);
   check_chunk_table(out_size, element_size, chunk, chunk_sizes, stored_size, file, tensor);
   if (byte_begin >= byte_end) return;
@@ -176,6 +182,7 @@ void decode_chunk_range(const Codec& codec, const std::byte* stored, std::size_t
   for (std::size_t i = 1; i < offsets.size(); ++i) offsets[i] = offsets[i - 1] + chunk_sizes[first + i - 1];
   parallel_for(offsets.size(), threads, [&](std::size_t i) {
     const std::size_t index = first + i;
+    if (before_chunk) before_chunk(index);
     try {
       const std::size_t begin = index * chunk, size = std::min(chunk, out_size - begin);
       const std::size_t from = std::max(begin, byte_begin), to = std::min(begin + size, byte_end);

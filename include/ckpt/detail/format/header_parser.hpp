@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ckpt/detail/format/blocks.hpp"
 #include "ckpt/detail/format/checksum.hpp"
 #include "ckpt/detail/format/chunk_table.hpp"
 #include "ckpt/detail/format/layout.hpp"
@@ -189,10 +190,10 @@ class HeaderParser {
            "expected ckpt.format_version to be a positive integer, found '" + excerpt(text) + "'");
     }
     header.format_version = std::stoi(text);
-    if (header.format_version > format_version) {
+    if (header.format_version > newest_readable_format_version) {
       fail(ErrorId::format_newer_version, "",
            "written by a newer ckpt: format version " + text + ", this build reads versions up to " +
-               std::to_string(format_version) + "; upgrade ckpt to read it");
+               std::to_string(newest_readable_format_version) + "; upgrade ckpt to read it");
     }
   }
 
@@ -285,7 +286,7 @@ class HeaderParser {
     for (TensorRecord& record : header.tensors) {
       const auto info = infos->find(record.name);
       if (info == infos->end()) fail(ErrorId::format_metadata, record.name, "expected an entry in ckpt.tensors, found none");
-      read_tensor_info(*info, record, header.format_version >= 2 ? 2 - record_is_encoded(*info) : 0);
+      read_tensor_info(*info, record, header.format_version >= first_block_format_version);
     }
   }
 
@@ -303,14 +304,9 @@ class HeaderParser {
     return parsed;
   }
 
-  // Stand-in until the reader of format version 2 lands: the members its
-  // entries add (blocks, and block_bytes for raw tensors) are counted, not read.
-  static std::size_t record_is_encoded(const nlohmann::json& info) {
-    const auto codec = info.is_object() ? info.find("codec") : info.end();
-    return codec != info.end() && codec->is_string() && codec->get<std::string>() != raw_codec;
-  }
-
-  void read_tensor_info(const nlohmann::json& info, TensorRecord& record, std::size_t block_members) const {
+  // `blocks`: the file's version defines block checksums (docs/format.md,
+  // section 4); an earlier version's entry must not carry them.
+  void read_tensor_info(const nlohmann::json& info, TensorRecord& record, bool blocks) const {
     const auto codec = info.is_object() ? info.find("codec") : info.end();
     if (codec == info.end() || !codec->is_string() || codec->empty() ||
         codec->get<std::string>().find(':') != std::string::npos) {
@@ -321,12 +317,22 @@ class HeaderParser {
     if (!stored_xxh3) fail_tensor_info(record.name, info, "an xxh3 checksum" + hex_digits_text());
     record.stored_xxh3 = *stored_xxh3;
     record.checksummed = true;
+    const char* version_text = blocks ? " (format version 2)" : " (format version 1)";
     if (!record.encoded()) {
-      if (info.size() != 2 + block_members) fail_tensor_info(record.name, info, "exactly the keys codec and xxh3 for a raw tensor");
+      if (info.size() != (blocks ? 4u : 2u)) {
+        fail_tensor_info(record.name, info,
+                         std::string(blocks ? "exactly the keys codec, xxh3, block_bytes and blocks"
+                                            : "exactly the keys codec and xxh3") +
+                             " for a raw tensor" + version_text);
+      }
+      if (blocks) read_blocks(info, record);
       return;
     }
-    if (info.size() != 7 + block_members)
-      fail_tensor_info(record.name, info, "exactly the keys codec, xxh3, dtype, shape, chunk_bytes, chunks, raw_xxh3");
+    if (info.size() != (blocks ? 8u : 7u)) {
+      fail_tensor_info(record.name, info,
+                       "exactly the keys codec, xxh3, dtype, shape, chunk_bytes, chunks, raw_xxh3" +
+                           std::string(blocks ? ", blocks" : "") + version_text);
+    }
     if (record.stored_dtype != DType::U8 || record.stored_shape.size() != 1) {
       fail_tensor_info(record.name, info, "an encoded tensor stored as U8 [bytes]");
     }
@@ -335,22 +341,65 @@ class HeaderParser {
     const auto shape = as_shape(member(info, "shape"));
     if (!parsed_dtype || !shape)
       fail_tensor_info(record.name, info, "a dtype among " + known_dtype_names() + " and a shape");
-    const auto raw_bytes = checked_byte_size(*parsed_dtype, *shape);
+    // value_or, not *: g++ 12 sees a path reading the optional empty otherwise.
+    const DType logical_dtype = parsed_dtype.value_or(DType::U8);
+    const auto raw_bytes = checked_byte_size(logical_dtype, *shape);
     if (!raw_bytes) fail_tensor_info(record.name, info, "a shape whose byte size fits 64 bits");
     const auto chunk_bytes = as_u64(member(info, "chunk_bytes"));
     const auto chunks = as_shape(member(info, "chunks"));
     if (!chunk_bytes || !chunks) {
       fail_tensor_info(record.name, info, "chunk_bytes, an integer, and chunks, an array of stored sizes");
     }
-    check_chunk_table(*raw_bytes, dtype_size(*parsed_dtype), *chunk_bytes, *chunks, record.stored_bytes(), file_,
+    check_chunk_table(*raw_bytes, dtype_size(logical_dtype), *chunk_bytes, *chunks, record.stored_bytes(), file_,
                       record.name);
     const auto raw_xxh3 = checksum_of(info, "raw_xxh3");
     if (!raw_xxh3) fail_tensor_info(record.name, info, "a raw_xxh3 checksum" + hex_digits_text());
-    record.dtype = *parsed_dtype;
+    record.dtype = logical_dtype;
     record.shape = *shape;
     record.chunk_bytes = *chunk_bytes;
     record.chunk_sizes = *chunks;
     record.raw_xxh3 = *raw_xxh3;
+    if (blocks) read_blocks(info, record);
+  }
+
+  // `block_bytes` (raw tensors) and `blocks` of a format version 2 entry whose
+  // other members were read: as many checksums as the tensor has blocks.
+  void read_blocks(const nlohmann::json& info, TensorRecord& record) const {
+    if (!record.encoded()) {
+      const auto found = info.find("block_bytes");
+      const auto block_bytes = found == info.end() ? std::nullopt : as_u64(*found);
+      if (!block_bytes || *block_bytes == 0 || *block_bytes > max_block_bytes) {
+        fail_tensor_info(record.name, info,
+                         "block_bytes, an integer from 1 to " + std::to_string(max_block_bytes) + ",");
+      }
+      record.block_bytes = *block_bytes;
+    } else {
+      record.block_starts.assign(record.chunk_sizes.size() + 1, 0);
+      for (std::size_t i = 0; i < record.chunk_sizes.size(); ++i) {
+        record.block_starts[i + 1] = record.block_starts[i] + record.chunk_sizes[i];
+      }
+    }
+    const std::uint64_t expected = expected_block_count(record);
+    const auto blocks = info.find("blocks");
+    if (blocks == info.end() || !blocks->is_array()) {
+      fail_blocks(record, blocks == info.end() ? std::string("no blocks member") : excerpt(blocks->dump()));
+    }
+    if (blocks->size() != expected) fail_blocks(record, std::to_string(blocks->size()));
+    record.block_xxh3.reserve(blocks->size());
+    for (const nlohmann::json& block : *blocks) {
+      const auto value = block.is_string() ? checksum_from_hex(block.get_ref<const std::string&>()) : std::nullopt;
+      if (!value) fail_blocks(record, "block " + std::to_string(record.block_xxh3.size()) + " " + excerpt(block.dump()));
+      record.block_xxh3.push_back(*value);
+    }
+    record.block_checksummed = true;
+  }
+
+  // `blocks` of `record` are not what section 4 gives it: `found` says what is.
+  [[noreturn]] void fail_blocks(const TensorRecord& record, const std::string& found) const {
+    fail(ErrorId::format_metadata, record.name,
+         "expected " + std::to_string(expected_block_count(record)) + " block checksums (" +
+             (record.encoded() ? "one per chunk" : "one per " + std::to_string(record.block_bytes) + " stored bytes") +
+             ", each" + hex_digits_text() + "), found " + found);
   }
 
   static std::string hex_digits_text() {

@@ -104,7 +104,7 @@ std::string tensor_info_json(const TensorRecord& record, bool widest = false) {
   } else {
     info.add("block_bytes", std::to_string(record.block_bytes));
   }
-  return std::move(info.add("blocks", json_checksums(record.blocks))).close();
+  return std::move(info.add("blocks", json_checksums(record.block_xxh3))).close();
 }
 
 template <class = void>

@@ -26,6 +26,12 @@ inline constexpr std::size_t max_header_depth = 8;              // a valid heade
 inline constexpr std::size_t max_metadata_depth = 256;          // user metadata JSON
 inline constexpr std::size_t max_header_array = 1024;           // shapes and offsets in the header
 inline constexpr std::uint64_t max_chunk_bytes = std::uint64_t(1) << 30;  // bounds one chunk's decoded size
+inline constexpr std::uint64_t max_block_bytes = std::uint64_t(1) << 30;  // bounds a raw tensor's checksum blocks
+// The newest format version this build reads (docs/format.md, section 6);
+// format_version (version.hpp) is the one it writes.
+inline constexpr int newest_readable_format_version = 2;
+inline constexpr int first_block_format_version = 2;  // the first with block checksums
+static_assert(format_version <= newest_readable_format_version, "a build reads what it writes");
 // A chunk decodes to at most this many times its stored size. zstd's densest
 // encoding (runs of one byte) stays below 32768; the bound stops a small
 // hostile stream from making a reader allocate gigabytes. chunk_table.hpp
@@ -65,11 +71,14 @@ struct TensorRecord {
   std::uint64_t raw_xxh3 = 0;     // of the decoded bytes (encoded tensors only)
   std::uint64_t chunk_bytes = 0;  // raw bytes per chunk (encoded tensors only)
   std::vector<std::uint64_t> chunk_sizes;
-  // Format version 2: XXH3-64 of each block of the stored bytes; a raw
-  // tensor's blocks hold block_bytes stored bytes each (the last the rest),
-  // an encoded tensor has one block per chunk (block_bytes 0).
+  // Format version 2 (docs/format.md, section 4): the XXH3 of each block of
+  // the stored bytes. A raw tensor's blocks hold block_bytes stored bytes
+  // each (the last one the rest); an encoded tensor's blocks are its chunks,
+  // block_starts giving where each begins (and, last, the stored size).
+  bool block_checksummed = false;
   std::uint64_t block_bytes = 0;
-  std::vector<std::uint64_t> blocks;
+  std::vector<std::uint64_t> block_xxh3;
+  std::vector<std::uint64_t> block_starts;
 
   bool encoded() const noexcept { return codec != raw_codec; }
   std::uint64_t stored_bytes() const noexcept { return end - begin; }

@@ -228,7 +228,7 @@ class SavePipeline {
         if (source.raw_bytes != 0) std::memcpy(slot.data() + at, source.data, source.raw_bytes);
         // A gathered tensor fits one block, whose checksum is the tensor's.
         record.stored_xxh3 = xxh3(slot.data() + at, source.raw_bytes);
-        if (!record.blocks.empty()) record.blocks[0] = record.stored_xxh3;
+        if (!record.block_xxh3.empty()) record.block_xxh3[0] = record.stored_xxh3;
         at += source.raw_bytes;
       }
       return;
@@ -245,7 +245,7 @@ class SavePipeline {
                           record.name);
     }
     record.chunk_sizes[unit.chunk] = slot.size();
-    record.blocks[unit.chunk] = xxh3(slot.data(), slot.size());
+    record.block_xxh3[unit.chunk] = xxh3(slot.data(), slot.size());
   }
 
   // Checksums of a tensor read from the caller's memory: a raw tensor's
@@ -255,15 +255,15 @@ class SavePipeline {
       record.raw_xxh3 = xxh3(planned.data, planned.raw_bytes);
       return;
     }
-    if (record.blocks.size() == 1) {
-      record.stored_xxh3 = record.blocks[0] = xxh3(planned.data, planned.raw_bytes);
+    if (record.block_xxh3.size() == 1) {
+      record.stored_xxh3 = record.block_xxh3[0] = xxh3(planned.data, planned.raw_bytes);
       return;
     }
     Xxh3Stream whole;
-    for (std::size_t b = 0; b < record.blocks.size(); ++b) {
+    for (std::size_t b = 0; b < record.block_xxh3.size(); ++b) {
       const std::size_t begin = b * record.block_bytes;
       const std::size_t size = std::min<std::size_t>(record.block_bytes, planned.raw_bytes - begin);
-      record.blocks[b] = xxh3(planned.data + begin, size);
+      record.block_xxh3[b] = xxh3(planned.data + begin, size);
       whole.update(planned.data + begin, size);
     }
     record.stored_xxh3 = whole.digest();

@@ -120,10 +120,10 @@ FileLayout plan_tensors(const std::string& path, const std::vector<NamedTensor>&
     record.name = tensors[order[at]].name;
     record.dtype = record.stored_dtype = view.dtype();
     record.shape = record.stored_shape = view.shape();
-    record.checksummed = true;
+    record.checksummed = record.block_checksummed = true;
     if (source.codec == nullptr) {
       record.block_bytes = chunk_bytes;
-      record.blocks.resize(chunk_count(source.raw_bytes, chunk_bytes));
+      record.block_xxh3.resize(chunk_count(source.raw_bytes, chunk_bytes));
       // Offsets up to the first encoded tensor are known now; the header
       // reservation prints them exactly (header_writer.hpp).
       if (offsets_known) {
@@ -138,7 +138,7 @@ FileLayout plan_tensors(const std::string& path, const std::vector<NamedTensor>&
     record.chunk_bytes = chunk_raw_bytes(chunk_bytes, source.element_size);
     const std::size_t chunks = chunk_count(source.raw_bytes, record.chunk_bytes);
     record.chunk_sizes.resize(chunks);
-    record.blocks.resize(chunks);
+    record.block_xxh3.resize(chunks);
     record.stored_dtype = DType::U8;
     record.stored_shape = {0};
   }
