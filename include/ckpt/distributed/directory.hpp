@@ -26,18 +26,21 @@ inline constexpr const char* distributed_index_name = detail::distributed_index_
 
 // The index of the committed checkpoint in `directory`. A directory without
 // one throws StateError state_uncommitted; a damaged index FormatError.
-inline DistributedIndex read_distributed_index(const std::string& directory) {
+template <class = void>
+DistributedIndex read_distributed_index(const std::string& directory) {
   return detail::read_index_of(detail::trimmed_directory(directory));
 }
 
 // True when `directory` holds a committed checkpoint (its index exists).
-inline bool is_committed_checkpoint(const std::string& directory) {
+template <class = void>
+bool is_committed_checkpoint(const std::string& directory) {
   return detail::path_exists(detail::index_path_of(detail::trimmed_directory(directory)));
 }
 
 // True when `directory` holds what a distributed save writes (rank files or
 // their temp files) but no index: a save that never committed.
-inline bool is_uncommitted_checkpoint(const std::string& directory) {
+template <class = void>
+bool is_uncommitted_checkpoint(const std::string& directory) {
   const std::string path = detail::trimmed_directory(directory);
   return !is_committed_checkpoint(path) && !detail::checkpoint_files_in(path).empty();
 }
@@ -49,7 +52,8 @@ struct CommittedCheckpoint {
 
 // The committed checkpoints in the directories directly under `parent`,
 // oldest step first. Uncommitted ones are left out.
-inline std::vector<CommittedCheckpoint> committed_checkpoints(const std::string& parent) {
+template <class = void>
+std::vector<CommittedCheckpoint> committed_checkpoints(const std::string& parent) {
   std::vector<CommittedCheckpoint> found;
   const std::string root = detail::trimmed_directory(parent);
   for (const std::string& name : detail::directory_names(root)) {
@@ -73,14 +77,16 @@ using DistributedVerification = detail::DistributedVerification;
 // checksum, every encoded tensor decoded) and every piece (in its file with
 // the dtype, shape, codec and checksum the index records). Never throws for
 // what it finds: each problem is one error message.
-inline DistributedVerification verify_distributed_checkpoint(const std::string& directory) {
+template <class = void>
+DistributedVerification verify_distributed_checkpoint(const std::string& directory) {
   return detail::verify_directory(detail::trimmed_directory(directory));
 }
 
 // Removes a checkpoint directory, the index first: a crash halfway leaves an
 // uncommitted directory, never a committed one missing files. Files that
 // are not the checkpoint's stay (and keep the directory).
-inline void remove_distributed_checkpoint(const std::string& directory, bool durable = true) {
+template <class = void>
+void remove_distributed_checkpoint(const std::string& directory, bool durable = true) {
   detail::remove_checkpoint_directory(detail::trimmed_directory(directory), durable);
 }
 

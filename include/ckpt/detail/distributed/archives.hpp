@@ -36,7 +36,8 @@ template <class T>
 inline constexpr bool is_shard_v = std::is_base_of_v<ShardPlacement, T>;
 
 // The local value a shard wraps, with the piece's place, checked.
-inline void check_shard(const std::string& file, const std::string& name, const ShardPlacement& placement) {
+template <class = void>
+void check_shard(const std::string& file, const std::string& name, const ShardPlacement& placement) {
   if (const auto problem = geometry_problem(placement.geometry, placement.shape)) {
     throw ArgumentError(ErrorId::argument_invalid, file, name,
                         "a shard of " + shape_to_string(placement.shape) + ": " + *problem);
@@ -48,7 +49,7 @@ struct CollectedPieces {
   std::vector<PieceDescription> descriptions;
   std::vector<TensorView> views;  // each piece's bytes, shaped as it is stored (parallel to descriptions)
   std::vector<Tensor> owned;      // converted tensors the views point into
-  nlohmann::json metadata = nlohmann::json::object();
+  nlohmann::json metadata = nlohmann::json(nlohmann::json::value_t::object);
 };
 
 class DistributedSavingArchive : public ArchiveBase<DistributedSavingArchive> {
@@ -59,6 +60,7 @@ class DistributedSavingArchive : public ArchiveBase<DistributedSavingArchive> {
   // `directory` is named in errors.
   explicit DistributedSavingArchive(std::string directory) : ArchiveBase(std::move(directory)) {}
 
+  template <class = void>
   CollectedPieces take() && { return std::move(collected_); }
 
  private:
@@ -84,6 +86,7 @@ class DistributedSavingArchive : public ArchiveBase<DistributedSavingArchive> {
       }
     });
   }
+  template <class = void>
   void add(const std::string& name, const Shape& shape, const PieceGeometry& geometry, const TensorView& local) {
     collected_.descriptions.push_back({name, local.dtype(), shape, geometry});
     collected_.views.emplace_back(local.dtype(), geometry.stored_shape(shape), local.data());
@@ -113,6 +116,7 @@ class DistributedLoadingArchive : public ArchiveBase<DistributedLoadingArchive> 
   static constexpr bool is_saving = false;
   static constexpr bool is_loading = true;
 
+  template <class = void>
   DistributedLoadingArchive(const CheckpointIndex& index, std::string directory)
       : ArchiveBase(directory),
         index_(index),
@@ -120,6 +124,7 @@ class DistributedLoadingArchive : public ArchiveBase<DistributedLoadingArchive> 
         file_names_(tensor_names(index), metadata_names(index)) {}
 
   // Strict: throws MismatchError listing every problem. Otherwise returns them.
+  template <class = void>
   LoadReport check(bool strict) {
     for (const auto& [name, tensor] : index_.tensors) {
       if (!names().contains(name, "tensor")) {
@@ -131,8 +136,9 @@ class DistributedLoadingArchive : public ArchiveBase<DistributedLoadingArchive> 
   }
 
   // Reads every planned piece and assigns every planned value.
-  void load(PieceReader& reader) {
-    for (const std::function<void(PieceReader&)>& load : loads_) load(reader);
+  template <class = void>
+  void load(PieceReader<>& reader) {
+    for (const std::function<void(PieceReader<>&)>& load : loads_) load(reader);
     loads_.clear();
   }
 
@@ -169,7 +175,7 @@ class DistributedLoadingArchive : public ArchiveBase<DistributedLoadingArchive> 
       if (!tensor_loadable(report_, name, expected, found_or_null, takes_any_dtype<T>::value, takes_file_shape)) return;
       if constexpr (Temporary) {
         // A view such as ckpt::shaped() dies with the ar() call; keep a copy of it.
-        loads_.push_back([this, name, stored, target = value](PieceReader& reader) mutable {
+        loads_.push_back([this, name, stored, target = value](PieceReader<>& reader) mutable {
           load_piece(reader, name, *stored, PieceGeometry::whole(stored->shape), target);
         });
       } else {
@@ -180,7 +186,7 @@ class DistributedLoadingArchive : public ArchiveBase<DistributedLoadingArchive> 
 
   template <class Target>
   void plan_load(const std::string& name, const IndexTensor& stored, const PieceGeometry& geometry, Target& target) {
-    loads_.push_back([this, name, &stored, geometry, &target](PieceReader& reader) {
+    loads_.push_back([this, name, &stored, geometry, &target](PieceReader<>& reader) {
       load_piece(reader, name, stored, geometry, target);
     });
   }
@@ -188,7 +194,7 @@ class DistributedLoadingArchive : public ArchiveBase<DistributedLoadingArchive> 
   // Reads one piece into `target`: straight into its memory when its traits
   // offer load_target, else through a Tensor handed to assign().
   template <class Target>
-  void load_piece(PieceReader& reader, const std::string& name, const IndexTensor& stored,
+  void load_piece(PieceReader<>& reader, const std::string& name, const IndexTensor& stored,
                   const PieceGeometry& geometry, Target& target) {
     const Shape shape = geometry.stored_shape(stored.shape);
     if constexpr (has_load_target<Target>::value) {
@@ -204,6 +210,7 @@ class DistributedLoadingArchive : public ArchiveBase<DistributedLoadingArchive> 
   }
 
   // A file byte other than 0 or 1 must not become an invalid bool.
+  template <class = void>
   static void normalize_bools(DType dtype, std::byte* bytes, std::uint64_t count) {
     if (dtype != DType::BOOL) return;
     for (std::uint64_t i = 0; i < count; ++i) bytes[i] = bytes[i] != std::byte{0} ? std::byte{1} : std::byte{0};
@@ -214,7 +221,7 @@ class DistributedLoadingArchive : public ArchiveBase<DistributedLoadingArchive> 
     const std::string name = register_name("metadata");
     std::optional<T> parsed = loadable_metadata<T>(report_, name, index_.metadata, file_names_);
     if (!parsed) return;
-    loads_.push_back([&value, parsed = std::move(*parsed)](PieceReader&) { value = parsed; });
+    loads_.push_back([&value, parsed = std::move(*parsed)](PieceReader<>&) { value = parsed; });
   }
 
   template <class Map>
@@ -228,14 +235,16 @@ class DistributedLoadingArchive : public ArchiveBase<DistributedLoadingArchive> 
   template <class T>
   bool prepare_optional(std::optional<T>& optional) {
     return file_names_.prepare_optional(optional, current_name(),
-                                        [&] { loads_.push_back([&optional](PieceReader&) { optional.reset(); }); });
+                                        [&] { loads_.push_back([&optional](PieceReader<>&) { optional.reset(); }); });
   }
 
+  template <class = void>
   static std::set<std::string> tensor_names(const CheckpointIndex& index) {
     std::set<std::string> names;
     for (const auto& entry : index.tensors) names.insert(entry.first);
     return names;
   }
+  template <class = void>
   static std::set<std::string> metadata_names(const CheckpointIndex& index) {
     std::set<std::string> names;
     for (const auto& entry : index.metadata.items()) names.insert(entry.key());
@@ -245,7 +254,7 @@ class DistributedLoadingArchive : public ArchiveBase<DistributedLoadingArchive> 
   const CheckpointIndex& index_;
   std::string directory_;
   FileNames file_names_;
-  std::vector<std::function<void(PieceReader&)>> loads_;
+  std::vector<std::function<void(PieceReader<>&)>> loads_;
   LoadReport report_;
 };
 

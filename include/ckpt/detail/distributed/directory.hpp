@@ -37,15 +37,18 @@
 namespace ckpt::detail {
 
 // "runs/step-100/" -> "runs/step-100": one spelling per directory.
-inline std::string trimmed_directory(std::string directory) {
+template <class = void>
+std::string trimmed_directory(std::string directory) {
   while (directory.size() > 1 && directory.back() == '/') directory.pop_back();
   return directory;
 }
 
-inline std::string index_path_of(const std::string& directory) { return directory + "/" + distributed_index_file; }
+template <class = void>
+std::string index_path_of(const std::string& directory) { return directory + "/" + distributed_index_file; }
 
 // The checkpoint files in `directory` (see is_checkpoint_file_name), sorted.
-inline std::vector<std::string> checkpoint_files_in(const std::string& directory) {
+template <class = void>
+std::vector<std::string> checkpoint_files_in(const std::string& directory) {
   std::vector<std::string> paths;
   for (const std::string& name : directory_names(directory)) {
     if (is_checkpoint_file_name(name)) paths.push_back(directory + "/" + name);
@@ -58,7 +61,8 @@ inline std::vector<std::string> checkpoint_files_in(const std::string& directory
 // writes). A committed checkpoint there is refused, or with `overwrite`
 // uncommitted first; then whatever an earlier save left is removed. Files
 // that are not a checkpoint's stay.
-inline void prepare_directory(const std::string& directory, bool overwrite, bool durable) {
+template <class = void>
+void prepare_directory(const std::string& directory, bool overwrite, bool durable) {
   const std::string index_path = index_path_of(directory);
   if (path_exists(index_path)) {
     if (!overwrite) {
@@ -92,7 +96,8 @@ struct WrittenFile {
   std::vector<Piece> pieces;
 };
 
-inline std::string encode_written_file(const WrittenFile& file) {
+template <class = void>
+std::string encode_written_file(const WrittenFile& file) {
   WireWriter writer;
   writer.text(file.name).u64(file.bytes).u64(file.header_xxh3).u64(file.pieces.size());
   for (const WrittenFile::Piece& piece : file.pieces) {
@@ -102,7 +107,8 @@ inline std::string encode_written_file(const WrittenFile& file) {
   return std::move(writer).take();
 }
 
-inline WrittenFile decode_written_file(std::string_view bytes) {
+template <class = void>
+WrittenFile decode_written_file(std::string_view bytes) {
   WireReader reader(bytes);
   WrittenFile file;
   file.name = reader.text();
@@ -133,14 +139,16 @@ struct RecordedTensor {
 };
 
 // "F32 [4, 8] (codec raw, xxh3 0123456789abcdef)".
-inline std::string recorded_text(const RecordedTensor& tensor) {
+template <class = void>
+std::string recorded_text(const RecordedTensor& tensor) {
   return std::string(dtype_name(tensor.dtype)) + " " + shape_to_string(tensor.shape) + " (codec " + tensor.codec +
          ", xxh3 " + checksum_to_hex(tensor.xxh3) + ")";
 }
 
 // Every tensor of an open ckpt file with the checksums its header records
 // (none for a file not written by ckpt).
-inline std::map<std::string, RecordedTensor> recorded_tensors(const Reader& reader) {
+template <class = void>
+std::map<std::string, RecordedTensor> recorded_tensors(const Reader& reader) {
   std::map<std::string, RecordedTensor> tensors;
   const auto records = reader.raw_metadata().find(keys::tensors);
   if (records == reader.raw_metadata().end()) return tensors;
@@ -162,7 +170,8 @@ inline std::map<std::string, RecordedTensor> recorded_tensors(const Reader& read
 
 // The error for an open file that is not the one the index committed, or nullopt: its
 // header checksum covers every tensor's checksum, so it pins the whole file.
-inline std::optional<IntegrityError> committed_file_problem(const Reader& reader, const IndexFile& expected) {
+template <class = void>
+std::optional<IntegrityError> committed_file_problem(const Reader& reader, const IndexFile& expected) {
   const auto found = reader.raw_metadata().find(keys::header_checksum);
   const std::string found_text = found == reader.raw_metadata().end() ? "none (not a ckpt file)" : found->second;
   if (found_text == checksum_to_hex(expected.header_xxh3) && reader.file_size() == expected.bytes) return std::nullopt;
@@ -174,7 +183,8 @@ inline std::optional<IntegrityError> committed_file_problem(const Reader& reader
 }
 
 // fsync of a file by name (its data and size), through the FileSystem seam.
-inline void fsync_file(const std::string& path) {
+template <class = void>
+void fsync_file(const std::string& path) {
   FileSystem& fs = file_system();
   const int fd = fs.open(path.c_str(), O_RDONLY | O_CLOEXEC, 0);
   if (fd < 0) throw_system_error(ErrorId::io_sync, path, "opening the file to fsync it", errno);
@@ -192,7 +202,8 @@ inline void fsync_file(const std::string& path) {
 // of the directory before the commit: nothing names the file before the
 // index does, and the index is written only once every rank's fsync
 // returned, so durability costs each rank one fsync, as a raw write would.
-inline WrittenFile write_rank_file(const std::string& directory, const std::string& name,
+template <class = void>
+WrittenFile write_rank_file(const std::string& directory, const std::string& name,
                                    const std::vector<NamedTensor>& tensors, const SaveOptions& options) {
   const std::string path = directory + "/" + name;
   SaveOptions unsynced = options;
@@ -214,7 +225,8 @@ inline WrittenFile write_rank_file(const std::string& directory, const std::stri
 
 // Writes the index: temp file, fsync, rename, fsync of the directory. The
 // rename is the commit of the whole checkpoint.
-inline void write_index(const std::string& directory, const CheckpointIndex& index, bool durable) {
+template <class = void>
+void write_index(const std::string& directory, const CheckpointIndex& index, bool durable) {
   const std::string text = index_to_json(index);
   AtomicFile file(index_path_of(directory));
   file.write(text.data(), text.size());
@@ -223,11 +235,13 @@ inline void write_index(const std::string& directory, const CheckpointIndex& ind
 
 // Removes `path` if it is there; for cleaning up after a failure, which must
 // not hide the failure being reported.
-inline void remove_quietly(const std::string& path) noexcept { file_system().unlink(path.c_str()); }
+template <class = void>
+void remove_quietly(const std::string& path) noexcept { file_system().unlink(path.c_str()); }
 
 // Reads the index of a committed checkpoint. A directory without one was
 // never committed and is refused.
-inline CheckpointIndex read_index_of(const std::string& directory) {
+template <class = void>
+CheckpointIndex read_index_of(const std::string& directory) {
   if (!is_directory(directory)) {
     throw StateError(ErrorId::state_not_found, directory, "", "expected a checkpoint directory, found none");
   }
@@ -238,13 +252,14 @@ inline CheckpointIndex read_index_of(const std::string& directory) {
                          ", found none: the save that wrote this directory never committed (it failed or was "
                          "killed); the next save to this directory removes what it left");
   }
-  return IndexParser(path).parse(read_whole_file(path));
+  return IndexParser<>(path).parse(read_whole_file(path));
 }
 
 // Removes a checkpoint directory: the index first (so that a crash halfway
 // leaves an uncommitted directory, never a committed one with files
 // missing), then the files, then the directory if nothing else is in it.
-inline void remove_checkpoint_directory(const std::string& directory, bool durable) {
+template <class = void>
+void remove_checkpoint_directory(const std::string& directory, bool durable) {
   const std::string index_path = index_path_of(directory);
   if (path_exists(index_path)) {
     remove_file(index_path);

@@ -74,7 +74,8 @@ struct ShardPlacement {
 };
 
 // "offsets [0, 4], extents [8, 4]" or "flat elements [12, 40)".
-inline std::string geometry_text(const PieceGeometry& geometry) {
+template <class = void>
+std::string geometry_text(const PieceGeometry& geometry) {
   if (geometry.kind == PieceGeometry::Kind::flat) {
     return "flat elements [" + std::to_string(geometry.offsets[0]) + ", " +
            std::to_string(geometry.offsets[0] + geometry.extents[0]) + ")";
@@ -83,7 +84,8 @@ inline std::string geometry_text(const PieceGeometry& geometry) {
 }
 
 // What makes `geometry` unusable as a piece of a tensor of `shape`, or nullopt.
-inline std::optional<std::string> geometry_problem(const PieceGeometry& geometry, const Shape& shape) {
+template <class = void>
+std::optional<std::string> geometry_problem(const PieceGeometry& geometry, const Shape& shape) {
   const std::optional<std::uint64_t> total = checked_element_count(shape);
   if (!total) return "the global shape " + shape_to_string(shape) + " overflows 64 bits";
   if (geometry.kind == PieceGeometry::Kind::flat) {
@@ -111,7 +113,8 @@ inline std::optional<std::string> geometry_problem(const PieceGeometry& geometry
 }
 
 // "[3, 7]": the multi-index of linear element `index` of a tensor of `shape`.
-inline std::string index_text(std::uint64_t index, const Shape& shape) {
+template <class = void>
+std::string index_text(std::uint64_t index, const Shape& shape) {
   Shape coordinates(shape.size());
   for (std::size_t d = shape.size(); d-- > 0;) {
     if (shape[d] == 0) break;
@@ -132,6 +135,7 @@ struct Run {
 // its rows over the first dimension that is not taken whole, together with
 // every dimension after it: a row split is one run, a column split one run
 // per row.
+template <class = void>
 class RunCursor {
  public:
   // `geometry` must be valid for `shape` (geometry_problem).
@@ -198,7 +202,8 @@ class RunCursor {
 
 // The first and one past the last global element a piece holds; empty (0, 0)
 // for a piece of no element. A cheap test before a merge.
-inline Run piece_bounds(const PieceGeometry& geometry, const Shape& shape) {
+template <class = void>
+Run piece_bounds(const PieceGeometry& geometry, const Shape& shape) {
   if (geometry.element_count() == 0) return {};
   if (geometry.kind == PieceGeometry::Kind::flat)
     return {geometry.offsets[0], geometry.offsets[0] + geometry.extents[0]};
@@ -227,7 +232,7 @@ template <class Copy>
 void for_each_overlap(const PieceGeometry& source, const PieceGeometry& target, const Shape& shape, Copy&& copy) {
   const Run a = piece_bounds(source, shape), b = piece_bounds(target, shape);
   if (std::max(a.begin, b.begin) >= std::min(a.end, b.end)) return;
-  RunCursor from(source, shape), to(target, shape);
+  RunCursor<> from(source, shape), to(target, shape);
   ElementCopy pending;
   while (!from.done() && !to.done()) {
     const std::uint64_t begin = std::max(from.run().begin, to.run().begin);
@@ -263,7 +268,7 @@ std::optional<std::string> tiling_problem(const std::vector<const PieceGeometry*
   };
   std::vector<OwnedRun> runs;
   for (std::size_t i = 0; i < pieces.size(); ++i) {
-    for (RunCursor cursor(*pieces[i], shape); !cursor.done(); cursor.next()) runs.push_back({cursor.run(), i});
+    for (RunCursor<> cursor(*pieces[i], shape); !cursor.done(); cursor.next()) runs.push_back({cursor.run(), i});
   }
   std::sort(runs.begin(), runs.end(), [](const OwnedRun& x, const OwnedRun& y) { return x.run.begin < y.run.begin; });
   const std::uint64_t total = PieceGeometry::element_count_of(shape);

@@ -72,10 +72,11 @@ struct CheckpointIndex {
   std::uint64_t total_size = 0;  // bytes of every stored tensor, as safetensors readers count them
   std::map<std::string, IndexFile> files;
   std::map<std::string, IndexTensor> tensors;
-  nlohmann::json metadata = nlohmann::json::object();  // the user's, from rank 0
+  nlohmann::json metadata = nlohmann::json(nlohmann::json::value_t::object);  // the user's, from rank 0
 };
 
-inline std::string index_to_json(const CheckpointIndex& index) {
+template <class = void>
+std::string index_to_json(const CheckpointIndex& index) {
   using nlohmann::json;
   json files = json::object();
   for (const auto& [name, file] : index.files) {
@@ -114,7 +115,9 @@ inline std::string index_to_json(const CheckpointIndex& index) {
 }
 
 // Reads an index strictly: a hand-edited or damaged index is refused with a
-// FormatError naming `path` (and the tensor), never half-trusted.
+// FormatError naming `path` (and the tensor), never half-trusted. A template only so that programs that read no
+// distributed index do not compile it (docs/architecture.md, "Compile time").
+template <class = void>
 class IndexParser {
  public:
   explicit IndexParser(std::string path) : path_(std::move(path)) {}
@@ -143,7 +146,9 @@ class IndexParser {
     index.step = number(metadata, index_keys::step, "");
     index.world_size = number(metadata, index_keys::world_size, "");
     index.total_size = number(metadata, index_keys::total_size, "");
-    for (const auto& [name, entry] : object_member(metadata, index_keys::files, "").items()) {
+    for (const auto& item : object_member(metadata, index_keys::files, "").items()) {
+      const std::string& name = item.key();
+      const nlohmann::json& entry = item.value();
       if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
           name.find('\0') != std::string::npos) {
         fail("", "expected file names without '/', found '" + printable_name(name) + "'");
@@ -152,11 +157,15 @@ class IndexParser {
       index.files[name] = IndexFile{number(entry, "bytes", ""), checksum(entry, "header_xxh3", "")};
     }
     std::map<std::string, std::string> weight_map;
-    for (const auto& [name, file] : object_member(*root, index_keys::weight_map, "").items()) {
+    for (const auto& item : object_member(*root, index_keys::weight_map, "").items()) {
+      const std::string& name = item.key();
+      const nlohmann::json& file = item.value();
       if (!file.is_string()) fail(name, "expected weight_map values to be file names");
       weight_map[name] = file.get<std::string>();
     }
-    for (const auto& [name, entry] : object_member(metadata, index_keys::tensors, "").items()) {
+    for (const auto& item : object_member(metadata, index_keys::tensors, "").items()) {
+      const std::string& name = item.key();
+      const nlohmann::json& entry = item.value();
       index.tensors[name] = tensor(name, entry, index.files, weight_map);
     }
     if (!weight_map.empty()) {

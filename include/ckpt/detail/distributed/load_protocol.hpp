@@ -35,7 +35,7 @@ LoadReport load_distributed(Comm& comm, const std::string& directory, const Load
                      return std::string();
                    }));
   agree_on_outcome(comm, run_step(comm.rank(), [&] {
-                     PieceReader reader(directory, *index, ReadOptions{options.verify_checksums, threads});
+                     PieceReader<> reader(directory, *index, ReadOptions{options.verify_checksums, threads});
                      archive->load(reader);
                      return std::string();
                    }));

@@ -35,7 +35,8 @@ struct RankFailure {
 };
 
 // The exception in flight on `rank`; call inside a catch block.
-inline RankFailure capture_failure(int rank) {
+template <class = void>
+RankFailure capture_failure(int rank) {
   try {
     throw;
   } catch (const Error& error) {
@@ -48,7 +49,8 @@ inline RankFailure capture_failure(int rank) {
 }
 
 // Throws the ckpt exception class that owns `id`.
-[[noreturn]] inline void throw_error(ErrorId id, std::string file, std::string tensor, const std::string& what) {
+template <class = void>
+[[noreturn]] void throw_error(ErrorId id, std::string file, std::string tensor, const std::string& what) {
   switch (static_cast<int>(id) / 100) {
     case 1: throw IoError(id, std::move(file), std::move(tensor), what);
     case 2: throw FormatError(id, std::move(file), std::move(tensor), what);
@@ -63,7 +65,8 @@ inline RankFailure capture_failure(int rank) {
 // Throws `failure` on this rank: same kind, id, file and tensor, the failing
 // rank named first. Exceptions that are not ckpt errors become StateError
 // state_rank_failed.
-[[noreturn]] inline void throw_rank_failure(const RankFailure& failure, int world_size, std::size_t failing_ranks) {
+template <class = void>
+[[noreturn]] void throw_rank_failure(const RankFailure& failure, int world_size, std::size_t failing_ranks) {
   std::string where = "rank " + std::to_string(failure.rank) + " of " + std::to_string(world_size);
   if (failing_ranks > 1) {
     where += failing_ranks == static_cast<std::size_t>(world_size)
@@ -82,7 +85,8 @@ struct RankOutcome {
   std::string payload;
 };
 
-inline std::string encode_outcome(const RankOutcome& outcome) {
+template <class = void>
+std::string encode_outcome(const RankOutcome& outcome) {
   WireWriter writer;
   writer.u64(outcome.failure ? 1 : 0);
   if (outcome.failure) {
@@ -93,7 +97,8 @@ inline std::string encode_outcome(const RankOutcome& outcome) {
   return std::move(writer).take();
 }
 
-inline RankOutcome decode_outcome(std::string_view bytes, int rank) {
+template <class = void>
+RankOutcome decode_outcome(std::string_view bytes, int rank) {
   WireReader reader(bytes);
   RankOutcome outcome;
   if (reader.u64() != 0) {
@@ -123,7 +128,8 @@ RankOutcome run_step(int rank, Step&& step) {
 }
 
 // Throws the lowest failing rank's failure, if any rank failed.
-inline void throw_first_failure(const std::vector<RankOutcome>& outcomes, int world_size) {
+template <class = void>
+void throw_first_failure(const std::vector<RankOutcome>& outcomes, int world_size) {
   const RankFailure* first = nullptr;
   std::size_t failing = 0;
   for (const RankOutcome& outcome : outcomes) {
@@ -134,7 +140,8 @@ inline void throw_first_failure(const std::vector<RankOutcome>& outcomes, int wo
   if (first != nullptr) throw_rank_failure(*first, world_size, failing);
 }
 
-inline std::vector<RankOutcome> decode_outcomes(const std::vector<std::string>& gathered) {
+template <class = void>
+std::vector<RankOutcome> decode_outcomes(const std::vector<std::string>& gathered) {
   std::vector<RankOutcome> outcomes;
   outcomes.reserve(gathered.size());
   for (std::size_t rank = 0; rank < gathered.size(); ++rank) {

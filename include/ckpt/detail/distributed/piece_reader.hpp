@@ -26,6 +26,9 @@
 
 namespace ckpt::detail {
 
+// A template only so that programs that load no distributed checkpoint do not
+// compile it (docs/architecture.md, "Compile time").
+template <class = void>
 class PieceReader {
  public:
   // Bytes read at once from an encoded piece to serve several small ranges.

@@ -37,7 +37,8 @@ struct PieceDescription {
   PieceGeometry geometry;
 };
 
-inline void encode_descriptions(WireWriter& writer, const std::vector<PieceDescription>& pieces) {
+template <class = void>
+void encode_descriptions(WireWriter& writer, const std::vector<PieceDescription>& pieces) {
   writer.u64(pieces.size());
   for (const PieceDescription& piece : pieces) {
     writer.text(piece.name).u64(static_cast<std::uint64_t>(piece.dtype)).shape(piece.shape);
@@ -47,7 +48,8 @@ inline void encode_descriptions(WireWriter& writer, const std::vector<PieceDescr
   }
 }
 
-inline std::vector<PieceDescription> decode_descriptions(WireReader& reader) {
+template <class = void>
+std::vector<PieceDescription> decode_descriptions(WireReader& reader) {
   std::vector<PieceDescription> pieces(reader.u64());
   for (PieceDescription& piece : pieces) {
     piece.name = reader.text();
@@ -86,7 +88,8 @@ struct SavePlan {
   std::vector<std::string> rank_files;    // each rank's file name, empty when it writes none
 };
 
-inline std::string ranks_text(const std::vector<int>& ranks) {
+template <class = void>
+std::string ranks_text(const std::vector<int>& ranks) {
   std::string text = ranks.size() == 1 ? "rank " : "ranks ";
   for (std::size_t i = 0; i < ranks.size(); ++i) {
     if (i == 3 && ranks.size() > 4) return text + ", ... (" + std::to_string(ranks.size()) + " ranks)";
@@ -98,7 +101,8 @@ inline std::string ranks_text(const std::vector<int>& ranks) {
 namespace save_plan {
 
 // Writers for every piece, greedily balancing bytes.
-inline void assign_writers(SavePlan& plan, std::size_t world_size) {
+template <class = void>
+void assign_writers(SavePlan& plan, std::size_t world_size) {
   struct Candidate {
     std::size_t holders;
     std::uint64_t bytes;
@@ -139,7 +143,8 @@ inline void assign_writers(SavePlan& plan, std::size_t world_size) {
 }
 
 // Orders a tensor's pieces, names them and checks that they tile it.
-inline void finish_tensor(TensorPlan& tensor, const std::string& directory) {
+template <class = void>
+void finish_tensor(TensorPlan& tensor, const std::string& directory) {
   std::sort(tensor.pieces.begin(), tensor.pieces.end(), [&](const PiecePlan& a, const PiecePlan& b) {
     const std::uint64_t first_a = piece_bounds(a.geometry, tensor.shape).begin;
     const std::uint64_t first_b = piece_bounds(b.geometry, tensor.shape).begin;
@@ -171,7 +176,8 @@ inline void finish_tensor(TensorPlan& tensor, const std::string& directory) {
 // The plan for pieces described by each rank (`by_rank[r]` from rank r).
 // Throws ArgumentError naming `directory` and the tensor when the ranks
 // disagree on a tensor or their pieces do not tile it.
-inline SavePlan make_save_plan(const std::vector<std::vector<PieceDescription>>& by_rank,
+template <class = void>
+SavePlan make_save_plan(const std::vector<std::vector<PieceDescription>>& by_rank,
                                const std::string& directory) {
   struct Gathered {
     DType dtype;

@@ -61,7 +61,8 @@ struct DistributedSaveStats {
 
 using StatsClock = std::chrono::steady_clock;
 
-inline double seconds_since(StatsClock::time_point start) {
+template <class = void>
+double seconds_since(StatsClock::time_point start) {
   return std::chrono::duration<double>(StatsClock::now() - start).count();
 }
 
@@ -80,7 +81,8 @@ struct PendingSave {
 };
 
 // The pieces of `plan` that `rank` writes, with their bytes from `collected`.
-inline std::vector<NamedTensor> pieces_to_write(const SavePlan& plan, int rank, const CollectedPieces& collected) {
+template <class = void>
+std::vector<NamedTensor> pieces_to_write(const SavePlan& plan, int rank, const CollectedPieces& collected) {
   std::map<std::pair<std::string, PieceGeometry>, std::size_t> held;
   for (std::size_t i = 0; i < collected.descriptions.size(); ++i) {
     held.emplace(std::make_pair(collected.descriptions[i].name, collected.descriptions[i].geometry), i);
@@ -96,7 +98,8 @@ inline std::vector<NamedTensor> pieces_to_write(const SavePlan& plan, int rank, 
 }
 
 // The index of a committed save: the plan, with what each writer recorded.
-inline CheckpointIndex build_index(const SavePlan& plan, const std::vector<WrittenFile>& files, std::uint64_t step,
+template <class = void>
+CheckpointIndex build_index(const SavePlan& plan, const std::vector<WrittenFile>& files, std::uint64_t step,
                                    const nlohmann::json& metadata) {
   CheckpointIndex index;
   index.step = step;
@@ -123,14 +126,16 @@ inline CheckpointIndex build_index(const SavePlan& plan, const std::vector<Writt
 }
 
 // What every rank learns at the end of a commit: success, or the failure to throw.
-inline std::string encode_verdict(const std::optional<RankFailure>& failure, std::size_t failing_ranks) {
+template <class = void>
+std::string encode_verdict(const std::optional<RankFailure>& failure, std::size_t failing_ranks) {
   WireWriter writer;
   writer.u64(failing_ranks);
   if (failure) writer.u64(static_cast<std::uint64_t>(failure->rank)).text(encode_outcome(RankOutcome{failure, {}}));
   return std::move(writer).take();
 }
 
-inline void throw_verdict(std::string_view verdict, int world_size) {
+template <class = void>
+void throw_verdict(std::string_view verdict, int world_size) {
   WireReader reader(verdict);
   const std::uint64_t failing = reader.u64();
   if (failing == 0) return;
@@ -140,7 +145,8 @@ inline void throw_verdict(std::string_view verdict, int world_size) {
 }
 
 // Rank 0's part of the commit: the index, unless a rank failed.
-inline std::string decide_commit(const std::vector<std::string>& gathered, const PendingSave& save) {
+template <class = void>
+std::string decide_commit(const std::vector<std::string>& gathered, const PendingSave& save) {
   const std::vector<RankOutcome> outcomes = decode_outcomes(gathered);
   const RankFailure* first = nullptr;
   std::size_t failing = 0;
@@ -184,7 +190,8 @@ void commit_save(Comm& comm, PendingSave& save) {
 
 // Writes this rank's file (the write step); never throws: the outcome goes
 // to the commit.
-inline void write_pending(PendingSave& save, int rank) {
+template <class = void>
+void write_pending(PendingSave& save, int rank) {
   if (save.written.failure) return;  // planning failed on this rank
   const StatsClock::time_point start = StatsClock::now();
   save.written = run_step(rank, [&] {

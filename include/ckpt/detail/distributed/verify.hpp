@@ -42,7 +42,8 @@ struct DistributedVerification {
   }
 };
 
-inline DistributedVerification verify_directory(const std::string& directory) {
+template <class = void>
+DistributedVerification verify_directory(const std::string& directory) {
   DistributedVerification result;
   CheckpointIndex index;
   try {
