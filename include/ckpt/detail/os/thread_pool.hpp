@@ -6,7 +6,6 @@
 #include <cstddef>
 #include <exception>
 #include <functional>
-#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -47,24 +46,32 @@ class ThreadPool {
   // Runs fn(i) for every i in [0, count) on the caller plus up to `helpers`
   // workers; returns when all calls returned. After a call throws, the
   // remaining indices are skipped and the first exception is rethrown.
+  //
+  // When run() returns, no worker touches the job any more and none is left
+  // holding memory of it: a worker frees nothing after the caller moved on.
+  // That keeps fork() in the caller safe (the test suite forks crash children
+  // right after parallel loads): a child never inherits a lock, the
+  // allocator's included, that a worker held at the instant of the fork.
   void run(std::size_t count, unsigned helpers, const std::function<void(std::size_t)>& fn) {
-    auto job = std::make_shared<Job>(fn, count);
+    Job job(fn, count);
     {
       std::lock_guard<std::mutex> lock(mutex_);
       while (workers_.size() < helpers) workers_.emplace_back([this] { work(); });
-      for (unsigned i = 0; i < helpers; ++i) tickets_.push_back(job);
+      tickets_.insert(tickets_.end(), helpers, &job);
     }
     wake_workers_.notify_all();
-    job->take_part();
-    // Taken out of the job so the exception is released on this thread, not
-    // by whichever worker drops the job last.
-    std::exception_ptr error = job->wait();
-    if (error) std::rethrow_exception(error);
+    job.take_part();
+    {
+      // Tickets no worker took are withdrawn: the job is done without them.
+      std::lock_guard<std::mutex> lock(mutex_);
+      tickets_.erase(std::remove(tickets_.begin(), tickets_.end(), &job), tickets_.end());
+    }
+    if (std::exception_ptr error = job.wait()) std::rethrow_exception(error);
   }
 
  private:
-  // Shared by the caller and the workers that join it; a worker may still hold
-  // a finished job after run() returned, but then it touches only the counters.
+  // Lives on the caller's stack; workers join it through a ticket and leave
+  // it before run() returns (wait() waits for both the indices and them).
   struct Job {
     Job(const std::function<void(std::size_t)>& fn, std::size_t count) : fn(fn), count(count) {}
 
@@ -80,14 +87,24 @@ class ThreadPool {
           }
         }
         std::lock_guard<std::mutex> lock(mutex);
-        if (++finished == count) all_finished.notify_all();
+        ++finished;
+        if (finished == count && joined == 0) done.notify_all();
       }
     }
 
-    // Waits for every index to finish; returns the first exception, if any.
+    // A worker's last touch of the job: after this unlock the caller may
+    // destroy it.
+    void leave() {
+      std::lock_guard<std::mutex> lock(mutex);
+      --joined;
+      if (finished == count && joined == 0) done.notify_all();
+    }
+
+    // Waits for every index to finish and every worker to leave; returns the
+    // first exception, if any, released on the caller's thread.
     std::exception_ptr wait() {
       std::unique_lock<std::mutex> lock(mutex);
-      all_finished.wait(lock, [this] { return finished == count; });
+      done.wait(lock, [this] { return finished == count && joined == 0; });
       return std::move(error);
     }
 
@@ -96,22 +113,28 @@ class ThreadPool {
     std::atomic<std::size_t> next{0};
     std::atomic<bool> failed{false};
     std::mutex mutex;
-    std::condition_variable all_finished;
-    std::size_t finished = 0;      // guarded by mutex
-    std::exception_ptr error;      // guarded by mutex
+    std::condition_variable done;
+    std::size_t finished = 0;  // guarded by mutex
+    std::size_t joined = 0;    // workers inside take_part; guarded by mutex
+    std::exception_ptr error;  // guarded by mutex
   };
 
   void work() {
     for (;;) {
-      std::shared_ptr<Job> job;
+      Job* job = nullptr;
       {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_workers_.wait(lock, [this] { return stopping_ || !tickets_.empty(); });
         if (tickets_.empty()) return;  // stopping
-        job = std::move(tickets_.front());
+        job = tickets_.front();
         tickets_.erase(tickets_.begin());
+        // Joined under the pool's lock, so the caller, which withdraws the
+        // remaining tickets under it too, waits for exactly these workers.
+        std::lock_guard<std::mutex> joining(job->mutex);
+        ++job->joined;
       }
       job->take_part();
+      job->leave();
     }
   }
 
@@ -120,7 +143,7 @@ class ThreadPool {
   // One per worker a job may use (fewer than the cores), oldest first. A
   // vector: erasing from its front costs nothing next to a job, and spares
   // every program that includes ckpt the <deque> header.
-  std::vector<std::shared_ptr<Job>> tickets_;
+  std::vector<Job*> tickets_;
   std::vector<std::thread> workers_;
   bool stopping_ = false;
 };
