@@ -133,7 +133,9 @@ class Reader {
   // file; an encoded tensor decodes only the chunks that cover it. The
   // stored bytes' checksum is verified as read_into does; a range short of
   // the whole encoded tensor cannot check its decoded checksum. A range past
-  // the tensor's end is an ArgumentError.
+  // the tensor's end is an ArgumentError. (A template only so that programs
+  // that never read a range do not compile the range decoder.)
+  template <class = void>
   void read_range(std::string_view name, std::uint64_t byte_begin, std::uint64_t byte_end, void* out) const {
     const std::size_t index = index_of(name);
     const detail::TensorRecord& record = records_[index];

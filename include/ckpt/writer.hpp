@@ -63,7 +63,7 @@ SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTenso
   detail::check_tensor_arguments(path, tensors);
   detail::CodecCache<> codecs;
   detail::FileLayout plan = detail::plan_tensors(path, tensors, options.codecs, options.chunk_bytes, codecs);
-  const nlohmann::json& user_metadata = metadata.is_null() ? nlohmann::json::object() : metadata;
+  const nlohmann::json& user_metadata = metadata.is_null() ? nlohmann::json(nlohmann::json::value_t::object) : metadata;
   const auto header_of = [&](auto build) {
     try {
       return build();
