@@ -214,10 +214,10 @@ TEST(StreamingSaveHeader, ReservedSpaceAlwaysFitsTheFinalHeader) {
         record.stored_shape = {0};
         record.chunk_bytes = 1 + random() % (std::uint64_t(1) << 30);
         record.chunk_sizes.resize(random() % 40);
-        record.blocks.resize(record.chunk_sizes.size());
+        record.block_xxh3.resize(record.chunk_sizes.size());
       } else {
         record.block_bytes = 1 + random() % (std::uint64_t(1) << 30);
-        record.blocks.resize(random() % 40);
+        record.block_xxh3.resize(random() % 40);
       }
       planned.push_back(record);
     }
@@ -236,7 +236,7 @@ TEST(StreamingSaveHeader, ReservedSpaceAlwaysFitsTheFinalHeader) {
       record.stored_xxh3 = random();
       record.raw_xxh3 = random();
       for (std::uint64_t& size : record.chunk_sizes) size = any_width();
-      for (std::uint64_t& block : record.blocks) block = random();
+      for (std::uint64_t& block : record.block_xxh3) block = random();
       if (record.encoded()) record.stored_shape = {any_width()};
     }
     const std::string header = ckpt::detail::build_header(final_records, metadata, reserved);
