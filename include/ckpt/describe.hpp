@@ -190,10 +190,15 @@ class LoadingArchive : public detail::ArchiveBase<LoadingArchive> {
       }
     }
     if (strict && !report_.ok()) throw MismatchError(ErrorId::mismatch_state, reader_.path(), "", report_.to_string());
-    // Each load fills its own target, so they run in parallel: small tensors
-    // one per thread, large ones spread their blocks over the threads too.
-    detail::parallel_for(loads_.size(), reader_.options().threads, [this](std::size_t i) { loads_[i](); });
-    loads_.clear();
+    // The state's own code (traits, resets, metadata) runs on this thread in
+    // describe() order: it may share structures (an optimizer's state map)
+    // or depend on order. Only then are the bytes read, each into the target
+    // its traits gave, in parallel: small tensors one per thread, large ones
+    // spread their blocks over the threads too.
+    for (const std::function<void()>& load : loads_) load();
+    detail::parallel_for(reads_.size(), reader_.options().threads, [this](std::size_t i) { read(reads_[i]); });
+    reads_.clear();
+    loads_.clear();  // after the reads: a view copied into a load may own what its target points to
     return std::move(report_);
   }
 
@@ -235,19 +240,29 @@ class LoadingArchive : public detail::ArchiveBase<LoadingArchive> {
     return names;
   }
 
+  // A tensor's bytes and the memory its traits gave for them.
+  struct PendingRead {
+    const TensorInfo* info;
+    void* out;
+  };
+
   template <class T>
-  void load_tensor(const TensorInfo& info, T& target) const {
+  void load_tensor(const TensorInfo& info, T& target) {
     if constexpr (detail::has_load_target<T>::value) {
-      const std::uint64_t size = byte_size(info.dtype, info.shape);
-      void* out = tensor_traits<T>::load_target(target, info.shape);
-      reader_.read_into(info.name, out, size);
-      // A file byte other than 0 or 1 must not become an invalid bool.
-      if (info.dtype == DType::BOOL) {
-        auto* bytes = static_cast<unsigned char*>(out);
-        for (std::uint64_t i = 0; i < size; ++i) bytes[i] = bytes[i] != 0 ? 1 : 0;
-      }
+      reads_.push_back({&info, tensor_traits<T>::load_target(target, info.shape)});
     } else {
       tensor_traits<T>::assign(target, reader_.tensor(info.name));
+    }
+  }
+
+  void read(const PendingRead& pending) const {
+    const TensorInfo& info = *pending.info;
+    const std::uint64_t size = byte_size(info.dtype, info.shape);
+    reader_.read_into(info.name, pending.out, size);
+    // A file byte other than 0 or 1 must not become an invalid bool.
+    if (info.dtype == DType::BOOL) {
+      auto* bytes = static_cast<unsigned char*>(pending.out);
+      for (std::uint64_t i = 0; i < size; ++i) bytes[i] = bytes[i] != 0 ? 1 : 0;
     }
   }
 
@@ -278,6 +293,7 @@ class LoadingArchive : public detail::ArchiveBase<LoadingArchive> {
   const Reader& reader_;
   detail::FileNames file_names_;
   std::vector<std::function<void()>> loads_;
+  std::vector<PendingRead> reads_;
   LoadReport report_;
 };
 

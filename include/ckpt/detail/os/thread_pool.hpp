@@ -1,5 +1,7 @@
 #pragma once
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -25,12 +27,26 @@ namespace ckpt::detail {
 template <class = void>
 class ThreadPool {
  public:
+  // The pool of this process. A child made by fork() inherits its parent's
+  // pool without the threads, and with a mutex and condition variable in
+  // whatever state the parent's waiting workers left them (glibc's broadcast
+  // then waits forever for waiters that do not exist); so each process makes
+  // its own pool on first use and leaves an inherited one untouched. Pools
+  // are never destroyed: their idle workers end with the process.
   static ThreadPool& shared() {
-    static ThreadPool pool;
-    return pool;
+    static std::atomic<ThreadPool*> current{nullptr};
+    const pid_t self = ::getpid();
+    ThreadPool* pool = current.load(std::memory_order_acquire);
+    while (pool == nullptr || pool->owner_ != self) {
+      auto* fresh = new ThreadPool(self);
+      fresh->inherited_ = pool;
+      if (current.compare_exchange_strong(pool, fresh, std::memory_order_acq_rel)) return *fresh;
+      delete fresh;  // another thread of this process installed one first: `pool` now holds it
+    }
+    return *pool;
   }
 
-  ThreadPool() = default;
+  explicit ThreadPool(pid_t owner) : owner_(owner) {}
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
@@ -146,6 +162,10 @@ class ThreadPool {
   std::vector<Job*> tickets_;
   std::vector<std::thread> workers_;
   bool stopping_ = false;
+  const pid_t owner_;  // the process whose threads these are
+  // The parent's pool this process inherited, if any: kept reachable so that
+  // leak checkers do not report it, never used.
+  ThreadPool* inherited_ = nullptr;
 };
 
 // Runs fn(i) for i in [0, count) on up to `threads` threads (0 = hardware
