@@ -52,7 +52,8 @@ template <class T>
 const bench::ModelState<T>& cached_state(std::uint64_t bytes, std::size_t layers) {
   static std::map<std::pair<std::uint64_t, std::size_t>, bench::ModelState<T>> states;
   auto found = states.find({bytes, layers});
-  if (found == states.end()) found = states.emplace(std::make_pair(bytes, layers), bench::make_state<T>(bytes, layers)).first;
+  if (found == states.end())
+    found = states.emplace(std::make_pair(bytes, layers), bench::make_state<T>(bytes, layers)).first;
   return found->second;
 }
 
@@ -133,7 +134,8 @@ ManyTensors many_tensors(std::size_t count) {
   ManyTensors state;
   const std::size_t each = total / count;
   for (std::size_t i = 0; i < count; ++i) {
-    state.tensors.emplace_back(values.begin() + std::ptrdiff_t(i * each), values.begin() + std::ptrdiff_t((i + 1) * each));
+    state.tensors.emplace_back(values.begin() + std::ptrdiff_t(i * each),
+                               values.begin() + std::ptrdiff_t((i + 1) * each));
     state.names.push_back("t" + std::to_string(i));
   }
   return state;
@@ -295,7 +297,9 @@ void codec_thread_args(benchmark::internal::Benchmark* bm) {
 // chunked encoding pays per chunk and loading pays per tensor.
 void BM_ParallelForDispatch(benchmark::State& state) {
   std::vector<std::byte> source(64 << 10), target(source.size() * 2);
-  const auto copy = [&](std::size_t i) { std::memcpy(target.data() + i * source.size(), source.data(), source.size()); };
+  const auto copy = [&](std::size_t i) {
+    std::memcpy(target.data() + i * source.size(), source.data(), source.size());
+  };
   for (auto _ : state) ckpt::detail::parallel_for(2, 2, copy);
   benchmark::DoNotOptimize(target.data());
 }

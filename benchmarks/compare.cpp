@@ -49,11 +49,10 @@ struct Measurement {
 };
 
 void emit(const Measurement& m, double seconds) {
-  nlohmann::json line = {{"name", m.name},   {"kind", m.kind},   {"cache", m.cache},          {"dtype", m.dtype},
+  nlohmann::json line = {{"name", m.name},   {"kind", m.kind},     {"cache", m.cache},          {"dtype", m.dtype},
                          {"bytes", m.bytes}, {"seconds", seconds}, {"file_bytes", m.file_bytes}};
   std::cout << line.dump() << std::endl;
-  std::fprintf(stderr, "  %-40s %10.4f s\n", (m.name + (m.cache.empty() ? "" : " (" + m.cache + ")")).c_str(),
-               seconds);
+  std::fprintf(stderr, "  %-40s %10.4f s\n", (m.name + (m.cache.empty() ? "" : " (" + m.cache + ")")).c_str(), seconds);
 }
 
 // Median of `reps` timed runs of `body`; `prepare` runs untimed before each.
@@ -127,35 +126,44 @@ void measure_limits(const Options& options, const State& state) {
   const std::string path = options.dir + "/limit.bin";
   const auto buffers = buffers_of(state);
   const std::uint64_t bytes = state.tensor_bytes();
-  const double write_s = median_seconds(options.reps, [&] { remove_if_present(path); }, [&] {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) fail("cannot create " + path);
-    for (const auto& [data, size] : buffers) write_all(fd, data, size);
-    if (::fsync(fd) != 0) fail("fsync failed");
-    ::close(fd);
-  });
+  const double write_s = median_seconds(
+      options.reps, [&] { remove_if_present(path); },
+      [&] {
+        const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0) fail("cannot create " + path);
+        for (const auto& [data, size] : buffers) write_all(fd, data, size);
+        if (::fsync(fd) != 0) fail("fsync failed");
+        ::close(fd);
+      });
   emit({"raw write+fsync", "save", "", "float32", bytes, bytes}, write_s);
 
   std::vector<char> target(bytes, 1);
   for (const char* cache : {"warm", "cold"}) {
     const bool cold = std::string(cache) == "cold";
-    const double read_s = median_seconds(options.reps, [&] { if (cold) evict(path); }, [&] {
-      const int fd = ::open(path.c_str(), O_RDONLY);
-      if (fd < 0) fail("cannot open " + path);
-      read_all(fd, target.data(), target.size());
-      ::close(fd);
-    });
+    const double read_s = median_seconds(
+        options.reps,
+        [&] {
+          if (cold) evict(path);
+        },
+        [&] {
+          const int fd = ::open(path.c_str(), O_RDONLY);
+          if (fd < 0) fail("cannot open " + path);
+          read_all(fd, target.data(), target.size());
+          ::close(fd);
+        });
     emit({"raw read", "load", cache, "float32", bytes, bytes}, read_s);
   }
   remove_if_present(path);
 
-  const double copy_s = median_seconds(options.reps, [] {}, [&] {
-    std::size_t offset = 0;
-    for (const auto& [data, size] : buffers) {
-      std::memcpy(target.data() + offset, data, size);
-      offset += size;
-    }
-  });
+  const double copy_s = median_seconds(
+      options.reps, [] {},
+      [&] {
+        std::size_t offset = 0;
+        for (const auto& [data, size] : buffers) {
+          std::memcpy(target.data() + offset, data, size);
+          offset += size;
+        }
+      });
   emit({"memcpy of the state", "stall", "", "float32", bytes, 0}, copy_s);
 }
 
@@ -174,8 +182,8 @@ void measure_ckpt_save(const Options& options, const bench::ModelState<T>& state
     ckpt::SaveOptions save;
     save.codecs = ckpt::CodecPolicy(codec);
     const ckpt::Checkpoint<bench::ModelState<T>> checkpoint(save);
-    const double seconds =
-        median_seconds(options.reps, [&] { remove_if_present(path); }, [&] { checkpoint.save(path, state); });
+    const double seconds = median_seconds(
+        options.reps, [&] { remove_if_present(path); }, [&] { checkpoint.save(path, state); });
     emit({"ckpt save " + codec, "save", "", dtype, state.tensor_bytes(), file_size(path)}, seconds);
   }
 }
@@ -186,15 +194,17 @@ template <class T>
 void measure_encode(const Options& options, const bench::ModelState<T>& state, const std::string& dtype) {
   const auto codec = ckpt::CodecRegistry::instance().make("shuffle+zstd");
   std::uint64_t stored = 0;
-  const double seconds = median_seconds(options.reps, [&] { stored = 0; }, [&] {
-    for (const auto& layer : state.layers) {
-      for (const auto* tensor : {&layer.weight, &layer.exp_avg, &layer.exp_avg_sq}) {
-        stored += ckpt::detail::encode_chunked(*codec, reinterpret_cast<const std::byte*>(tensor->data()),
-                                               tensor->size() * sizeof(T), sizeof(T), std::size_t(4) << 20, 2)
-                      .bytes.size();
-      }
-    }
-  });
+  const double seconds = median_seconds(
+      options.reps, [&] { stored = 0; },
+      [&] {
+        for (const auto& layer : state.layers) {
+          for (const auto* tensor : {&layer.weight, &layer.exp_avg, &layer.exp_avg_sq}) {
+            stored += ckpt::detail::encode_chunked(*codec, reinterpret_cast<const std::byte*>(tensor->data()),
+                                                   tensor->size() * sizeof(T), sizeof(T), std::size_t(4) << 20, 2)
+                          .bytes.size();
+          }
+        }
+      });
   emit({"shuffle+zstd encode, 2 threads", "codec", "", dtype, state.tensor_bytes(), stored}, seconds);
 }
 
@@ -237,8 +247,12 @@ void measure_ckpt_load(const Options& options, const State& state) {
     const ckpt::Checkpoint<State> checkpoint;
     for (const char* cache : {"warm", "cold"}) {
       const bool cold = std::string(cache) == "cold";
-      const double seconds =
-          median_seconds(options.reps, [&] { if (cold) evict(path); }, [&] { checkpoint.load(path, target); });
+      const double seconds = median_seconds(
+          options.reps,
+          [&] {
+            if (cold) evict(path);
+          },
+          [&] { checkpoint.load(path, target); });
       emit({"ckpt load " + codec, "load", cache, "float32", state.tensor_bytes(), file_size(path)}, seconds);
     }
   }
@@ -248,12 +262,17 @@ void measure_ckpt_load(const Options& options, const State& state) {
   for (const bool verify : {false, true}) {
     for (const char* cache : {"warm", "cold"}) {
       const bool cold = std::string(cache) == "cold";
-      const double seconds = median_seconds(options.reps, [&] { if (cold) evict(path); }, [&] {
-        const ckpt::Reader reader(path, ckpt::ReadOptions{verify, 0});
-        const ckpt::Tensor first = reader.tensor(reader.tensors().front().name);
-        volatile std::byte touched = first.view().data()[0];
-        (void)touched;
-      });
+      const double seconds = median_seconds(
+          options.reps,
+          [&] {
+            if (cold) evict(path);
+          },
+          [&] {
+            const ckpt::Reader reader(path, ckpt::ReadOptions{verify, 0});
+            const ckpt::Tensor first = reader.tensor(reader.tensors().front().name);
+            volatile std::byte touched = first.view().data()[0];
+            (void)touched;
+          });
       emit({std::string("ckpt open + first tensor") + (verify ? ", verified" : ""), "open", cache, "float32",
             state.tensor_bytes(), file_size(path)},
            seconds);
@@ -278,15 +297,22 @@ void measure_libtorch(const Options& options, const State& state) {
                                          {std::int64_t(layer.rows), std::int64_t(layer.cols)}, torch::kFloat32));
     }
   }
-  const double save_s = median_seconds(options.reps, [&] { remove_if_present(path); }, [&] {
-    torch::save(tensors, path);
-    fsync_path(path);
-  });
+  const double save_s = median_seconds(
+      options.reps, [&] { remove_if_present(path); },
+      [&] {
+        torch::save(tensors, path);
+        fsync_path(path);
+      });
   emit({"libtorch torch::save", "save", "", "float32", state.tensor_bytes(), file_size(path)}, save_s);
   for (const char* cache : {"warm", "cold"}) {
     const bool cold = std::string(cache) == "cold";
     std::vector<torch::Tensor> loaded;
-    const double load_s = median_seconds(options.reps, [&] { if (cold) evict(path); }, [&] { torch::load(loaded, path); });
+    const double load_s = median_seconds(
+        options.reps,
+        [&] {
+          if (cold) evict(path);
+        },
+        [&] { torch::load(loaded, path); });
     emit({"libtorch torch::load", "load", cache, "float32", state.tensor_bytes(), file_size(path)}, load_s);
   }
   remove_if_present(path);
@@ -297,10 +323,14 @@ Options parse(int argc, char** argv) {
   Options options;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--dir") options.dir = value;
-    else if (flag == "--size-mib") options.size_mib = std::stoull(value);
-    else if (flag == "--reps") options.reps = std::stoi(value);
-    else fail("unknown flag " + flag + "; usage: ckpt_compare --dir DIR [--size-mib N] [--reps N]");
+    if (flag == "--dir")
+      options.dir = value;
+    else if (flag == "--size-mib")
+      options.size_mib = std::stoull(value);
+    else if (flag == "--reps")
+      options.reps = std::stoi(value);
+    else
+      fail("unknown flag " + flag + "; usage: ckpt_compare --dir DIR [--size-mib N] [--reps N]");
   }
   if (options.dir.empty() || options.reps < 1 || options.size_mib < 1) {
     fail("usage: ckpt_compare --dir DIR [--size-mib N] [--reps N]");

@@ -55,8 +55,8 @@ double pread_seconds(const std::string& path, std::uint64_t offset, std::vector<
   if (fd < 0) fail("cannot open " + path);
   constexpr std::size_t piece = std::size_t(1) << 20;
   for (std::size_t done = 0; done < target.size();) {
-    const ssize_t got = ::pread(fd, target.data() + done, std::min(piece, target.size() - done),
-                                static_cast<off_t>(offset + done));
+    const ssize_t got =
+        ::pread(fd, target.data() + done, std::min(piece, target.size() - done), static_cast<off_t>(offset + done));
     if (got <= 0) fail("pread failed");
     done += static_cast<std::size_t>(got);
   }

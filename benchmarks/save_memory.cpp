@@ -121,8 +121,11 @@ double median(std::vector<double> values) {
 }
 
 void emit(const std::string& name, std::uint64_t size_mib, int rep, const Run& run, std::uint64_t file_bytes) {
-  const nlohmann::json line = {{"name", name},       {"state_mib", size_mib},         {"rep", rep},
-                               {"seconds", run.seconds}, {"peak_extra_bytes", run.peak_extra},
+  const nlohmann::json line = {{"name", name},
+                               {"state_mib", size_mib},
+                               {"rep", rep},
+                               {"seconds", run.seconds},
+                               {"peak_extra_bytes", run.peak_extra},
                                {"file_bytes", file_bytes}};
   std::cout << line.dump() << std::endl;
 }
@@ -160,12 +163,13 @@ std::uint64_t measure_size(const Options& options, std::uint64_t size_mib) {
     zstd_peak = std::max(zstd_peak, runs[1].peak_extra);
   }
   const double mib = double(1 << 20);
-  std::fprintf(stderr,
-               "%5llu MiB | limit %6.3f s (%4.0f MiB/s) | raw %6.3f s, %.2fx of limit [target >= 0.97], peak +%.1f MiB | "
-               "shuffle+zstd %6.3f s, ratio %.2f, %.2fx of raw [target >= 1.00], peak +%.1f MiB\n",
-               static_cast<unsigned long long>(size_mib), median(limit_s), double(state.tensor_bytes()) / mib / median(limit_s),
-               median(raw_s), median(raw_vs_limit), double(raw_peak) / mib, median(zstd_s),
-               double(state.tensor_bytes()) / double(zstd_file), median(zstd_vs_raw), double(zstd_peak) / mib);
+  std::fprintf(
+      stderr,
+      "%5llu MiB | limit %6.3f s (%4.0f MiB/s) | raw %6.3f s, %.2fx of limit [target >= 0.97], peak +%.1f MiB | "
+      "shuffle+zstd %6.3f s, ratio %.2f, %.2fx of raw [target >= 1.00], peak +%.1f MiB\n",
+      static_cast<unsigned long long>(size_mib), median(limit_s), double(state.tensor_bytes()) / mib / median(limit_s),
+      median(raw_s), median(raw_vs_limit), double(raw_peak) / mib, median(zstd_s),
+      double(state.tensor_bytes()) / double(zstd_file), median(zstd_vs_raw), double(zstd_peak) / mib);
   return zstd_peak;
 }
 
@@ -238,14 +242,16 @@ Options parse(int argc, char** argv) {
 int main(int argc, char** argv) {
   const Options options = parse(argc, argv);
   std::filesystem::create_directories(options.dir);
-  std::fprintf(stderr, "ckpt save: peak extra memory (resident set) and speed against the limit, median of %d reps; "
-                       "default options (chunk 4 MiB, threads = cores = %u), target of peak: 2 x threads x chunk + header\n",
+  std::fprintf(stderr,
+               "ckpt save: peak extra memory (resident set) and speed against the limit, median of %d reps; "
+               "default options (chunk 4 MiB, threads = cores = %u), target of peak: 2 x threads x chunk + header\n",
                options.reps, std::max(1u, std::thread::hardware_concurrency()));
   measure_small_tensors(options);
   std::vector<std::uint64_t> peaks;
   for (const std::uint64_t size : options.sizes_mib) peaks.push_back(measure_size(options, size));
-  std::fprintf(stderr, "shuffle+zstd peak extra memory: %.1f MiB at %llu MiB, %.1f MiB at %llu MiB "
-                       "[target: largest <= smallest]\n",
+  std::fprintf(stderr,
+               "shuffle+zstd peak extra memory: %.1f MiB at %llu MiB, %.1f MiB at %llu MiB "
+               "[target: largest <= smallest]\n",
                double(peaks.front()) / double(1 << 20), static_cast<unsigned long long>(options.sizes_mib.front()),
                double(peaks.back()) / double(1 << 20), static_cast<unsigned long long>(options.sizes_mib.back()));
   return 0;

@@ -13,10 +13,10 @@
 #include <vector>
 
 #include "args.hpp"
-#include "distributed.hpp"
-#include "ckpt/reader.hpp"
 #include "ckpt/interop/tensor_set.hpp"
+#include "ckpt/reader.hpp"
 #include "ckpt/writer.hpp"
+#include "distributed.hpp"
 #include "file_signature.hpp"
 #ifdef CKPT_WITH_NPZ
 #include "ckpt/interop/npz.hpp"

@@ -2,8 +2,8 @@
 // describe them like any other member. Eigen stores matrices column-major by
 // default; the checkpoint holds them row-major, as every safetensors reader
 // expects, and ckpt converts in both directions.
-#include <ckpt/ckpt.hpp>
 #include <ckpt/adapters/eigen.hpp>
+#include <ckpt/ckpt.hpp>
 
 #include <Eigen/Core>
 

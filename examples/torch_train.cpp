@@ -4,8 +4,8 @@
 // bit-exactly.
 //
 //   torch_train [--stop-at STEP]   (stop without saving, as a crash would; run again to resume)
-#include <ckpt/ckpt.hpp>
 #include <ckpt/adapters/torch.hpp>
+#include <ckpt/ckpt.hpp>
 
 #include <torch/torch.h>
 

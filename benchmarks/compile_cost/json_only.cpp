@@ -13,6 +13,7 @@ int main() {
   State state, restored;
   std::ofstream("state.json") << nlohmann::json{{"weight", state.weight}, {"moment", state.moment}}.dump();
   const nlohmann::json json = nlohmann::json::parse(std::ifstream("state.json"));
-  json.at("weight").get_to(restored.weight); json.at("moment").get_to(restored.moment);
+  json.at("weight").get_to(restored.weight);
+  json.at("moment").get_to(restored.moment);
   return restored.weight == state.weight ? 0 : 1;
 }

@@ -8,7 +8,10 @@ struct State {
   std::vector<float> moment = std::vector<float>(1024, 0.0f);
 
   template <class Archive>
-  void describe(Archive& ar) { ar("weight", weight); ar("moment", moment); }
+  void describe(Archive& ar) {
+    ar("weight", weight);
+    ar("moment", moment);
+  }
 };
 
 int main() {

@@ -165,7 +165,8 @@ inline float train_step(TrainState& state, const Dataset& data) {
   prepare_batch(state);
   Gradients g;
   float loss = 0;
-  for (std::size_t b = 0; b < batch_size; ++b) loss += accumulate_sample(state.model, data, state.order[state.cursor++], g);
+  for (std::size_t b = 0; b < batch_size; ++b)
+    loss += accumulate_sample(state.model, data, state.order[state.cursor++], g);
   Mlp& p = state.model;
   state.adam.step({ckpt::optim::parameter("w1", p.w1, g.w1, Mlp::w1_shape), ckpt::optim::parameter("b1", p.b1, g.b1),
                    ckpt::optim::parameter("w2", p.w2, g.w2, Mlp::w2_shape), ckpt::optim::parameter("b2", p.b2, g.b2)});

@@ -74,7 +74,8 @@ int main(int argc, char** argv) {
       const float loss = demo::train_step(state, data);
       loss_sum += loss;
       ++loss_steps;
-      if (state.step % 100 == 0) std::printf("step %llu loss %.5f\n", static_cast<unsigned long long>(state.step), loss);
+      if (state.step % 100 == 0)
+        std::printf("step %llu loss %.5f\n", static_cast<unsigned long long>(state.step), loss);
       if (manager.should_save(state.step)) {  // asked first, so the validation pass runs only for saves
         if (manager.maybe_save(state.step, state, step_info())) saved_step = state.step;
       }

@@ -7,34 +7,34 @@
 // docs/architecture.md shows how the headers fit together.
 
 // Vocabulary: errors, element types, tensors, names.
-#include "ckpt/version.hpp"
-#include "ckpt/error.hpp"
 #include "ckpt/dtype.hpp"
-#include "ckpt/tensor.hpp"
+#include "ckpt/error.hpp"
 #include "ckpt/names.hpp"
+#include "ckpt/tensor.hpp"
+#include "ckpt/version.hpp"
 
 // Codecs and the checkpoint file: writing and reading named tensors.
 #include "ckpt/codec.hpp"
-#include "ckpt/writer.hpp"
 #include "ckpt/reader.hpp"
+#include "ckpt/writer.hpp"
 
 // A user's state: how it is described, saved and loaded.
-#include "ckpt/tensor_traits.hpp"
-#include "ckpt/describe.hpp"
 #include "ckpt/checkpoint.hpp"
+#include "ckpt/describe.hpp"
 #include "ckpt/optim.hpp"
+#include "ckpt/tensor_traits.hpp"
 
 // Distributed checkpoints: shards in describe(), one directory saved by every
 // rank and loaded by any number of ranks. The MPI communicator is in
 // <ckpt/adapters/mpi.hpp> (target ckpt::mpi).
-#include "ckpt/distributed/communicator.hpp"
-#include "ckpt/distributed/sharding.hpp"
 #include "ckpt/distributed/checkpoint.hpp"
+#include "ckpt/distributed/communicator.hpp"
 #include "ckpt/distributed/directory.hpp"
+#include "ckpt/distributed/sharding.hpp"
 
 // The training loop's policy object.
-#include "ckpt/manager_policies.hpp"
 #include "ckpt/manager.hpp"
+#include "ckpt/manager_policies.hpp"
 
 // Tensors loaded whole from another format (what load_npz and load_hdf5 return).
 #include "ckpt/interop/tensor_set.hpp"

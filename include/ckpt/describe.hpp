@@ -146,7 +146,8 @@ class SavingArchive : public detail::ArchiveBase<SavingArchive> {
   template <bool Temporary, class T>
   void tensor(T& value) {
     std::string name = register_name("tensor");
-    TensorView view = detail::with_tensor_name(file(), name, [&] { return detail::saving_view(value, collected_.owned); });
+    TensorView view =
+        detail::with_tensor_name(file(), name, [&] { return detail::saving_view(value, collected_.owned); });
     collected_.tensors.push_back({std::move(name), std::move(view)});
   }
   template <class T>
@@ -211,7 +212,8 @@ class LoadingArchive : public detail::ArchiveBase<LoadingArchive> {
                   "ckpt: tensor_traits<T> needs `static void assign(T&, const Tensor&)` or "
                   "`static void* load_target(T&, const Shape&)` so that T can be loaded");
     const std::string name = register_name("tensor");
-    const TensorLayout expected = detail::with_tensor_name(file(), name, [&] { return detail::expected_layout(value); });
+    const TensorLayout expected =
+        detail::with_tensor_name(file(), name, [&] { return detail::expected_layout(value); });
     const TensorInfo* found = reader_.find(name);
     const TensorLayout found_layout = found != nullptr ? TensorLayout{found->dtype, found->shape} : TensorLayout{};
     const bool takes_file_shape = detail::is_resizable<T>::value && element_count(expected.shape) == 0;

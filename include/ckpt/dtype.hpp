@@ -10,13 +10,11 @@ namespace ckpt {
 
 // Element types, named as in safetensors. Only types every safetensors reader
 // since 0.4.1 accepts are offered, so files stay open to other tools.
-enum class DType : std::uint8_t {
-  BOOL, U8, I8, U16, I16, U32, I32, U64, I64, F16, BF16, F32, F64, F8_E4M3, F8_E5M2,
-};
+enum class DType : std::uint8_t { BOOL, U8, I8, U16, I16, U32, I32, U64, I64, F16, BF16, F32, F64, F8_E4M3, F8_E5M2 };
 
 inline constexpr DType all_dtypes[] = {
-    DType::BOOL, DType::U8,  DType::I8,   DType::U16, DType::I16,     DType::U32,     DType::I32,     DType::U64,
-    DType::I64,  DType::F16, DType::BF16, DType::F32, DType::F64,     DType::F8_E4M3, DType::F8_E5M2,
+    DType::BOOL, DType::U8,  DType::I8,   DType::U16, DType::I16, DType::U32,     DType::I32,     DType::U64,
+    DType::I64,  DType::F16, DType::BF16, DType::F32, DType::F64, DType::F8_E4M3, DType::F8_E5M2,
 };
 
 constexpr std::string_view dtype_name(DType dtype) noexcept {
@@ -41,12 +39,15 @@ constexpr std::string_view dtype_name(DType dtype) noexcept {
 }
 
 constexpr std::size_t dtype_size(DType dtype) noexcept {
+  // One line per element size.
+  // clang-format off
   switch (dtype) {
     case DType::BOOL: case DType::U8: case DType::I8: case DType::F8_E4M3: case DType::F8_E5M2: return 1;
     case DType::U16: case DType::I16: case DType::F16: case DType::BF16: return 2;
     case DType::U32: case DType::I32: case DType::F32: return 4;
     case DType::U64: case DType::I64: case DType::F64: return 8;
   }
+  // clang-format on
   return 0;
 }
 
@@ -59,6 +60,7 @@ constexpr std::optional<DType> dtype_from_name(std::string_view name) noexcept {
 
 // Storage types for the formats C++ has no arithmetic type for. They hold the
 // bits only; ckpt never does arithmetic on them.
+// clang-format off
 struct float16 { std::uint16_t bits; };
 struct bfloat16 { std::uint16_t bits; };
 struct float8_e4m3 { std::uint8_t bits; };
@@ -81,10 +83,13 @@ template <> struct dtype_of_impl<float> { static constexpr DType value = DType::
 template <> struct dtype_of_impl<double> { static constexpr DType value = DType::F64; };
 template <> struct dtype_of_impl<float8_e4m3> { static constexpr DType value = DType::F8_E4M3; };
 template <> struct dtype_of_impl<float8_e5m2> { static constexpr DType value = DType::F8_E5M2; };
+// clang-format on
 // `char`, `long` and `long long` are distinct types whose width varies; map
 // them by size and signedness so every integer type the user holds works.
-template <class T, class = void> struct has_dtype : std::false_type {};
-template <class T> struct has_dtype<T, std::void_t<decltype(dtype_of_impl<T>::value)>> : std::true_type {};
+template <class T, class = void>
+struct has_dtype : std::false_type {};
+template <class T>
+struct has_dtype<T, std::void_t<decltype(dtype_of_impl<T>::value)>> : std::true_type {};
 template <class T>
 struct integer_alias {
   using type = std::conditional_t<

@@ -49,9 +49,9 @@ enum class ErrorId : int {
   // Retired: a failed async save now reaches the caller as the error it
   // failed with (a full disk stays io_no_space). The number is never reused.
   state_async_failed [[deprecated("a failed async save is thrown with its own class and id")]] = 703,
-  state_uncommitted = 704,   // a checkpoint directory without its index: its save never committed
-  state_rank_failed = 705,   // another rank of a distributed save or load failed outside ckpt
-  state_exists = 706,        // a committed checkpoint is already where a save would write
+  state_uncommitted = 704,  // a checkpoint directory without its index: its save never committed
+  state_rank_failed = 705,  // another rank of a distributed save or load failed outside ckpt
+  state_exists = 706,       // a committed checkpoint is already where a save would write
 };
 
 namespace detail {
@@ -149,18 +149,32 @@ class ErrorOfKind : public Error {
 }  // namespace detail
 
 // The operating system refused an operation (open, write, fsync, rename, ...).
-class IoError : public detail::ErrorOfKind<IoError> { using ErrorOfKind::ErrorOfKind; };
+class IoError : public detail::ErrorOfKind<IoError> {
+  using ErrorOfKind::ErrorOfKind;
+};
 // The file is not a well-formed checkpoint / safetensors container.
-class FormatError : public detail::ErrorOfKind<FormatError> { using ErrorOfKind::ErrorOfKind; };
+class FormatError : public detail::ErrorOfKind<FormatError> {
+  using ErrorOfKind::ErrorOfKind;
+};
 // A checksum does not match: the bytes on disk changed after they were written.
-class IntegrityError : public detail::ErrorOfKind<IntegrityError> { using ErrorOfKind::ErrorOfKind; };
+class IntegrityError : public detail::ErrorOfKind<IntegrityError> {
+  using ErrorOfKind::ErrorOfKind;
+};
 // A codec is unknown, or refused to encode or decode.
-class CodecError : public detail::ErrorOfKind<CodecError> { using ErrorOfKind::ErrorOfKind; };
+class CodecError : public detail::ErrorOfKind<CodecError> {
+  using ErrorOfKind::ErrorOfKind;
+};
 // The file is fine but does not match the state it is loaded into.
-class MismatchError : public detail::ErrorOfKind<MismatchError> { using ErrorOfKind::ErrorOfKind; };
+class MismatchError : public detail::ErrorOfKind<MismatchError> {
+  using ErrorOfKind::ErrorOfKind;
+};
 // A caller passed a bad argument (name, option, shape).
-class ArgumentError : public detail::ErrorOfKind<ArgumentError> { using ErrorOfKind::ErrorOfKind; };
+class ArgumentError : public detail::ErrorOfKind<ArgumentError> {
+  using ErrorOfKind::ErrorOfKind;
+};
 // A lifecycle problem: a locked directory, a missing checkpoint.
-class StateError : public detail::ErrorOfKind<StateError> { using ErrorOfKind::ErrorOfKind; };
+class StateError : public detail::ErrorOfKind<StateError> {
+  using ErrorOfKind::ErrorOfKind;
+};
 
 }  // namespace ckpt

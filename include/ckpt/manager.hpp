@@ -24,11 +24,11 @@
 #include "ckpt/detail/manager/background_worker.hpp"
 #include "ckpt/detail/manager/checkpoint_catalog.hpp"
 #include "ckpt/detail/manager/checkpoint_naming.hpp"
-#include "ckpt/detail/os/directory_lock.hpp"
 #include "ckpt/detail/manager/preemption.hpp"
 #include "ckpt/detail/manager/retention.hpp"
 #include "ckpt/detail/manager/save_schedule.hpp"
 #include "ckpt/detail/manager/staging_buffer.hpp"
+#include "ckpt/detail/os/directory_lock.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/manager_policies.hpp"
 #include "ckpt/reader.hpp"
@@ -42,9 +42,9 @@ struct SaveEvent {
   std::string path;
   std::uint64_t file_bytes = 0;
   std::uint64_t tensor_bytes = 0;
-  double seconds = 0;             // the whole save, from the call to the commit
-  double blocked_seconds = 0;     // how long the training loop waited
-  double compression_ratio = 1;   // tensor bytes / file bytes
+  double seconds = 0;                // the whole save, from the call to the commit
+  double blocked_seconds = 0;        // how long the training loop waited
+  double compression_ratio = 1;      // tensor bytes / file bytes
   std::vector<std::string> deleted;  // checkpoints the rotation removed after this one was durable
   bool async = false;
 };
@@ -74,8 +74,8 @@ struct ManagerOptions {
   std::string name_template = "ckpt-{step:08}.safetensors";
   SavePolicy save_policy;
   RetentionPolicy retention;
-  SaveOptions save;   // codecs, chunk size, threads, durability
-  LoadOptions load;   // strictness and checksum verification of restores
+  SaveOptions save;  // codecs, chunk size, threads, durability
+  LoadOptions load;  // strictness and checksum verification of restores
   // Asynchronous saves: the training loop waits only while the state is
   // copied into a staging buffer; encoding, writing and committing run on a
   // background thread. At most one save is in flight.
@@ -215,8 +215,8 @@ class CheckpointManager {
       return result;
     }
     throw StateError(ErrorId::state_not_found, directory_, "",
-                     "expected a checkpoint of step " + std::to_string(step) + " named like '" +
-                         naming_.pattern() + "', found none");
+                     "expected a checkpoint of step " + std::to_string(step) + " named like '" + naming_.pattern() +
+                         "', found none");
   }
 
   // Restores the newest valid checkpoint, or calls initialize(state) when the
@@ -312,8 +312,8 @@ class CheckpointManager {
     }
     // The staging copy is all the training loop waits for; `collected` may
     // point into the state, which changes as soon as this returns.
-    auto pending = std::make_shared<PendingSave>(
-        PendingSave{std::move(checkpoint), staging_.stage(collected.tensors, options_.save.threads), std::move(metadata)});
+    auto pending = std::make_shared<PendingSave>(PendingSave{
+        std::move(checkpoint), staging_.stage(collected.tensors, options_.save.threads), std::move(metadata)});
     const double blocked = seconds_since(started);
     record_save(step, signals, blocked);
     worker_->submit([this, pending, started, blocked] {

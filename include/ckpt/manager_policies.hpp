@@ -28,9 +28,9 @@ inline double system_clock_seconds() {
 // rules that are off (zero or empty) never do. An explicit
 // CheckpointManager::save() ignores the policy (a forced save).
 struct SavePolicy {
-  std::uint64_t every_steps = 0;       // steps that are multiples of N (stable across resumes)
-  double every_seconds = 0;            // T seconds after the previous save (or the manager's start)
-  std::vector<std::uint64_t> at_steps; // exactly these steps
+  std::uint64_t every_steps = 0;        // steps that are multiples of N (stable across resumes)
+  double every_seconds = 0;             // T seconds after the previous save (or the manager's start)
+  std::vector<std::uint64_t> at_steps;  // exactly these steps
   // Installs a handler for `preemption_signals` that only sets a flag; the
   // save happens at the next step boundary. The previous handlers are called
   // too (when they are functions) and restored when the manager goes away.
@@ -51,13 +51,13 @@ enum class MetricMode { min, max };
 // newest checkpoint, the one just written, the current best and pinned ones
 // are never deleted, not even to meet the byte budget.
 struct RetentionPolicy {
-  std::size_t max_to_keep = 5;            // newest N by step; 0 keeps all
-  std::uint64_t keep_every_steps = 0;     // permanent milestones: steps that are multiples of N
-  double keep_every_seconds = 0;          // permanent milestones at least T seconds apart
-  std::string best_metric;                // e.g. "val_loss"; empty switches best-K off
+  std::size_t max_to_keep = 5;         // newest N by step; 0 keeps all
+  std::uint64_t keep_every_steps = 0;  // permanent milestones: steps that are multiples of N
+  double keep_every_seconds = 0;       // permanent milestones at least T seconds apart
+  std::string best_metric;             // e.g. "val_loss"; empty switches best-K off
   MetricMode best_mode = MetricMode::min;
-  std::size_t keep_best = 1;              // best K by best_metric
-  std::uint64_t max_total_bytes = 0;      // deletes the oldest unprotected checkpoints above it; 0 = no budget
+  std::size_t keep_best = 1;                // best K by best_metric
+  std::uint64_t max_total_bytes = 0;        // deletes the oldest unprotected checkpoints above it; 0 = no budget
   std::vector<std::uint64_t> pinned_steps;  // never deleted (CheckpointManager::pin adds more at run time)
 };
 
@@ -67,7 +67,7 @@ struct CheckpointInfo {
   std::optional<std::uint64_t> epoch;
   std::string path;
   std::uint64_t bytes = 0;
-  double time = 0;                         // manager clock when the save was requested
+  double time = 0;  // manager clock when the save was requested
   std::map<std::string, double> metrics;
   bool pinned = false;
 };

@@ -49,8 +49,8 @@ inline std::string join_name(std::string_view prefix, std::string_view component
 inline void validate_name(std::string_view name, const std::string& file = {}) {
   std::optional<std::string> problem;
   if (name.size() > max_name_bytes) {
-    problem = "expected a name of at most " + std::to_string(max_name_bytes) + " bytes, found " +
-              std::to_string(name.size());
+    problem =
+        "expected a name of at most " + std::to_string(max_name_bytes) + " bytes, found " + std::to_string(name.size());
   } else {
     problem = detail::tensor_name_problem(name);
   }

@@ -38,17 +38,16 @@ struct Parameter {
 // `shape` is the parameter's shape as its checkpoint stores it, e.g. the
 // extents given to ckpt::shaped(); it must hold value.size() elements.
 template <class = void>
-Parameter parameter(std::string name, std::vector<float>& value, const std::vector<float>& gradient,
-                    Shape shape = {}) {
+Parameter parameter(std::string name, std::vector<float>& value, const std::vector<float>& gradient, Shape shape = {}) {
   if (value.size() != gradient.size()) {
     throw ArgumentError(ErrorId::argument_invalid, "", name,
                         "expected a gradient of " + std::to_string(value.size()) + " elements, found " +
                             std::to_string(gradient.size()));
   }
   if (!shape.empty() && element_count(shape) != value.size()) {
-    throw ArgumentError(ErrorId::argument_invalid, "", name,
-                        "expected a shape of " + std::to_string(value.size()) + " elements, found " +
-                            shape_to_string(shape));
+    throw ArgumentError(
+        ErrorId::argument_invalid, "", name,
+        "expected a shape of " + std::to_string(value.size()) + " elements, found " + shape_to_string(shape));
   }
   return Parameter{std::move(name), value.data(), gradient.data(), value.size(), std::move(shape)};
 }
@@ -94,7 +93,8 @@ struct AdamOptions {
 
   template <class Archive>
   void describe(Archive& ar) {
-    ar("learning_rate", learning_rate)("beta1", beta1)("beta2", beta2)("epsilon", epsilon)("weight_decay", weight_decay);
+    ar("learning_rate", learning_rate)("beta1", beta1)("beta2", beta2)("epsilon", epsilon)("weight_decay",
+                                                                                           weight_decay);
   }
 };
 

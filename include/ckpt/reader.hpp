@@ -117,9 +117,9 @@ class Reader {
     const detail::TensorRecord& record = records_[index];
     const std::uint64_t expected = byte_size(record.dtype, record.shape);
     if (out_size != expected) {
-      throw ArgumentError(ErrorId::argument_invalid, path_, record.name,
-                          "expected an output buffer of " + std::to_string(expected) + " bytes, found " +
-                              std::to_string(out_size));
+      throw ArgumentError(
+          ErrorId::argument_invalid, path_, record.name,
+          "expected an output buffer of " + std::to_string(expected) + " bytes, found " + std::to_string(out_size));
     }
     if (record.encoded()) {
       decode_into(index, static_cast<std::byte*>(out), options_.verify_checksums);
@@ -184,8 +184,8 @@ class Reader {
     const auto found = index_.find(name);
     if (found == index_.end()) {
       throw MismatchError(ErrorId::mismatch_missing_tensor, path_, std::string(name),
-                          "expected a tensor of this name, found none among the " +
-                              std::to_string(records_.size()) + " tensors of the file");
+                          "expected a tensor of this name, found none among the " + std::to_string(records_.size()) +
+                              " tensors of the file");
     }
     return found->second;
   }
@@ -233,8 +233,8 @@ class Reader {
   void copy_stored(std::size_t index, std::uint64_t begin, std::uint64_t end, std::byte* out) const {
     if (begin == end) return;
     const detail::TensorRecord& record = records_[index];
-    const bool by_block = options_.verify_checksums && record.block_checksummed &&
-                          !verified_[index].load(std::memory_order_acquire);
+    const bool by_block =
+        options_.verify_checksums && record.block_checksummed && !verified_[index].load(std::memory_order_acquire);
     const std::byte* stored = checked_stored_bytes(index, options_.verify_checksums && !by_block, false);
     file_->will_read(data_start_ + record.begin + begin, end - begin);
     // Pieces of a copy without blocks to check: large enough that a thread's

@@ -51,6 +51,8 @@ namespace detail {
 template <class T>
 inline constexpr bool is_plain_element_v = is_element_type_v<T> && !std::is_same_v<std::remove_cv_t<T>, bool>;
 
+// What a tensor_traits specialization offers: one detector pair per member.
+// clang-format off
 template <class T, class = void> struct has_view : std::false_type {};
 template <class T>
 struct has_view<T, std::void_t<decltype(tensor_traits<T>::view(std::declval<const T&>()))>> : std::true_type {};
@@ -79,6 +81,7 @@ template <class T, class = void> struct takes_any_dtype : std::false_type {};
 template <class T>
 struct takes_any_dtype<T, std::void_t<decltype(tensor_traits<T>::any_dtype)>>
     : std::bool_constant<tensor_traits<T>::any_dtype> {};
+// clang-format on
 
 template <class T>
 inline constexpr bool can_save_tensor_v = has_view<T>::value || has_to_tensor<T>::value;
@@ -233,9 +236,8 @@ struct tensor_traits<Shaped<Vector>> {
     const std::uint64_t count = element_count(shaped.shape());
     if (count != shaped.vector().size()) {
       throw ArgumentError(ErrorId::argument_invalid, "", "",
-                          "ckpt::shaped: shape " + shape_to_string(shaped.shape()) + " holds " +
-                              std::to_string(count) + " elements, but the vector has " +
-                              std::to_string(shaped.vector().size()));
+                          "ckpt::shaped: shape " + shape_to_string(shaped.shape()) + " holds " + std::to_string(count) +
+                              " elements, but the vector has " + std::to_string(shaped.vector().size()));
     }
     return TensorView(shaped.vector().data(), shaped.shape());
   }

@@ -22,8 +22,8 @@ namespace ckpt {
 struct SaveOptions {
   CodecPolicy codecs{"raw"};
   std::size_t chunk_bytes = std::size_t(4) << 20;  // raw bytes per codec chunk
-  unsigned threads = 0;                           // encode threads; 0 = hardware_concurrency
-  bool durable = true;                            // fsync file and directory
+  unsigned threads = 0;                            // encode threads; 0 = hardware_concurrency
+  bool durable = true;                             // fsync file and directory
 };
 
 struct SaveStats {
@@ -74,7 +74,8 @@ SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTenso
       error.rethrow_with(path);
     }
   };
-  const std::uint64_t data_start = header_of([&] { return detail::reserved_header_bytes(plan.records, user_metadata); });
+  const std::uint64_t data_start =
+      header_of([&] { return detail::reserved_header_bytes(plan.records, user_metadata); });
 
   detail::AtomicFile file(path);
   SaveStats stats;

@@ -87,9 +87,8 @@ TEST(Chunked, EmptyInputHasNoChunks) {
 TEST(Chunked, RejectsInvalidChunkOrElementSize) {
   const ckpt::RawCodec raw;
   const std::byte data[4] = {};
-  ckpt_test::expect_error<ckpt::ArgumentError>(
-      [&] { encode_chunked(raw, data, 4, 4, 0, 1, "f.safetensors", "w"); }, ErrorId::argument_invalid,
-      {"f.safetensors", "'w'", "chunk size 0"});
+  ckpt_test::expect_error<ckpt::ArgumentError>([&] { encode_chunked(raw, data, 4, 4, 0, 1, "f.safetensors", "w"); },
+                                               ErrorId::argument_invalid, {"f.safetensors", "'w'", "chunk size 0"});
   std::byte out[4];
   // The chunk table's rule (chunk_table.hpp): a malformed table, as the header parser reports it.
   ckpt_test::expect_error<ckpt::FormatError>(
@@ -182,8 +181,8 @@ class CorruptStream : public ::testing::TestWithParam<std::string> {
     output.assign(input.size(), std::byte{0});
   }
 
-  void decode(const std::vector<std::byte>& stored, const std::vector<std::uint64_t>& chunk_sizes,
-              std::size_t out_size, unsigned threads) {
+  void decode(const std::vector<std::byte>& stored, const std::vector<std::uint64_t>& chunk_sizes, std::size_t out_size,
+              unsigned threads) {
     decode_chunked(*codec, stored.data(), stored.size(), chunk_sizes, 4096, 4, output.data(), out_size, threads,
                    "model.safetensors", "layer/w");
   }
@@ -231,9 +230,9 @@ TEST_P(CorruptStream, ChunkSizesThatDoNotAddUpAreRejected) {
   expect_table_refused(sizes, input.size(), {"adding up to the " + stored + " stored bytes, found more"});
   sizes = encoded.chunk_sizes;
   sizes[2] -= 1;
-  expect_table_refused(sizes, input.size(),
-                       {"adding up to the " + stored + " stored bytes, found " +
-                        std::to_string(encoded.bytes.size() - 1)});
+  expect_table_refused(
+      sizes, input.size(),
+      {"adding up to the " + stored + " stored bytes, found " + std::to_string(encoded.bytes.size() - 1)});
   sizes = encoded.chunk_sizes;
   sizes[0] = ~std::uint64_t(0);  // would overflow a naive sum
   expect_table_refused(sizes, input.size(), {"found more"});
@@ -287,14 +286,13 @@ TEST_P(CorruptStream, AnySingleByteChangeNeverCrashesOrOverruns) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllCodecs, CorruptStream, ::testing::ValuesIn(all_codec_specs()),
-                         [](const auto& info) {
-                           std::string name = info.param;
-                           for (char& c : name) {
-                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-                           }
-                           return name;
-                         });
+INSTANTIATE_TEST_SUITE_P(AllCodecs, CorruptStream, ::testing::ValuesIn(all_codec_specs()), [](const auto& info) {
+  std::string name = info.param;
+  for (char& c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return name;
+});
 
 #if defined(CKPT_WITH_ZSTD)
 TEST(ZstdCodec, RejectsFramesWhoseContentSizeDiffers) {
@@ -303,9 +301,8 @@ TEST(ZstdCodec, RejectsFramesWhoseContentSizeDiffers) {
   std::vector<std::byte> frame;
   zstd.encode(input.data(), input.size(), 1, frame);
   std::vector<std::byte> out(2000);
-  ckpt_test::expect_error<ckpt::CodecError>(
-      [&] { zstd.decode(frame.data(), frame.size(), 1, out.data(), 2000); }, ErrorId::codec_decode,
-      {"frame holds 1000 bytes, expected 2000"});
+  ckpt_test::expect_error<ckpt::CodecError>([&] { zstd.decode(frame.data(), frame.size(), 1, out.data(), 2000); },
+                                            ErrorId::codec_decode, {"frame holds 1000 bytes, expected 2000"});
   std::vector<std::byte> two_frames = frame;
   two_frames.insert(two_frames.end(), frame.begin(), frame.end());
   ckpt_test::expect_error<ckpt::CodecError>(

@@ -90,8 +90,10 @@ TEST_F(PythonDecode, DocumentedDecoderReadsEveryCodec) {
   const std::vector<std::uint8_t> flags = {1, 0, 1, 1, 0};
   const std::vector<float> none;
   const std::vector<ckpt::NamedTensor> tensors = {
-      {"w", ckpt::TensorView(weights.data(), {50, 100})},   {"half", ckpt::TensorView(half.data(), {7, 100})},
-      {"steps", ckpt::TensorView(steps.data(), {4})},       {"scalar", ckpt::TensorView(scalar.data(), {})},
+      {"w", ckpt::TensorView(weights.data(), {50, 100})},
+      {"half", ckpt::TensorView(half.data(), {7, 100})},
+      {"steps", ckpt::TensorView(steps.data(), {4})},
+      {"scalar", ckpt::TensorView(scalar.data(), {})},
       {"flags", ckpt::TensorView(ckpt::DType::BOOL, {5}, flags.data())},
       {"none", ckpt::TensorView(none.data(), {0, 3})},
   };
@@ -99,8 +101,8 @@ TEST_F(PythonDecode, DocumentedDecoderReadsEveryCodec) {
     EXPECT_EQ(decode_in_python(tensors, spec), 0) << spec;
   }
   // Mixed codecs in one file, as a policy makes them.
-  EXPECT_EQ(decode_in_python(tensors, ckpt::CodecPolicy("zstd").for_names("w", "raw").for_dtype(ckpt::DType::BF16,
-                                                                                                  "shuffle+zstd")),
+  EXPECT_EQ(decode_in_python(
+                tensors, ckpt::CodecPolicy("zstd").for_names("w", "raw").for_dtype(ckpt::DType::BF16, "shuffle+zstd")),
             0);
 }
 

@@ -65,13 +65,11 @@ TEST(CodecRegistry, RawRefusesParameters) {
 TEST(CodecRegistry, RejectsBadNamesAndEmptyFactories) {
   const auto factory = ckpt_test::XorCodec::from_parameters;
   for (const std::string& name : {std::string(), std::string("a:b"), std::string("a\0b", 3)}) {
-    ckpt_test::expect_error<ckpt::ArgumentError>(
-        [&] { CodecRegistry::instance().register_codec(name, factory); }, ErrorId::argument_invalid,
-        {"codec name"});
+    ckpt_test::expect_error<ckpt::ArgumentError>([&] { CodecRegistry::instance().register_codec(name, factory); },
+                                                 ErrorId::argument_invalid, {"codec name"});
   }
-  ckpt_test::expect_error<ckpt::ArgumentError>(
-      [] { CodecRegistry::instance().register_codec("nothing", nullptr); }, ErrorId::argument_invalid,
-      {"'nothing'", "without a factory"});
+  ckpt_test::expect_error<ckpt::ArgumentError>([] { CodecRegistry::instance().register_codec("nothing", nullptr); },
+                                               ErrorId::argument_invalid, {"'nothing'", "without a factory"});
   EXPECT_FALSE(CodecRegistry::instance().contains("nothing"));
 }
 
@@ -117,8 +115,10 @@ TEST(CodecResolution, ASaveAndAReaderMakeEachCodecOnce) {
   ckpt::SaveOptions options;
   options.codecs = ckpt::CodecPolicy("counted");
   options.chunk_bytes = 256;  // several chunks per tensor
-  ckpt::write_checkpoint(path, {{"a", ckpt::TensorView(a.data(), {300})}, {"b", ckpt::TensorView(b.data(), {200})},
-                                {"c", ckpt::TensorView(c.data(), {100})}},
+  ckpt::write_checkpoint(path,
+                         {{"a", ckpt::TensorView(a.data(), {300})},
+                          {"b", ckpt::TensorView(b.data(), {200})},
+                          {"c", ckpt::TensorView(c.data(), {100})}},
                          nullptr, options);
   EXPECT_EQ(made.exchange(0), 1) << "a save makes each codec spec once";
 

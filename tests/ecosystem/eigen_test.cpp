@@ -1,7 +1,7 @@
 // The Eigen adapter: every layout round-trips through a checkpoint, and the
 // file always holds row-major bytes whatever Eigen's storage order was.
-#include <ckpt/ckpt.hpp>
 #include <ckpt/adapters/eigen.hpp>
+#include <ckpt/ckpt.hpp>
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // The libtorch adapter: tensors, modules and Adam / SGD state survive a
 // checkpoint, and training resumed from one continues bit-exactly.
-#include <ckpt/ckpt.hpp>
 #include <ckpt/adapters/torch.hpp>
+#include <ckpt/ckpt.hpp>
 
 #include <torch/torch.h>
 

@@ -29,9 +29,9 @@ class FormatAtomicWrite : public ::testing::Test {
  protected:
   ckpt::SaveStats save(std::int32_t fill) {
     values_.assign(1000, fill);
-    return ckpt::write_checkpoint(path_, {{"a", ckpt::TensorView(values_.data(), {500})},
-                                          {"b", ckpt::TensorView(values_.data() + 500, {500})}},
-                                  {{"fill", fill}});
+    return ckpt::write_checkpoint(
+        path_, {{"a", ckpt::TensorView(values_.data(), {500})}, {"b", ckpt::TensorView(values_.data() + 500, {500})}},
+        {{"fill", fill}});
   }
 
   TempDir dir_;

@@ -142,8 +142,8 @@ TEST_P(FormatV2, ARangeReadChecksOnlyTheBlocksItTouches) {
   std::vector<std::byte> out(8);
   reader.read_range("t", 0, 8, out.data());  // blocks 0 only: the damage is not its business
   EXPECT_EQ(std::memcmp(out.data(), whole_.data(), 8), 0);
-  const std::string range = "stored bytes [" + std::to_string(block_begin(39)) + ", " +
-                            std::to_string(info_.stored_bytes) + ")";
+  const std::string range =
+      "stored bytes [" + std::to_string(block_begin(39)) + ", " + std::to_string(info_.stored_bytes) + ")";
   CKPT_EXPECT_ERROR(reader.read_range("t", 3992, 4000, out.data()), ckpt::IntegrityError,
                     ErrorId::integrity_tensor_checksum, path_, "tensor 't': checksum mismatch in block 39 of 40", range,
                     "expected xxh3 ", ", found ");
@@ -164,8 +164,8 @@ TEST_P(FormatV2, ABlockIsVerifiedOnceThenTrusted) {
     EXPECT_NO_THROW(reader.read_range("t", 0, 8, out.data()));
   }
   const ckpt::Reader fresh(path_);
-  CKPT_EXPECT_ERROR(fresh.read_range("t", 0, 8, out.data()), ckpt::IntegrityError,
-                    ErrorId::integrity_tensor_checksum, path_, "block 0 of 40");
+  CKPT_EXPECT_ERROR(fresh.read_range("t", 0, 8, out.data()), ckpt::IntegrityError, ErrorId::integrity_tensor_checksum,
+                    path_, "block 0 of 40");
 }
 
 TEST_P(FormatV2, VerifyChecksTheWholeChecksumsBesideTheBlocks) {
@@ -177,7 +177,8 @@ TEST_P(FormatV2, VerifyChecksTheWholeChecksumsBesideTheBlocks) {
   write_file(path_, bytes);
   const std::string resealed =
       ckpt::detail::checksum_to_hex(ckpt::detail::xxh3(bytes.data() + info_.file_offset + begin, end - begin));
-  rewrite_metadata_json(path_, "ckpt.tensors", [&](nlohmann::ordered_json& infos) { infos["t"]["blocks"][5] = resealed; });
+  rewrite_metadata_json(path_, "ckpt.tensors",
+                        [&](nlohmann::ordered_json& infos) { infos["t"]["blocks"][5] = resealed; });
   const ckpt::Reader reader(path_);
   std::vector<std::byte> out(8);
   if (raw()) {
@@ -214,8 +215,12 @@ TEST_P(FormatV2, MalformedBlockMembersAreFormatMetadataErrors) {
       EXPECT_EQ(error.file(), path_);
     }
   };
-  expect_refused([](nlohmann::ordered_json& t) { t.erase("blocks"); t["spare"] = 1; },
-                 {count_text, "found no blocks member"});
+  expect_refused(
+      [](nlohmann::ordered_json& t) {
+        t.erase("blocks");
+        t["spare"] = 1;
+      },
+      {count_text, "found no blocks member"});
   expect_refused([](nlohmann::ordered_json& t) { t["blocks"].erase(t["blocks"].size() - 1); },
                  {count_text, "found 39"});
   expect_refused([](nlohmann::ordered_json& t) { t["blocks"] = "0123456789abcdef"; }, {count_text, "found \""});
@@ -224,7 +229,8 @@ TEST_P(FormatV2, MalformedBlockMembersAreFormatMetadataErrors) {
   expect_refused([](nlohmann::ordered_json& t) { t["blocks"][3] = 7; }, {count_text, "found block 3 7"});
   expect_refused([](nlohmann::ordered_json& t) { t.erase("blocks"); }, {"exactly the keys", "(format version 2)"});
   if (raw()) {
-    expect_refused([](nlohmann::ordered_json& t) { t["block_bytes"] = 0; }, {"block_bytes, an integer from 1 to 1073741824"});
+    expect_refused([](nlohmann::ordered_json& t) { t["block_bytes"] = 0; },
+                   {"block_bytes, an integer from 1 to 1073741824"});
     expect_refused([](nlohmann::ordered_json& t) { t["block_bytes"] = (std::uint64_t(1) << 30) + 1; },
                    {"block_bytes, an integer from 1 to"});
     expect_refused([](nlohmann::ordered_json& t) { t["block_bytes"] = "100"; }, {"block_bytes, an integer"});
@@ -236,10 +242,11 @@ TEST_P(FormatV2, MalformedBlockMembersAreFormatMetadataErrors) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Codecs, FormatV2, ::testing::Values("raw", "zstd", "shuffle+zstd"),
-                         [](const auto& info) { return info.param == "raw" ? std::string("raw")
-                                                       : info.param == "zstd" ? std::string("zstd")
-                                                                              : std::string("shuffle_zstd"); });
+INSTANTIATE_TEST_SUITE_P(Codecs, FormatV2, ::testing::Values("raw", "zstd", "shuffle+zstd"), [](const auto& info) {
+  return info.param == "raw"    ? std::string("raw")
+         : info.param == "zstd" ? std::string("zstd")
+                                : std::string("shuffle_zstd");
+});
 
 TEST(FormatV2Empty, AnEmptyRawTensorHasNoBlocksAndItsBlockBytes) {
   TempDir temp;

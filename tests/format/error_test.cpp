@@ -36,7 +36,8 @@ TEST(Error, KeepsItsPartsAndBuildsWhatFromThem) {
   EXPECT_EQ(error.tensor(), "w");
   EXPECT_EQ(error.message(), "expected 4, found 6");
   EXPECT_EQ(std::string(error.what()), "[ckpt.format_error.205] file 'a.safetensors': tensor 'w': expected 4, found 6");
-  EXPECT_EQ(std::string(ckpt::StateError(ErrorId::state_locked, "", "", "locked").what()), "[ckpt.state_error.701] locked");
+  EXPECT_EQ(std::string(ckpt::StateError(ErrorId::state_locked, "", "", "locked").what()),
+            "[ckpt.state_error.701] locked");
 }
 
 template <class Kind>
@@ -48,15 +49,17 @@ struct KindAndId {
 };
 using Kinds = ::testing::Types<
     KindAndId<ckpt::IoError, ErrorId::io_no_space>, KindAndId<ckpt::FormatError, ErrorId::format_metadata>,
-    KindAndId<ckpt::IntegrityError, ErrorId::integrity_tensor_checksum>, KindAndId<ckpt::CodecError, ErrorId::codec_decode>,
-    KindAndId<ckpt::MismatchError, ErrorId::mismatch_state>, KindAndId<ckpt::ArgumentError, ErrorId::argument_name>,
-    KindAndId<ckpt::StateError, ErrorId::state_not_found>, KindAndId<ckpt::Error, ErrorId::io_read>>;
+    KindAndId<ckpt::IntegrityError, ErrorId::integrity_tensor_checksum>,
+    KindAndId<ckpt::CodecError, ErrorId::codec_decode>, KindAndId<ckpt::MismatchError, ErrorId::mismatch_state>,
+    KindAndId<ckpt::ArgumentError, ErrorId::argument_name>, KindAndId<ckpt::StateError, ErrorId::state_not_found>,
+    KindAndId<ckpt::Error, ErrorId::io_read>>;
 TYPED_TEST_SUITE(ErrorKind, Kinds);
 
 TYPED_TEST(ErrorKind, RethrownWithContextKeepsItsClassAndIdAndNamesEachPartOnce) {
   using Kind = typename TypeParam::type;
   expect_rethrown([] { throw Kind(TypeParam::id, "", "", "what went wrong"); }, "model.safetensors", "layer/w",
-                  "while doing this: ", [](const ckpt::Error& error) {
+                  "while doing this: ",
+                  [](const ckpt::Error& error) {
                     EXPECT_EQ(typeid(error), typeid(Kind));
                     EXPECT_EQ(error.id(), TypeParam::id);
                     EXPECT_EQ(error.file(), "model.safetensors");
@@ -69,14 +72,16 @@ TYPED_TEST(ErrorKind, RethrownWithContextKeepsItsClassAndIdAndNamesEachPartOnce)
 }
 
 TEST(Error, ContextNeverReplacesWhatTheThrowerNamed) {
-  expect_rethrown([] { throw ckpt::IoError(ErrorId::io_remove, "dir/old.safetensors", "", "unlink failed: I/O error"); },
-                  "dir/new.safetensors", "w", "background save of step 3: ", [](const ckpt::Error& error) {
-                    EXPECT_EQ(error.file(), "dir/old.safetensors");
-                    EXPECT_EQ(error.tensor(), "w");
-                    EXPECT_EQ(std::string(error.what()),
-                              "[ckpt.io_error.108] file 'dir/old.safetensors': tensor 'w': background save of step 3: "
-                              "unlink failed: I/O error");
-                  });
+  expect_rethrown(
+      [] { throw ckpt::IoError(ErrorId::io_remove, "dir/old.safetensors", "", "unlink failed: I/O error"); },
+      "dir/new.safetensors", "w", "background save of step 3: ",
+      [](const ckpt::Error& error) {
+        EXPECT_EQ(error.file(), "dir/old.safetensors");
+        EXPECT_EQ(error.tensor(), "w");
+        EXPECT_EQ(std::string(error.what()),
+                  "[ckpt.io_error.108] file 'dir/old.safetensors': tensor 'w': background save of step 3: "
+                  "unlink failed: I/O error");
+      });
 }
 
 }  // namespace

@@ -75,9 +75,8 @@ void rewrite_header(const std::string& path, Edit edit) {
   std::string text = header.dump();
   text.append((64 - (8 + text.size()) % 64) % 64, ' ');
   std::string sealed = le64(text.size()) + text;
-  const std::string checksum =
-      ckpt::detail::checksum_to_hex(ckpt::detail::header_checksum(reinterpret_cast<const std::byte*>(sealed.data()),
-                                                                  sealed.size()));
+  const std::string checksum = ckpt::detail::checksum_to_hex(
+      ckpt::detail::header_checksum(reinterpret_cast<const std::byte*>(sealed.data()), sealed.size()));
   if (sealed.compare(8, ckpt::detail::checksum_prefix.size(), ckpt::detail::checksum_prefix) == 0) {
     sealed.replace(ckpt::detail::checksum_value_offset, checksum.size(), checksum);
   }
@@ -106,16 +105,16 @@ inline void expect_error(const ckpt::Error& error, ckpt::ErrorId id, const std::
 
 // Expects `statement` to throw `Class` with `error_id` and a message holding
 // every further argument.
-#define CKPT_EXPECT_ERROR(statement, Class, error_id, ...)                                  \
-  do {                                                                                      \
-    try {                                                                                   \
-      statement;                                                                            \
-      ADD_FAILURE() << "expected " #Class " " #error_id ", nothing was thrown";            \
-    } catch (const Class& error) {                                                          \
-      ::ckpt_format_test::expect_error(error, error_id, {__VA_ARGS__});                     \
-    } catch (const std::exception& error) {                                                 \
-      ADD_FAILURE() << "expected " #Class ", got another exception: " << error.what();      \
-    }                                                                                       \
+#define CKPT_EXPECT_ERROR(statement, Class, error_id, ...)                             \
+  do {                                                                                 \
+    try {                                                                              \
+      statement;                                                                       \
+      ADD_FAILURE() << "expected " #Class " " #error_id ", nothing was thrown";        \
+    } catch (const Class& error) {                                                     \
+      ::ckpt_format_test::expect_error(error, error_id, {__VA_ARGS__});                \
+    } catch (const std::exception& error) {                                            \
+      ADD_FAILURE() << "expected " #Class ", got another exception: " << error.what(); \
+    }                                                                                  \
   } while (false)
 
 }  // namespace ckpt_format_test

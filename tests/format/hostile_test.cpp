@@ -35,6 +35,8 @@ std::vector<HostileFile> hostile_files() {
   std::string rank_2000_shape = "[1";
   for (int i = 1; i < 2000; ++i) rank_2000_shape += ",1";
   rank_2000_shape += "]";
+  // One hostile file per entry, laid out by hand.
+  // clang-format off
   return {
       {"shorter_than_size_field", "\x01\x02\x03", ErrorId::format_truncated, {"at least 8 bytes", "found 3"}},
       {"header_size_over_limit", le64(100'000'001) + "{}", ErrorId::format_header_size,
@@ -98,6 +100,7 @@ std::vector<HostileFile> hostile_files() {
       {"ckpt_version_not_a_number", safetensors_bytes(R"({"__metadata__":{"ckpt.format_version":"1a"}})", ""),
        ErrorId::format_metadata, {"positive integer", "'1a'"}},
   };
+  // clang-format on
 }
 
 class FormatHostileFile : public ::testing::TestWithParam<HostileFile> {};
@@ -128,9 +131,10 @@ class FormatCkptMetadata : public ::testing::Test {
     ckpt::SaveOptions options;
     options.codecs = ckpt::CodecPolicy("raw").for_names("packed", "zstd");
     options.chunk_bytes = 64;
-    ckpt::write_checkpoint(path_, {{"weights", ckpt::TensorView(weights_.data(), {4})},
-                                   {"packed", ckpt::TensorView(packed_.data(), {100})}},
-                           {{"step", 7}}, options);
+    ckpt::write_checkpoint(
+        path_,
+        {{"weights", ckpt::TensorView(weights_.data(), {4})}, {"packed", ckpt::TensorView(packed_.data(), {100})}},
+        {{"step", 7}}, options);
   }
 
   template <class Edit>
@@ -197,8 +201,11 @@ TEST_F(FormatCkptMetadata, ParserAndDecoderRefuseABadChunkTableWithTheSameError)
 }
 
 TEST_F(FormatCkptMetadata, HugeDeclaredShapeIsRefusedBeforeAnyAllocation) {
-  expect_refused([](nlohmann::ordered_json& infos) { infos["packed"]["shape"] = {1ULL << 62, 1ULL << 62}; },
-                 ErrorId::format_metadata, {"tensor 'packed'", "fits 64 bits"});
+  expect_refused(
+      [](nlohmann::ordered_json& infos) {
+        infos["packed"]["shape"] = {1ULL << 62, 1ULL << 62};
+      },
+      ErrorId::format_metadata, {"tensor 'packed'", "fits 64 bits"});
 }
 
 TEST_F(FormatCkptMetadata, ExpansionBeyondAnyCodecIsRefusedBeforeAnyAllocation) {
@@ -286,8 +293,8 @@ TEST_F(FormatCkptMetadata, CorruptCompressedBytesWithMatchingChecksumAreADecodeE
   const ckpt::TensorInfo info = *ckpt::Reader(path_).find("packed");
   for (std::uint64_t i = 0; i < info.stored_bytes; ++i) bytes[info.file_offset + i] = static_cast<char>(0xA5);
   write_file(path_, bytes);
-  const std::string resealed = ckpt::detail::checksum_to_hex(
-      ckpt::detail::xxh3(bytes.data() + info.file_offset, info.stored_bytes));
+  const std::string resealed =
+      ckpt::detail::checksum_to_hex(ckpt::detail::xxh3(bytes.data() + info.file_offset, info.stored_bytes));
   rewrite_metadata_json(path_, "ckpt.tensors", [&](nlohmann::ordered_json& infos) {
     infos["packed"]["xxh3"] = resealed;
     std::uint64_t begin = info.file_offset;  // format v2: each chunk's block checksum too
@@ -321,10 +328,9 @@ TEST(FormatWriterArguments, CodecDenserThanTheFormatAllowsIsRefused) {
   const std::vector<float> zeros(1 << 20);
   ckpt::SaveOptions options;
   options.codecs = ckpt::CodecPolicy("format_test_one_byte");
-  CKPT_EXPECT_ERROR(ckpt::write_checkpoint(path, {{"zeros", ckpt::TensorView(zeros.data(), {zeros.size()})}}, nullptr,
-                                           options),
-                    ckpt::CodecError, ErrorId::codec_encode, path, "tensor 'zeros'", "format_test_one_byte",
-                    "1/65536");
+  CKPT_EXPECT_ERROR(
+      ckpt::write_checkpoint(path, {{"zeros", ckpt::TensorView(zeros.data(), {zeros.size()})}}, nullptr, options),
+      ckpt::CodecError, ErrorId::codec_encode, path, "tensor 'zeros'", "format_test_one_byte", "1/65536");
   EXPECT_TRUE(dir.entries().empty());
 }
 
@@ -333,8 +339,8 @@ TEST(FormatWriterArguments, BadNamesAndMetadataAreRefusedBeforeAnyFileIsCreated)
   const std::string path = dir.file("bad.safetensors");
   const float value = 1;
   const ckpt::TensorView view(&value, {});
-  CKPT_EXPECT_ERROR(ckpt::write_checkpoint(path, {{"a", view}, {"b", view}, {"a", view}}, nullptr),
-                    ckpt::ArgumentError, ErrorId::argument_duplicate_name, path, "tensor 'a'", "unique");
+  CKPT_EXPECT_ERROR(ckpt::write_checkpoint(path, {{"a", view}, {"b", view}, {"a", view}}, nullptr), ckpt::ArgumentError,
+                    ErrorId::argument_duplicate_name, path, "tensor 'a'", "unique");
   CKPT_EXPECT_ERROR(ckpt::write_checkpoint(path, {{"", view}}, nullptr), ckpt::ArgumentError, ErrorId::argument_name,
                     path, "non-empty");
   CKPT_EXPECT_ERROR(ckpt::write_checkpoint(path, {{std::string("a\0b", 3), view}}, nullptr), ckpt::ArgumentError,
@@ -347,8 +353,8 @@ TEST(FormatWriterArguments, BadNamesAndMetadataAreRefusedBeforeAnyFileIsCreated)
                     ErrorId::argument_name, path, "UTF-8");
   CKPT_EXPECT_ERROR(ckpt::write_checkpoint(path, {{"a/../b", view}}, nullptr), ckpt::ArgumentError,
                     ErrorId::argument_name, path, "'..' component");
-  CKPT_EXPECT_ERROR(ckpt::write_checkpoint(path, {{"a/", view}}, nullptr), ckpt::ArgumentError,
-                    ErrorId::argument_name, path, "'/' at its ends");
+  CKPT_EXPECT_ERROR(ckpt::write_checkpoint(path, {{"a/", view}}, nullptr), ckpt::ArgumentError, ErrorId::argument_name,
+                    path, "'/' at its ends");
   CKPT_EXPECT_ERROR(ckpt::write_checkpoint(path, {}, nlohmann::json::array()), ckpt::ArgumentError,
                     ErrorId::argument_invalid, path, "JSON object", "found array");
   CKPT_EXPECT_ERROR(ckpt::write_checkpoint(path, {}, {{"bad", "\xC3\x28"}}), ckpt::ArgumentError,

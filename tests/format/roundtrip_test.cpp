@@ -115,9 +115,9 @@ TEST(FormatRoundTrip, ReadingOneTensorReadsOnlyThatTensor) {
   TempDir dir;
   const std::vector<float> kept(1000, 1.5f), damaged(1000, 2.5f);
   const std::string path = dir.file("two.safetensors");
-  ckpt::write_checkpoint(path, {{"kept", ckpt::TensorView(kept.data(), {1000})},
-                                {"damaged", ckpt::TensorView(damaged.data(), {1000})}},
-                         nullptr);
+  ckpt::write_checkpoint(
+      path, {{"kept", ckpt::TensorView(kept.data(), {1000})}, {"damaged", ckpt::TensorView(damaged.data(), {1000})}},
+      nullptr);
   std::string bytes = read_file(path);
   const std::uint64_t damaged_offset = ckpt::Reader(path).find("damaged")->file_offset;
   bytes[damaged_offset + 17] ^= 0x01;

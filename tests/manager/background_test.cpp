@@ -79,8 +79,8 @@ TEST(StagingBuffer, CopiesAreIndependentOfTheSourceAndTheBufferIsReused) {
   std::vector<float> weights{1, 2, 3};
   std::vector<std::int64_t> counters{7};
   ckpt::detail::StagingBuffer staging;
-  const auto staged = staging.stage({{"w", ckpt::TensorView(weights.data(), {3})},
-                                     {"c", ckpt::TensorView(counters.data(), {1})}});
+  const auto staged =
+      staging.stage({{"w", ckpt::TensorView(weights.data(), {3})}, {"c", ckpt::TensorView(counters.data(), {1})}});
   weights[0] = 100;
   ASSERT_EQ(staged.size(), 2u);
   EXPECT_EQ(staged[0].name, "w");

@@ -144,9 +144,10 @@ TEST(ManagerCrash, SavesKilledAtRandomMomentsNeverLoseACommittedStep) {
   // the kills over whole save cycles; a tenth is far below what they reach).
   EXPECT_GE(resumes_checked, iterations() / 2);
   EXPECT_GE(killed_mid_write, iterations() / 10);
-  std::printf("killed %d saving children with SIGKILL (%d mid-write, %d resumes checked), newest committed step %llu "
-              "always restored\n",
-              killed_while_running, killed_mid_write, resumes_checked, static_cast<unsigned long long>(committed));
+  std::printf(
+      "killed %d saving children with SIGKILL (%d mid-write, %d resumes checked), newest committed step %llu "
+      "always restored\n",
+      killed_while_running, killed_mid_write, resumes_checked, static_cast<unsigned long long>(committed));
   RecordProperty("killed_mid_write", killed_mid_write);
 }
 

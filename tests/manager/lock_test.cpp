@@ -80,10 +80,9 @@ TEST(DirectoryLock, ReleasedWhenTheHolderGoesAway) {
 TEST(DirectoryLock, SecondLockInTheSameProcessAlsoFails) {
   ckpt::test::TempDir directory;
   DirectoryLock first(directory.path());
-  ckpt::test::expect_error<ckpt::StateError>([&] { DirectoryLock second(directory.path()); },
-                                             ckpt::ErrorId::state_locked,
-                                             {"'" + directory.path() + "'", "pid " + std::to_string(::getpid()),
-                                              "expected one writer per directory"});
+  ckpt::test::expect_error<ckpt::StateError>(
+      [&] { DirectoryLock second(directory.path()); }, ckpt::ErrorId::state_locked,
+      {"'" + directory.path() + "'", "pid " + std::to_string(::getpid()), "expected one writer per directory"});
 }
 
 TEST(DirectoryLock, LockFileIsADotfile) {

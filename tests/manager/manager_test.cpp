@@ -6,8 +6,8 @@
 
 #include "ckpt/manager.hpp"
 #include "step_state.hpp"
-#include "support/fault_fs.hpp"
 #include "support/expect_error.hpp"
+#include "support/fault_fs.hpp"
 #include "support/temp_dir.hpp"
 
 namespace {
@@ -118,7 +118,7 @@ TEST(CheckpointManager, AdaptiveIntervalSavesFirstThenWaitsForTheMeasuredCost) {
   options.save_policy.max_overhead = 0.01;
   CheckpointManager manager(directory.path(), options);
   EXPECT_TRUE(manager.maybe_save(1, state_at(1)));  // nothing measured yet
-  EXPECT_FALSE(manager.should_save(2));            // no fake time has passed since
+  EXPECT_FALSE(manager.should_save(2));             // no fake time has passed since
   time.now += 1e6;
   EXPECT_TRUE(manager.should_save(2));
 }
@@ -133,9 +133,9 @@ TEST(CheckpointManager, IgnoresAndNeverDeletesFilesOfOtherNames) {
     for (std::uint64_t step : {1, 2, 3}) manager.save(step, state_at(step));
     EXPECT_EQ(steps_of(manager.list()), (std::vector<std::uint64_t>{3}));
   }
-  EXPECT_EQ(directory.names(), (std::vector<std::string>{".ckpt-index.json", ".ckpt.lock", "ckpt-00000003.safetensors",
-                                                         "ckpt-5.safetensors", "notes.txt",
-                                                         "other-00000005.safetensors"}));
+  EXPECT_EQ(directory.names(),
+            (std::vector<std::string>{".ckpt-index.json", ".ckpt.lock", "ckpt-00000003.safetensors",
+                                      "ckpt-5.safetensors", "notes.txt", "other-00000005.safetensors"}));
 }
 
 TEST(CheckpointManager, ListIsRebuiltFromTheFilesWhenTheIndexIsLost) {
@@ -398,12 +398,12 @@ TEST(CheckpointManagerAsync, BackgroundFailureIsReportedByTheNextCallThenCleared
   {
     ScopedFileSystem installed(full);
     ASSERT_TRUE(manager.save(2, state_at(2)));  // only stages: nothing is written on this thread
-    expect_background_disk_full([&] { manager.save(3, state_at(3)); }, directory.file("ckpt-00000002.safetensors"),
-                                2);
+    expect_background_disk_full([&] { manager.save(3, state_at(3)); }, directory.file("ckpt-00000002.safetensors"), 2);
   }
   manager.wait();  // reported once: nothing left to throw
   EXPECT_EQ(steps_of(manager.list()), (std::vector<std::uint64_t>{1}));
-  EXPECT_EQ(directory.names(), (std::vector<std::string>{".ckpt-index.json", ".ckpt.lock", "ckpt-00000001.safetensors"}))
+  EXPECT_EQ(directory.names(),
+            (std::vector<std::string>{".ckpt-index.json", ".ckpt.lock", "ckpt-00000001.safetensors"}))
       << "the failed save left no temp file and deleted nothing";
   manager.save(4, state_at(4));
   manager.wait();
@@ -421,8 +421,8 @@ TEST(CheckpointManagerAsync, WaitAndTheNextMaybeSaveReportTheFailureAsItsOwnErro
   ASSERT_TRUE(manager.maybe_save(1, state_at(1)));
   expect_background_disk_full([&] { manager.wait(); }, directory.file("ckpt-00000001.safetensors"), 1);
   ASSERT_TRUE(manager.maybe_save(2, state_at(2)));
-  expect_background_disk_full([&] { manager.maybe_save(3, state_at(3)); },
-                              directory.file("ckpt-00000002.safetensors"), 2);
+  expect_background_disk_full([&] { manager.maybe_save(3, state_at(3)); }, directory.file("ckpt-00000002.safetensors"),
+                              2);
 }
 
 // What is not a ckpt error reaches the caller unchanged, as from a synchronous save.

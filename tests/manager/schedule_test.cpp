@@ -15,9 +15,7 @@ ScheduleState after_save_at(std::uint64_t step, double time) {
   return state;
 }
 
-TEST(SaveSchedule, NoRuleNeverSaves) {
-  EXPECT_FALSE(save_due(SavePolicy{}, ScheduleState{}, 1, 1e9));
-}
+TEST(SaveSchedule, NoRuleNeverSaves) { EXPECT_FALSE(save_due(SavePolicy{}, ScheduleState{}, 1, 1e9)); }
 
 TEST(SaveSchedule, EveryNStepsSavesAtMultiples) {
   SavePolicy policy;

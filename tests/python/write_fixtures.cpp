@@ -17,8 +17,8 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
-#include <map>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -46,9 +46,7 @@ std::vector<std::byte> random_bytes(std::size_t size, std::uint64_t seed) {
   return bytes;
 }
 
-void write_json(const std::string& path, const nlohmann::json& value) {
-  std::ofstream(path) << value.dump(1) << "\n";
-}
+void write_json(const std::string& path, const nlohmann::json& value) { std::ofstream(path) << value.dump(1) << "\n"; }
 
 // OUT.bin holds every tensor's bytes as ckpt::Reader returns them, back to
 // back in file order; OUT.json names, dtypes, shapes and offsets into it.
@@ -63,8 +61,12 @@ void dump(const std::string& path, const std::string& out) {
   for (const ckpt::TensorInfo& info : reader.tensors()) {
     const ckpt::Tensor tensor = reader.tensor(info.name);
     bin.write(reinterpret_cast<const char*>(tensor.data()), static_cast<std::streamsize>(tensor.nbytes()));
-    tensors.push_back({{"name", info.name}, {"dtype", ckpt::dtype_name(info.dtype)}, {"shape", info.shape},
-                       {"codec", info.codec}, {"offset", offset}, {"nbytes", tensor.nbytes()}});
+    tensors.push_back({{"name", info.name},
+                       {"dtype", ckpt::dtype_name(info.dtype)},
+                       {"shape", info.shape},
+                       {"codec", info.codec},
+                       {"offset", offset},
+                       {"nbytes", tensor.nbytes()}});
     offset += tensor.nbytes();
   }
   write_json(out + ".json", {{"tensors", tensors}, {"metadata", reader.metadata()}});
@@ -84,8 +86,11 @@ void dump_directory(const std::string& path, const std::string& out) {
   for (const auto& [name, tensor] : tensors) {
     const ckpt::DistributedTensorInfo& info = index.tensors.at(name);
     bin.write(reinterpret_cast<const char*>(tensor.data()), static_cast<std::streamsize>(tensor.nbytes()));
-    entries.push_back({{"name", name}, {"dtype", ckpt::dtype_name(tensor.dtype())}, {"shape", tensor.shape()},
-                       {"codec", info.pieces.empty() ? "raw" : info.pieces.front().codec}, {"offset", offset},
+    entries.push_back({{"name", name},
+                       {"dtype", ckpt::dtype_name(tensor.dtype())},
+                       {"shape", tensor.shape()},
+                       {"codec", info.pieces.empty() ? "raw" : info.pieces.front().codec},
+                       {"offset", offset},
                        {"nbytes", tensor.nbytes()}});
     offset += tensor.nbytes();
   }
@@ -116,8 +121,7 @@ void write_dtype_files(const std::string& dir) {
     options.codecs = codec;
     options.chunk_bytes = 96;
     const std::string path = dir + "/dtypes-" + (codec == std::string("shuffle+zstd") ? "shuffle_zstd" : codec);
-    ckpt::write_checkpoint(path + ".safetensors", tensors, {{"codec", codec}, {"nested", {{"a", {1, 2, 3}}}}},
-                           options);
+    ckpt::write_checkpoint(path + ".safetensors", tensors, {{"codec", codec}, {"nested", {{"a", {1, 2, 3}}}}}, options);
     dump(path + ".safetensors", path);
   }
 }

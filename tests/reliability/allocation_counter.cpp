@@ -19,12 +19,14 @@ std::atomic<std::uint64_t> largest{0};
 
 void* counted_allocation(std::size_t size) noexcept {
   // Counted before malloc, so a request too large to succeed is seen too.
-  for (std::uint64_t seen = largest.load(); size > seen && !largest.compare_exchange_weak(seen, size);) {}
+  for (std::uint64_t seen = largest.load(); size > seen && !largest.compare_exchange_weak(seen, size);) {
+  }
   void* pointer = std::malloc(size == 0 ? 1 : size);
   if (pointer == nullptr) return nullptr;
   const auto usable = static_cast<std::int64_t>(malloc_usable_size(pointer));
   const std::int64_t now = live_bytes.fetch_add(usable) + usable;
-  for (std::int64_t seen = peak.load(); now > seen && !peak.compare_exchange_weak(seen, now);) {}
+  for (std::int64_t seen = peak.load(); now > seen && !peak.compare_exchange_weak(seen, now);) {
+  }
   return pointer;
 }
 

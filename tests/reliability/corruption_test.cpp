@@ -32,8 +32,15 @@ std::uint64_t from_environment(const char* name, std::uint64_t fallback) {
 }
 
 // What a reader made of one mutant.
-enum class Verdict { integrity_error, format_error, codec_error, exact_damage_in_padding, exact_damage_elsewhere,
-                     wrong_values, other_error };
+enum class Verdict {
+  integrity_error,
+  format_error,
+  codec_error,
+  exact_damage_in_padding,
+  exact_damage_elsewhere,
+  wrong_values,
+  other_error
+};
 
 const char* verdict_name(Verdict verdict) {
   switch (verdict) {
@@ -90,8 +97,9 @@ std::string tensor_difference(const std::string& name, DType dtype, const Shape&
       return "tensor '" + name + "' has dtype/shape " + std::string(dtype_name(dtype)) + shape_to_string(shape);
     }
     const std::uint64_t size = expected.view.nbytes();
-    return size == 0 || std::memcmp(data, expected.view.data(), size) == 0 ? ""
-                                                                          : "tensor '" + name + "' has different bytes";
+    return size == 0 || std::memcmp(data, expected.view.data(), size) == 0
+               ? ""
+               : "tensor '" + name + "' has different bytes";
   }
   return "unexpected tensor '" + name + "'";
 }
@@ -201,7 +209,8 @@ TEST_P(Corruption, EveryMutantIsRejectedOrLoadsBitExact) {
   std::uint64_t total = 0;
   for (const auto& [damage, counts] : verdicts) {
     for (const auto& [verdict, count] : counts) {
-      report_count("corruption verdicts (" + codec + ", " + damage_name(damage) + ", " + verdict_name(verdict) + ")", count);
+      report_count("corruption verdicts (" + codec + ", " + damage_name(damage) + ", " + verdict_name(verdict) + ")",
+                   count);
       total += count;
     }
   }
@@ -250,10 +259,10 @@ TEST_P(Corruption, DamageInAnyBlockIsFoundByAReadOfThatBlock) {
     for (std::size_t b = 0; b < count; ++b, ++blocks) {
       const auto [stored_begin, stored_end] = stored_span(b);
       for (int repeat = 0; repeat < 16; ++repeat, ++mutants) {
-        const Mutant mutant = generator.flip_within(pristine, info.file_offset + stored_begin,
-                                                    info.file_offset + stored_end);
-        const std::string where = codec + " seed " + std::to_string(seed) + ", tensor '" + tensor.name +
-                                  "' block " + std::to_string(b) + " (" + mutant.description + ")";
+        const Mutant mutant =
+            generator.flip_within(pristine, info.file_offset + stored_begin, info.file_offset + stored_end);
+        const std::string where = codec + " seed " + std::to_string(seed) + ", tensor '" + tensor.name + "' block " +
+                                  std::to_string(b) + " (" + mutant.description + ")";
         const Reader reader(fuzz::in_memory_file(mutant.bytes.data(), mutant.bytes.size()));
         const auto [begin, end] = decoded_span(b);
         std::vector<std::byte> out(end - begin);
@@ -271,9 +280,8 @@ TEST_P(Corruption, DamageInAnyBlockIsFoundByAReadOfThatBlock) {
         const auto [other_begin, other_end] = decoded_span((b + 1) % count);
         std::vector<std::byte> other(other_end - other_begin);
         reader.read_range(tensor.name, other_begin, other_end, other.data());
-        EXPECT_EQ(std::memcmp(other.data(), static_cast<const std::byte*>(tensor.view.data()) + other_begin,
-                              other.size()),
-                  0)
+        EXPECT_EQ(
+            std::memcmp(other.data(), static_cast<const std::byte*>(tensor.view.data()) + other_begin, other.size()), 0)
             << where;
       }
     }
@@ -282,9 +290,9 @@ TEST_P(Corruption, DamageInAnyBlockIsFoundByAReadOfThatBlock) {
   report_count("block corruption mutants (" + codec + ", " + std::to_string(blocks) + " blocks)", mutants);
 }
 
-INSTANTIATE_TEST_SUITE_P(Codecs, Corruption, ::testing::Values("raw", "zstd", "shuffle+zstd"),
-                         [](const auto& info) { return info.param == "shuffle+zstd" ? std::string("shuffle_zstd")
-                                                                                     : info.param; });
+INSTANTIATE_TEST_SUITE_P(Codecs, Corruption, ::testing::Values("raw", "zstd", "shuffle+zstd"), [](const auto& info) {
+  return info.param == "shuffle+zstd" ? std::string("shuffle_zstd") : info.param;
+});
 
 }  // namespace
 }  // namespace ckpt::test

@@ -84,7 +84,8 @@ std::string judge_nothing(const SavesBefore& saves, const std::string& why) {
 }
 
 // Records `scenario`, explores its crash states and reports the counts.
-CrashStateCounts run_scenario(const std::string& name, const std::function<void(const std::string&, RecordingFileSystem&)>& scenario,
+CrashStateCounts run_scenario(const std::string& name,
+                              const std::function<void(const std::string&, RecordingFileSystem&)>& scenario,
                               const CrashCheck& check) {
   TempDir temp;
   const std::string root = temp.file("recorded");
@@ -97,8 +98,8 @@ CrashStateCounts run_scenario(const std::string& name, const std::function<void(
   CrashStates states(recorder.log(), recorder.directory_inodes());
   const CrashStateCounts counts = states.explore(temp.file("crashed"), crash_space(), check);
   std::cout << "[crash states] " << name << ": " << counts.crash_points << " crash points, " << counts.states
-            << " distinct states checked (" << (counts.sampled ? "sampled, seed " + std::to_string(crash_space().seed)
-                                                               : std::string("exhaustive"))
+            << " distinct states checked ("
+            << (counts.sampled ? "sampled, seed " + std::to_string(crash_space().seed) : std::string("exhaustive"))
             << "; the model allows " << static_cast<double>(counts.exhaustive) << "), " << counts.violations
             << " violations" << std::endl;
   report_count("crash states (" + name + ")", counts.states);
@@ -182,7 +183,8 @@ CrashStateCounts manager_scenario(const std::string& name, bool async) {
         options.retention.max_to_keep = 2;
         options.save.threads = 1;
         options.async = async;
-        if (async) options.on_save = [&](const SaveEvent& event) { recorder.mark("done " + std::to_string(event.step)); };
+        if (async)
+          options.on_save = [&](const SaveEvent& event) { recorder.mark("done " + std::to_string(event.step)); };
         CheckpointManager manager(root + "/run", options);
         for (std::uint64_t step = 1; step <= 4; ++step) {
           // save() would wait for the save in flight anyway; waiting first
@@ -268,7 +270,9 @@ TEST(CrashStates, DistributedCommitOfTwoRanks) {
           if (failure) std::rethrow_exception(failure);
         }
       },
-      [](const std::string& directory, const Marks& marks) { return judge_distributed_restore(directory + "/run", marks); });
+      [](const std::string& directory, const Marks& marks) {
+        return judge_distributed_restore(directory + "/run", marks);
+      });
   // The ranks' threads interleave their calls differently from run to run,
   // so the counts vary a little; their floors are asserted.
   EXPECT_GE(counts.crash_points, 55u);
@@ -284,9 +288,8 @@ std::string parents_not_synced_after_mkdir(const std::vector<FsCall>& trace) {
   for (std::size_t i = 0; i < trace.size(); ++i) {
     if (trace[i].op != FsOp::mkdir) continue;
     const std::string parent = detail::directory_of(trace[i].path);
-    const auto synced = std::find_if(trace.begin() + static_cast<std::ptrdiff_t>(i), trace.end(), [&](const FsCall& call) {
-      return call.op == FsOp::fsync && call.path == parent;
-    });
+    const auto synced = std::find_if(trace.begin() + static_cast<std::ptrdiff_t>(i), trace.end(),
+                                     [&](const FsCall& call) { return call.op == FsOp::fsync && call.path == parent; });
     if (synced == trace.end()) missing += " '" + trace[i].path + "'";
   }
   return missing;
@@ -328,7 +331,8 @@ TEST(CrashStates, WithoutDurabilityNewDirectoriesAreNotFsynced) {
   TempDir temp;
   ManagerOptions options;
   options.save.durable = false;
-  const std::vector<FsCall> calls = calls_of([&] { CheckpointManager(temp.file("run"), options).save(1, state_at(1)); });
+  const std::vector<FsCall> calls =
+      calls_of([&] { CheckpointManager(temp.file("run"), options).save(1, state_at(1)); });
   EXPECT_EQ(count_of(calls, FsOp::mkdir), 1u);
   EXPECT_EQ(count_of(calls, FsOp::fsync), 0u);
 }

@@ -49,6 +49,8 @@ inline std::vector<HostileFile> hostile_safetensors_files() {
   const Bytes four(4), twelve(12);
   const std::string two_tensors = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
                                   R"("b":{"dtype":"F32","shape":[2],"data_offsets":)";
+  // One hostile file per entry, laid out by hand.
+  // clang-format off
   return {
       {"empty file", {}, {ErrorId::format_truncated}},
       {"3-byte file", Bytes(3), {ErrorId::format_truncated}},
@@ -106,6 +108,7 @@ inline std::vector<HostileFile> hostile_safetensors_files() {
       {"header padded with NUL instead of spaces", container_declaring(8, std::string("{}\0\0\0\0\0\0", 8)),
        {ErrorId::format_header_json}},
   };
+  // clang-format on
 }
 
 // A ckpt file holding `tensors` with the given codec, as the writer made it.
@@ -156,6 +159,8 @@ inline std::vector<HostileFile> hostile_ckpt_files(const std::string& scratch) {
   const Bytes compressed = written_file(scratch, {{"t", TensorView(zeros.data(), {256})}}, "zstd");
   const auto edit = [&](auto change) { return with_edited_tensor_info(compressed, change); };
   const std::uint64_t tib = std::uint64_t(1) << 40;
+  // One hostile file per entry, laid out by hand.
+  // clang-format off
   return {
       {"compressed tensor declaring 4 TiB of values",
        edit([&](auto& info) {
@@ -208,6 +213,7 @@ inline std::vector<HostileFile> hostile_ckpt_files(const std::string& scratch) {
                             [&](auto& metadata) { metadata["ckpt.metadata"] = nested(R"({"a":)", "}", 100000); }),
        {ErrorId::format_metadata}},
   };
+  // clang-format on
 }
 
 }  // namespace ckpt::test

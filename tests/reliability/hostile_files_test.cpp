@@ -52,8 +52,8 @@ void expect_refused(const HostileFile& hostile, const std::string& path, double&
   } catch (const std::exception& e) {
     ADD_FAILURE() << hostile.what << ": refused with a non-ckpt exception: " << e.what();
   }
-  slowest_seconds = std::max(slowest_seconds,
-                             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  slowest_seconds =
+      std::max(slowest_seconds, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   const AllocationStats stats = allocations.stats();
   const std::uint64_t bound = allocation_bound(hostile.bytes.size());
   EXPECT_LE(stats.largest_bytes, bound) << hostile.what << ": one allocation of " << stats.largest_bytes << " bytes";
@@ -86,8 +86,8 @@ TEST(HostileFiles, ResignedCkptFilesThatLieAreRefusedInBoundedMemory) {
 TEST(HostileFiles, WriterRefusesTheNamesReadersRefuse) {
   TempDir dir;
   const std::vector<std::string> names = {
-      "", std::string("a\0b", 3), "__metadata__", "w\xff", std::string(1025, 'n'),
-      "..", "../../etc/passwd", "model/../w", "/model/w", "model/w/",
+      "",   std::string("a\0b", 3), "__metadata__", "w\xff",    std::string(1025, 'n'),
+      "..", "../../etc/passwd",     "model/../w",   "/model/w", "model/w/",
   };
   const std::uint8_t byte = 0;
   for (const std::string& name : names) {

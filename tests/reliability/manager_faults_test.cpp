@@ -175,8 +175,8 @@ TEST_P(ManagerFaults, EveryFailingCallKeepsCommittedCheckpoints) {
   for (FsOp op : all_fs_ops) {
     for (std::uint64_t nth = 1; nth <= counting.count(op); ++nth) {
       for (int error : {EIO, ENOSPC}) {
-        const std::string context = std::string("failing ") + fs_op_name(op) + " #" + std::to_string(nth) +
-                                    " with " + std::strerror(error);
+        const std::string context =
+            std::string("failing ") + fs_op_name(op) + " #" + std::to_string(nth) + " with " + std::strerror(error);
         const std::string directory = fresh_directory();
         std::optional<IoError> thrown;
         {

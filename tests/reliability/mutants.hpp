@@ -95,7 +95,9 @@ class MutantGenerator {
           bytes[i] = fill == 0 ? std::byte{0} : fill == 1 ? std::byte{0xFF} : std::byte(below(256));
         }
         return "overwrote " + std::to_string(length) + " bytes at " + std::to_string(start) + " with " +
-               (fill == 0 ? "zeros" : fill == 1 ? "0xFF" : "random bytes");
+               (fill == 0   ? "zeros"
+                : fill == 1 ? "0xFF"
+                            : "random bytes");
       }
     }
     return {};

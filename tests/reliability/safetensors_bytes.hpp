@@ -62,9 +62,12 @@ inline std::vector<bool> padding_mask(const Bytes& file) {
   for (std::size_t i = 8; i < header_end; ++i) {
     const char c = static_cast<char>(file[i]);
     if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else {

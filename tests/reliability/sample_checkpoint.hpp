@@ -32,13 +32,21 @@ struct SampleCheckpoint {
 inline SampleCheckpoint make_sample(std::uint32_t seed) {
   std::mt19937 random(seed);
   SampleCheckpoint sample;
-  struct Spec { const char* name; DType dtype; Shape shape; };
+  struct Spec {
+    const char* name;
+    DType dtype;
+    Shape shape;
+  };
   const std::uint64_t rows = 6 + seed % 5;
   const Spec specs[] = {
-      {"model/fc1.weight", DType::F32, {rows, 12}}, {"model/fc1.bias", DType::F32, {12}},
-      {"model/emb", DType::BF16, {10, 7}},          {"optimizer/step", DType::I64, {}},
-      {"optimizer/exp_avg/fc1.bias", DType::F64, {12}}, {"mask", DType::BOOL, {9}},
-      {"counts", DType::U16, {5}},                   {"empty", DType::F32, {0, 4}},
+      {"model/fc1.weight", DType::F32, {rows, 12}},
+      {"model/fc1.bias", DType::F32, {12}},
+      {"model/emb", DType::BF16, {10, 7}},
+      {"optimizer/step", DType::I64, {}},
+      {"optimizer/exp_avg/fc1.bias", DType::F64, {12}},
+      {"mask", DType::BOOL, {9}},
+      {"counts", DType::U16, {5}},
+      {"empty", DType::F32, {0, 4}},
   };
   sample.storage.reserve(std::size(specs));
   for (const Spec& spec : specs) {

@@ -126,8 +126,8 @@ TEST_P(SaveFaults, EveryFailingCallLeavesOldOrNewCheckpointAndNoTempFile) {
     for (const FsCall& call : trace_) calls += call.op == op;
     for (std::uint64_t nth = 1; nth <= calls; ++nth) {
       for (int error : errors_of(op)) {
-        const std::string context = std::string("failing ") + fs_op_name(op) + " #" + std::to_string(nth) +
-                                    " with " + std::strerror(error);
+        const std::string context =
+            std::string("failing ") + fs_op_name(op) + " #" + std::to_string(nth) + " with " + std::strerror(error);
         const std::size_t position = position_of(trace_, op, nth);
         bool threw = false;
         {
@@ -152,8 +152,8 @@ TEST_P(SaveFaults, EveryFailingCallLeavesOldOrNewCheckpointAndNoTempFile) {
           EXPECT_TRUE(threw) << context << ": the save reported success";
         }
         const bool renamed = !threw || rename_position_ < position;
-        EXPECT_EQ(dir_.names(), renamed || GetParam().overwrite ? std::vector<std::string>{"model.ckpt"}
-                                                                : std::vector<std::string>{})
+        EXPECT_EQ(dir_.names(),
+                  renamed || GetParam().overwrite ? std::vector<std::string>{"model.ckpt"} : std::vector<std::string>{})
             << context;
         expect_old_or_new(renamed, context);
         // The failure is gone: the same save now succeeds.

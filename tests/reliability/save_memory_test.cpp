@@ -27,7 +27,8 @@ struct LargeState {
   LargeState(std::size_t tensors, std::size_t tensor_bytes) : storage(tensors) {
     for (std::size_t t = 0; t < tensors; ++t) {
       storage[t].resize(tensor_bytes / 4);
-      for (std::size_t i = 0; i < storage[t].size(); ++i) storage[t][i] = static_cast<float>((i * 2654435761u + t) % 1000) / 7.0f;
+      for (std::size_t i = 0; i < storage[t].size(); ++i)
+        storage[t][i] = static_cast<float>((i * 2654435761u + t) % 1000) / 7.0f;
       views.push_back(NamedTensor{"layer" + std::to_string(t) + "/weight",
                                   TensorView(DType::F32, {storage[t].size()}, storage[t].data())});
     }

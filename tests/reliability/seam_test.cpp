@@ -141,8 +141,7 @@ TEST_F(Seam, FailedOpenForReadIsIoError101NamingTheFile) {
 
 TEST_F(Seam, FailedFstatAndMmapAreIoErrorsNamingTheFileAndLeakNoDescriptor) {
   save_sample(dir_.file("model.ckpt"), make_sample(1));
-  const std::vector<std::pair<FsOp, ErrorId>> cases = {{FsOp::fstat, ErrorId::io_read},
-                                                       {FsOp::map, ErrorId::io_map}};
+  const std::vector<std::pair<FsOp, ErrorId>> cases = {{FsOp::fstat, ErrorId::io_read}, {FsOp::map, ErrorId::io_map}};
   for (const auto& [op, id] : cases) {
     FaultFileSystem fs;
     fs.serve(virtual_root, dir_.path());
@@ -253,8 +252,8 @@ TEST_F(Seam, UnreadableIndexIsRebuiltFromTheCheckpoints) {
 TEST_F(Seam, FailedMkdirIsIoErrorNamingTheDirectory) {
   fs_.fail_at(FsOp::mkdir, 2, EACCES);
   ScopedFileSystem scoped(fs_);
-  expect_io_error([] { CheckpointManager manager(seam_path("a/b"), keep_two()); }, ErrorId::io_open,
-                  seam_path("a/b"), "creating the directory failed: Permission denied");
+  expect_io_error([] { CheckpointManager manager(seam_path("a/b"), keep_two()); }, ErrorId::io_open, seam_path("a/b"),
+                  "creating the directory failed: Permission denied");
   EXPECT_EQ(TempDir::names_in(dir_.path()), std::vector<std::string>{"a"});
 }
 
@@ -265,8 +264,7 @@ TEST_F(Seam, FailedStatOfACheckpointIsReported) {
   manager.save(1, weights_at(1));
   std::uint64_t stats_before_listing = fs_.count(FsOp::stat);
   fs_.fail_at(FsOp::stat, stats_before_listing + 1, EIO);
-  expect_io_error([&] { manager.list(); }, ErrorId::io_read, directory + "/ckpt-00000001.safetensors",
-                  "stat failed");
+  expect_io_error([&] { manager.list(); }, ErrorId::io_read, directory + "/ckpt-00000001.safetensors", "stat failed");
 }
 
 #if defined(CKPT_WITH_NPZ)
@@ -341,7 +339,8 @@ TEST_F(Seam, NpzExportFailingOrCrashingAtAnyCallLeavesTheOldArchiveOrTheNew) {
   // The archive's bytes hold the time of the save: compare what loads.
   const auto expect_old_or_new = [&](const std::string& context) {
     const std::string old_difference = npz_difference(path, old_sample);
-    EXPECT_TRUE(old_difference.empty() || npz_difference(path, new_sample).empty()) << context << ": " << old_difference;
+    EXPECT_TRUE(old_difference.empty() || npz_difference(path, new_sample).empty())
+        << context << ": " << old_difference;
     for (const std::string& name : TempDir::names_in(dir_.path())) {
       EXPECT_TRUE(name == "model.npz" || detail::is_temp_file_name(name)) << context << ": left " << name;
     }

@@ -18,8 +18,8 @@
 
 namespace {
 
-using serialize_test::expect_error;
 using ckpt::test::TempDir;
+using serialize_test::expect_error;
 
 struct SavedState {
   std::vector<float> weight = std::vector<float>(6, 1.5f);
@@ -31,8 +31,8 @@ struct SavedState {
 
   template <class Archive>
   void describe(Archive& ar) {
-    ar("weight", ckpt::shaped(weight, {2, 3}))("bias", bias)("scale", scale)("stale", stale)("step", step)(
-        "note", note);
+    ar("weight", ckpt::shaped(weight, {2, 3}))("bias", bias)("scale", scale)("stale", stale)("step", step)("note",
+                                                                                                           note);
   }
 };
 
@@ -76,9 +76,9 @@ TEST_F(LoadReportTest, StrictLoadListsEveryProblemInOneError) {
   ASSERT_TRUE(error);
   EXPECT_EQ(error->file(), path);
   const std::string message = error->what();
-  for (const char* expected : {"(5 problems)", "momentum: tensor F32 [2]", "epoch: metadata integer",
-                               "stale: tensor F64 [1]", "bias: expected F64, found F32",
-                               "weight: expected [3, 2], found [2, 3]"}) {
+  for (const char* expected :
+       {"(5 problems)", "momentum: tensor F32 [2]", "epoch: metadata integer", "stale: tensor F64 [1]",
+        "bias: expected F64, found F32", "weight: expected [3, 2], found [2, 3]"}) {
     EXPECT_NE(message.find(expected), std::string::npos) << "'" << expected << "' not in: " << message;
   }
   // Nothing was loaded, not even what matched.
@@ -152,8 +152,7 @@ TEST(LoadReport, MetadataOfTheWrongTypeIsReportedWithWhatWasFound) {
 
   Typed state;
   const ckpt::LoadReport report = ckpt::Checkpoint<Typed>({}, {false}).load(path, state);
-  EXPECT_TRUE(contains(report.dtype_mismatch, "count: expected metadata integer, found \"ten\""))
-      << report.to_string();
+  EXPECT_TRUE(contains(report.dtype_mismatch, "count: expected metadata integer, found \"ten\"")) << report.to_string();
   EXPECT_TRUE(contains(report.dtype_mismatch, "small: expected metadata integer, found 300")) << report.to_string();
   EXPECT_TRUE(contains(report.dtype_mismatch, "flag: expected metadata boolean, found 1")) << report.to_string();
   EXPECT_TRUE(contains(report.dtype_mismatch, "rng: expected metadata random engine state, found \"12 not a state\""))
@@ -179,7 +178,8 @@ TEST(LoadReport, MapTakesTheFilesKeysAndLeavesUnusableNamesUnexpected) {
   const std::string path = dir.file("slots.safetensors");
   const float values[2] = {1.0f, 2.0f};
   // "slots//w" has an empty key: no describe() could have written it.
-  ckpt::write_checkpoint(path, {{"slots/a/w", ckpt::TensorView(values, {2})}, {"slots//w", ckpt::TensorView(values, {1})}},
+  ckpt::write_checkpoint(path,
+                         {{"slots/a/w", ckpt::TensorView(values, {2})}, {"slots//w", ckpt::TensorView(values, {1})}},
                          nlohmann::json::object());
 
   Slots state{"slots"};

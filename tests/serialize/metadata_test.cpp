@@ -114,9 +114,9 @@ using EngineState = serialize_test::Named<Engine>;
 
 template <class Engine>
 class RandomEngines : public ::testing::Test {};
-using Engines = ::testing::Types<std::mt19937, std::mt19937_64, std::minstd_rand0, std::minstd_rand,
-                                 std::ranlux24_base, std::ranlux48_base, std::ranlux24, std::ranlux48, std::knuth_b,
-                                 std::default_random_engine>;
+using Engines =
+    ::testing::Types<std::mt19937, std::mt19937_64, std::minstd_rand0, std::minstd_rand, std::ranlux24_base,
+                     std::ranlux48_base, std::ranlux24, std::ranlux48, std::knuth_b, std::default_random_engine>;
 TYPED_TEST_SUITE(RandomEngines, Engines, ::testing::internal::DefaultNameGenerator);
 
 TYPED_TEST(RandomEngines, RestoredEngineContinuesTheSameSequence) {

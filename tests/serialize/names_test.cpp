@@ -13,8 +13,8 @@
 
 namespace {
 
-using serialize_test::expect_error;
 using ckpt::test::TempDir;
+using serialize_test::expect_error;
 
 // A state whose one tensor gets whatever name the test chooses.
 using NamedValue = serialize_test::Named<std::vector<float>>;
@@ -58,8 +58,8 @@ TEST(Names, ValidNamesPass) {
 }
 
 TEST(Names, EmptyNameIsRejectedWithItsPlace) {
-  const auto error = expect_error<ckpt::ArgumentError>(ckpt::ErrorId::argument_name,
-                                                       [] { ckpt::collect_state(NamedValue{""}); });
+  const auto error =
+      expect_error<ckpt::ArgumentError>(ckpt::ErrorId::argument_name, [] { ckpt::collect_state(NamedValue{""}); });
   ASSERT_TRUE(error);
   EXPECT_NE(std::string(error->what()).find("an empty name"), std::string::npos) << error->what();
 }
@@ -72,8 +72,8 @@ TEST(Names, NulByteIsRejected) {
 }
 
 TEST(Names, OverlongNameIsRejectedWithItsLength) {
-  const auto error = expect_error<ckpt::ArgumentError>(
-      ckpt::ErrorId::argument_name, [] { ckpt::collect_state(NamedValue{std::string(2000, 'w')}); });
+  const auto error = expect_error<ckpt::ArgumentError>(ckpt::ErrorId::argument_name,
+                                                       [] { ckpt::collect_state(NamedValue{std::string(2000, 'w')}); });
   ASSERT_TRUE(error);
   const std::string message = error->what();
   EXPECT_NE(message.find("at most 1024 bytes, found 2000"), std::string::npos) << message;
@@ -89,8 +89,8 @@ TEST(Names, ReservedSafetensorsKeyIsRejected) {
 
 TEST(Names, NamesThatCouldEscapeAnExportDirectoryAreRejected) {
   for (const char* name : {"../escape", "model/", "/model"}) {
-    const auto error = expect_error<ckpt::ArgumentError>(ckpt::ErrorId::argument_name,
-                                                         [&] { ckpt::collect_state(NamedValue{name}); });
+    const auto error =
+        expect_error<ckpt::ArgumentError>(ckpt::ErrorId::argument_name, [&] { ckpt::collect_state(NamedValue{name}); });
     ASSERT_TRUE(error);
     EXPECT_EQ(error->tensor(), name);
   }

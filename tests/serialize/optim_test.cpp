@@ -19,8 +19,8 @@
 
 namespace {
 
-using serialize_test::expect_same_saved_state;
 using ckpt::test::TempDir;
+using serialize_test::expect_same_saved_state;
 
 constexpr std::size_t inputs = 4;
 constexpr std::size_t outputs = 3;
@@ -108,8 +108,8 @@ void expect_resume_is_exact(const Optimizer& optimizer, const Optimizer& fresh_o
   for (int i = checkpoint_step; i < total_steps; ++i) resumed.train_step(data);
 
   EXPECT_NE(uninterrupted.weight, std::vector<float>(inputs * outputs, 0.0f)) << "training must move the weights";
-  EXPECT_EQ(std::memcmp(uninterrupted.weight.data(), resumed.weight.data(), uninterrupted.weight.size() * sizeof(float)),
-            0);
+  EXPECT_EQ(
+      std::memcmp(uninterrupted.weight.data(), resumed.weight.data(), uninterrupted.weight.size() * sizeof(float)), 0);
   expect_same_saved_state(uninterrupted, resumed);
 
   // Resuming with the weights but a fresh optimizer lands elsewhere: the
@@ -207,15 +207,16 @@ TEST(Optimizers, FlatStateOfOlderFilesLoadsAndResumesBitExactly) {
   const ckpt::LoadReport report = ckpt::Checkpoint<Trainer<ckpt::optim::Adam>>().load(dir.file("flat.ckpt"), resumed);
   ASSERT_TRUE(report.ok()) << report.to_string();
   for (int i = checkpoint_step; i < total_steps; ++i) resumed.train_step(data);
-  EXPECT_EQ(std::memcmp(uninterrupted.weight.data(), resumed.weight.data(), uninterrupted.weight.size() * sizeof(float)),
-            0);
+  EXPECT_EQ(
+      std::memcmp(uninterrupted.weight.data(), resumed.weight.data(), uninterrupted.weight.size() * sizeof(float)), 0);
   expect_same_saved_state(uninterrupted, resumed);  // shapes included
 }
 
 TEST(Optimizers, ParameterShapeMustHoldItsElements) {
   std::vector<float> value(6, 1.0f), gradient(6, 0.5f);
-  const auto error = serialize_test::expect_error<ckpt::ArgumentError>(
-      ckpt::ErrorId::argument_invalid, [&] { ckpt::optim::parameter("w", value, gradient, {4, 2}); });
+  const auto error = serialize_test::expect_error<ckpt::ArgumentError>(ckpt::ErrorId::argument_invalid, [&] {
+    ckpt::optim::parameter("w", value, gradient, {4, 2});
+  });
   ASSERT_TRUE(error);
   EXPECT_EQ(error->tensor(), "w");
   EXPECT_NE(std::string(error->what()).find("expected a shape of 6 elements, found [4, 2]"), std::string::npos)

@@ -15,9 +15,9 @@
 
 namespace {
 
+using ckpt::test::TempDir;
 using serialize_test::expect_error;
 using serialize_test::expect_same_saved_state;
-using ckpt::test::TempDir;
 using serialize_test::TrainState;
 
 // Each test starts from a filled state and a file to save it to.
@@ -119,12 +119,11 @@ TEST_F(RoundTrip, CodecPolicyChoosesCodecsPerName) {
 
 TEST_F(RoundTrip, ShapedVectorOfWrongSizeNamesTheTensor) {
   saved.model.fc1.weight.pop_back();
-  const auto error = expect_error<ckpt::ArgumentError>(ckpt::ErrorId::argument_invalid,
-                                                       [&] { ckpt::collect_state(saved); });
+  const auto error =
+      expect_error<ckpt::ArgumentError>(ckpt::ErrorId::argument_invalid, [&] { ckpt::collect_state(saved); });
   ASSERT_TRUE(error);
   EXPECT_EQ(error->tensor(), "model/fc1/weight");
-  EXPECT_NE(std::string(error->what()).find("shape [3, 4] holds 12 elements, but the vector has 11"),
-            std::string::npos)
+  EXPECT_NE(std::string(error->what()).find("shape [3, 4] holds 12 elements, but the vector has 11"), std::string::npos)
       << error->what();
 }
 
@@ -137,8 +136,8 @@ TEST_F(RoundTrip, HookErrorNamesTheFileAndTheTensorOnce) {
   EXPECT_EQ(error->file(), path);
   EXPECT_EQ(error->tensor(), "model/fc1/weight");
   EXPECT_EQ(error->message(), "ckpt::shaped: shape [3, 4] holds 12 elements, but the vector has 11");
-  EXPECT_EQ(std::string(error->what()), "[ckpt.argument_error.601] file '" + path +
-                                            "': tensor 'model/fc1/weight': " + error->message());
+  EXPECT_EQ(std::string(error->what()),
+            "[ckpt.argument_error.601] file '" + path + "': tensor 'model/fc1/weight': " + error->message());
   EXPECT_TRUE(dir.names().empty()) << "nothing is written when the state cannot be collected";
 }
 

@@ -159,8 +159,8 @@ INSTANTIATE_TEST_SUITE_P(Codecs, StreamingSave,
                                            CodecCase{"shuffle+zstd", 0}, CodecCase{"shuffle+zstd", 1},
                                            CodecCase{"shuffle+zstd", 3}),
                          [](const ::testing::TestParamInfo<CodecCase>& info) {
-                           std::string name = std::string(info.param.codec) + "_threads" +
-                                              std::to_string(info.param.threads);
+                           std::string name =
+                               std::string(info.param.codec) + "_threads" + std::to_string(info.param.threads);
                            std::replace(name.begin(), name.end(), '+', '_');
                            return name;
                          });
@@ -246,8 +246,8 @@ TEST(StreamingSaveHeader, ReservedSpaceAlwaysFitsTheFinalHeader) {
     const std::string json = header.substr(8);
     EXPECT_EQ(json.find_last_not_of(' '), json.rfind('}'));
     EXPECT_EQ(nlohmann::json::parse(json).at("__metadata__").at("ckpt.format_version"), "2");
-    const std::uint64_t checksum = ckpt::detail::header_checksum(reinterpret_cast<const std::byte*>(header.data()),
-                                                                 header.size());
+    const std::uint64_t checksum =
+        ckpt::detail::header_checksum(reinterpret_cast<const std::byte*>(header.data()), header.size());
     EXPECT_EQ(header.substr(ckpt::detail::checksum_value_offset, 16), ckpt::detail::checksum_to_hex(checksum));
   }
 }

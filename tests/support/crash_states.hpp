@@ -44,10 +44,10 @@ struct FsChange {
   explicit FsChange(Kind change_kind, int changed_inode = -1, int parent = -1)
       : kind(change_kind), inode(changed_inode), directory(parent) {}
   Kind kind;
-  int inode;      // the file or directory changed (fsync: the one synced)
-  int directory;  // the directory whose entry changes (namespace changes)
-  std::string path;     // rename: the source; mark: its label
-  std::string target;   // rename: the destination
+  int inode;                 // the file or directory changed (fsync: the one synced)
+  int directory;             // the directory whose entry changes (namespace changes)
+  std::string path;          // rename: the source; mark: its label
+  std::string target;        // rename: the destination
   std::uint64_t offset = 0;  // write: where; truncate: the new size
   std::string data;          // write: the bytes
 };
@@ -138,7 +138,8 @@ class RecordingFileSystem : public detail::FileSystem {
     std::lock_guard<std::mutex> lock(mutex_);
     const int result = detail::FileSystem::fsync(fd);
     const auto descriptor = descriptors_.find(fd);
-    if (result == 0 && descriptor != descriptors_.end()) log_.push_back(FsChange(FsChange::Kind::fsync, descriptor->second));
+    if (result == 0 && descriptor != descriptors_.end())
+      log_.push_back(FsChange(FsChange::Kind::fsync, descriptor->second));
     return result;
   }
   int rename(const char* from, const char* to) override {
@@ -173,7 +174,8 @@ class RecordingFileSystem : public detail::FileSystem {
  private:
   int remove(const char* path, FsChange::Kind kind) {
     std::lock_guard<std::mutex> lock(mutex_);
-    const int result = kind == FsChange::Kind::unlink ? detail::FileSystem::unlink(path) : detail::FileSystem::rmdir(path);
+    const int result =
+        kind == FsChange::Kind::unlink ? detail::FileSystem::unlink(path) : detail::FileSystem::rmdir(path);
     std::string relative;
     if (result != 0 || !inside(path, relative)) return result;
     log_.push_back(namespace_change(kind, names_.at(relative), relative));
@@ -219,9 +221,9 @@ struct CrashSpace {
 // What a run over a log explored.
 struct CrashStateCounts {
   std::uint64_t crash_points = 0;
-  std::uint64_t states = 0;      // distinct directories materialized and checked
-  long double exhaustive = 0;    // how many states the model allows in all (before removing duplicates)
-  bool sampled = false;          // some crash point had more choices than the space allows
+  std::uint64_t states = 0;    // distinct directories materialized and checked
+  long double exhaustive = 0;  // how many states the model allows in all (before removing duplicates)
+  bool sampled = false;        // some crash point had more choices than the space allows
   std::uint64_t violations = 0;
   std::vector<std::string> first_violations;
 };
@@ -292,7 +294,7 @@ class CrashStates {
   struct Durability {
     std::vector<std::size_t> pending_namespace;  // log indices, in order
     std::set<std::size_t> durable_namespace;
-    std::map<int, std::size_t> last_file_sync;   // inode -> index of its last fsync
+    std::map<int, std::size_t> last_file_sync;  // inode -> index of its last fsync
   };
 
   bool is_namespace(FsChange::Kind kind) const {

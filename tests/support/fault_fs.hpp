@@ -26,10 +26,26 @@
 namespace ckpt::test {
 
 // One per virtual function of detail::FileSystem.
-enum class FsOp { open, close, fstat, stat, pread, map, unmap, list, pwrite, ftruncate, fsync, rename, unlink, mkdir, flock };
-inline constexpr FsOp all_fs_ops[] = {FsOp::open,  FsOp::close,  FsOp::fstat,  FsOp::stat,      FsOp::pread,
-                                      FsOp::map,   FsOp::unmap,  FsOp::list,   FsOp::pwrite,    FsOp::ftruncate,
-                                      FsOp::fsync, FsOp::rename, FsOp::unlink, FsOp::mkdir,     FsOp::flock};
+enum class FsOp {
+  open,
+  close,
+  fstat,
+  stat,
+  pread,
+  map,
+  unmap,
+  list,
+  pwrite,
+  ftruncate,
+  fsync,
+  rename,
+  unlink,
+  mkdir,
+  flock
+};
+inline constexpr FsOp all_fs_ops[] = {FsOp::open,  FsOp::close,  FsOp::fstat,  FsOp::stat,   FsOp::pread,
+                                      FsOp::map,   FsOp::unmap,  FsOp::list,   FsOp::pwrite, FsOp::ftruncate,
+                                      FsOp::fsync, FsOp::rename, FsOp::unlink, FsOp::mkdir,  FsOp::flock};
 
 inline const char* fs_op_name(FsOp op) {
   switch (op) {

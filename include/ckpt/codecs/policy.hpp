@@ -20,7 +20,7 @@ class CodecPolicy {
  public:
   // Implicit, so `options.codecs = "zstd";` reads naturally.
   CodecPolicy(std::string default_spec = "raw") : default_spec_(std::move(default_spec)) {}  // NOLINT
-  CodecPolicy(const char* default_spec) : default_spec_(default_spec) {}                      // NOLINT
+  CodecPolicy(const char* default_spec) : default_spec_(default_spec) {}                     // NOLINT
 
   // A later rule for the same dtype replaces the earlier one.
   template <class = void>

@@ -112,8 +112,7 @@ class ZstdCodec final : public Codec {
                            parameters.find_first_not_of("0123456789", sign) == std::string::npos;
       if (!integer) {
         throw ArgumentError(ErrorId::argument_invalid, "", "",
-                            "codec '" + name_for(shuffle) + "': level must be an integer, found '" + parameters +
-                                "'");
+                            "codec '" + name_for(shuffle) + "': level must be an integer, found '" + parameters + "'");
       }
       level = std::stoi(parameters);
     }

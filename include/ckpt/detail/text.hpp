@@ -16,11 +16,21 @@ inline bool is_valid_utf8(std::string_view text) noexcept {
     const auto lead = static_cast<unsigned char>(text[i]);
     std::size_t length;
     std::uint32_t code;
-    if (lead < 0x80) { ++i; continue; }
-    if (lead >= 0xC2 && lead <= 0xDF) { length = 2; code = lead & 0x1F; }
-    else if (lead >= 0xE0 && lead <= 0xEF) { length = 3; code = lead & 0x0F; }
-    else if (lead >= 0xF0 && lead <= 0xF4) { length = 4; code = lead & 0x07; }
-    else return false;
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    }
+    if (lead >= 0xC2 && lead <= 0xDF) {
+      length = 2;
+      code = lead & 0x1F;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      length = 3;
+      code = lead & 0x0F;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      length = 4;
+      code = lead & 0x07;
+    } else
+      return false;
     if (text.size() - i < length) return false;
     for (std::size_t k = 1; k < length; ++k) {
       const auto next = static_cast<unsigned char>(text[i + k]);

@@ -51,7 +51,8 @@ inline void save_hdf5(const std::string& path, const std::vector<NamedTensor>& t
     detail::Hdf5Id file(detail::hdf5_check(H5Fcreate(temp.temp_path().c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
                                            ErrorId::io_open, path, "", "creating the file"),
                         H5Fclose);
-    for (const NamedTensor& tensor : tensors) detail::write_hdf5_dataset(file.get(), tensor, options.deflate_level, path);
+    for (const NamedTensor& tensor : tensors)
+      detail::write_hdf5_dataset(file.get(), tensor, options.deflate_level, path);
     detail::write_hdf5_metadata(file.get(), metadata, path);
     detail::hdf5_check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), ErrorId::io_write, path, "", "flushing the file");
   }

@@ -61,7 +61,9 @@ class DistributedSavingArchive : public ArchiveBase<DistributedSavingArchive> {
   explicit DistributedSavingArchive(std::string directory) : ArchiveBase(std::move(directory)) {}
 
   template <class = void>
-  CollectedPieces take() && { return std::move(collected_); }
+  CollectedPieces take() && {
+    return std::move(collected_);
+  }
 
  private:
   friend class ArchiveBase<DistributedSavingArchive>;

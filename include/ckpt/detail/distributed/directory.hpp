@@ -44,7 +44,9 @@ std::string trimmed_directory(std::string directory) {
 }
 
 template <class = void>
-std::string index_path_of(const std::string& directory) { return directory + "/" + distributed_index_file; }
+std::string index_path_of(const std::string& directory) {
+  return directory + "/" + distributed_index_file;
+}
 
 // The checkpoint files in `directory` (see is_checkpoint_file_name), sorted.
 template <class = void>
@@ -204,7 +206,7 @@ void fsync_file(const std::string& path) {
 // returned, so durability costs each rank one fsync, as a raw write would.
 template <class = void>
 WrittenFile write_rank_file(const std::string& directory, const std::string& name,
-                                   const std::vector<NamedTensor>& tensors, const SaveOptions& options) {
+                            const std::vector<NamedTensor>& tensors, const SaveOptions& options) {
   const std::string path = directory + "/" + name;
   SaveOptions unsynced = options;
   unsynced.durable = false;
@@ -236,7 +238,9 @@ void write_index(const std::string& directory, const CheckpointIndex& index, boo
 // Removes `path` if it is there; for cleaning up after a failure, which must
 // not hide the failure being reported.
 template <class = void>
-void remove_quietly(const std::string& path) noexcept { file_system().unlink(path.c_str()); }
+void remove_quietly(const std::string& path) noexcept {
+  file_system().unlink(path.c_str());
+}
 
 // Reads the index of a committed checkpoint. A directory without one was
 // never committed and is refused.

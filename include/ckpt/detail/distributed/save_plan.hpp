@@ -177,8 +177,7 @@ void finish_tensor(TensorPlan& tensor, const std::string& directory) {
 // Throws ArgumentError naming `directory` and the tensor when the ranks
 // disagree on a tensor or their pieces do not tile it.
 template <class = void>
-SavePlan make_save_plan(const std::vector<std::vector<PieceDescription>>& by_rank,
-                               const std::string& directory) {
+SavePlan make_save_plan(const std::vector<std::vector<PieceDescription>>& by_rank, const std::string& directory) {
   struct Gathered {
     DType dtype;
     Shape shape;

@@ -100,7 +100,7 @@ std::vector<NamedTensor> pieces_to_write(const SavePlan& plan, int rank, const C
 // The index of a committed save: the plan, with what each writer recorded.
 template <class = void>
 CheckpointIndex build_index(const SavePlan& plan, const std::vector<WrittenFile>& files, std::uint64_t step,
-                                   const nlohmann::json& metadata) {
+                            const nlohmann::json& metadata) {
   CheckpointIndex index;
   index.step = step;
   index.world_size = files.size();

@@ -62,7 +62,8 @@ class BlockVerifier {
  public:
   BlockVerifier() = default;
   explicit BlockVerifier(const std::vector<TensorRecord>& records) : first_block_(records.size() + 1, 0) {
-    for (std::size_t i = 0; i < records.size(); ++i) first_block_[i + 1] = first_block_[i] + records[i].block_xxh3.size();
+    for (std::size_t i = 0; i < records.size(); ++i)
+      first_block_[i + 1] = first_block_[i] + records[i].block_xxh3.size();
     verified_ = std::make_unique<std::atomic<bool>[]>(first_block_.back());
     for (std::size_t i = 0; i < first_block_.back(); ++i) verified_[i].store(false, std::memory_order_relaxed);
   }

@@ -48,9 +48,12 @@ inline std::optional<std::uint64_t> checksum_from_hex(std::string_view text) noe
   std::uint64_t value = 0;
   for (char c : text) {
     int digit;
-    if (c >= '0' && c <= '9') digit = c - '0';
-    else if (c >= 'a' && c <= 'f') digit = c - 'a' + 10;
-    else return std::nullopt;
+    if (c >= '0' && c <= '9')
+      digit = c - '0';
+    else if (c >= 'a' && c <= 'f')
+      digit = c - 'a' + 10;
+    else
+      return std::nullopt;
     value = (value << 4) | static_cast<std::uint64_t>(digit);
   }
   return value;

@@ -51,8 +51,8 @@ inline std::optional<std::string> chunk_table_problem(std::uint64_t raw_bytes, s
     return "expected " + std::to_string(expected_chunks) + " chunk sizes for " + std::to_string(raw_bytes) +
            " bytes in chunks of " + std::to_string(chunk_bytes) + ", found " + std::to_string(chunk_sizes.size());
   }
-  const std::string expected_sum = "expected chunk sizes adding up to the " + std::to_string(stored_bytes) +
-                                   " stored bytes, found ";
+  const std::string expected_sum =
+      "expected chunk sizes adding up to the " + std::to_string(stored_bytes) + " stored bytes, found ";
   std::uint64_t sum = 0;
   for (std::uint64_t size : chunk_sizes) {
     if (size > stored_bytes - sum) return expected_sum + "more";  // also where a plain sum would overflow

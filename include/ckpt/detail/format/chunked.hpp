@@ -35,8 +35,8 @@ inline std::size_t chunk_raw_bytes(std::size_t chunk_bytes, std::size_t element_
 // Rethrows the exception in flight as a CodecError naming the file, the tensor,
 // the codec and the chunk. A codec's own CodecError keeps its id; anything else
 // a codec throws becomes `fallback`.
-[[noreturn]] inline void rethrow_chunk_error(ErrorId fallback, const Codec& codec, std::size_t index,
-                                             std::size_t count, const std::string& file, const std::string& tensor) {
+[[noreturn]] inline void rethrow_chunk_error(ErrorId fallback, const Codec& codec, std::size_t index, std::size_t count,
+                                             const std::string& file, const std::string& tensor) {
   const std::string where =
       "codec '" + codec.name() + "', chunk " + std::to_string(index) + " of " + std::to_string(count) + ": ";
   try {
@@ -141,10 +141,9 @@ inline EncodedTensor encode_chunked(const Codec& codec, const std::byte* data, s
 // checksum there, so reading, checking and decoding overlap).
 template <class = void>
 void decode_chunked(const Codec& codec, const std::byte* stored, std::size_t stored_size,
-                           const std::vector<std::uint64_t>& chunk_sizes, std::size_t chunk_bytes,
-                           std::size_t element_size, std::byte* out, std::size_t out_size, unsigned threads,
-                           const std::string& file = {}, const std::string& tensor = {},
-                           const std::function<void(std::size_t)>& before_chunk = nullptr) {
+                    const std::vector<std::uint64_t>& chunk_sizes, std::size_t chunk_bytes, std::size_t element_size,
+                    std::byte* out, std::size_t out_size, unsigned threads, const std::string& file = {},
+                    const std::string& tensor = {}, const std::function<void(std::size_t)>& before_chunk = nullptr) {
   const std::size_t chunk = chunk_raw_bytes(chunk_bytes, element_size);
   check_chunk_table(out_size, element_size, chunk, chunk_sizes, stored_size, file, tensor);
   std::vector<std::size_t> offsets(chunk_sizes.size());
@@ -169,8 +168,7 @@ template <class = void>
 void decode_chunk_range(const Codec& codec, const std::byte* stored, std::size_t stored_size,
                         const std::vector<std::uint64_t>& chunk_sizes, std::size_t chunk_bytes,
                         std::size_t element_size, std::size_t out_size, std::size_t byte_begin, std::size_t byte_end,
-                        std::byte* out, unsigned threads, const std::string& file = {},
-                        const std::string& tensor = {},
+                        std::byte* out, unsigned threads, const std::string& file = {}, const std::string& tensor = {},
                         const std::function<void(std::size_t)>& before_chunk = nullptr) {
   const std::size_t chunk = chunk_raw_bytes(chunk_bytes, element_size);
   check_chunk_table(out_size, element_size, chunk, chunk_sizes, stored_size, file, tensor);

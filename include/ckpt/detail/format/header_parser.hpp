@@ -54,7 +54,7 @@ class HeaderParser {
 
     if (text.empty() || text.front() != '{') {
       fail_json("expected the JSON header to start with '{', found " +
-                                 (text.empty() ? std::string("an empty header") : "'" + excerpt(text, 1) + "'"));
+                (text.empty() ? std::string("an empty header") : "'" + excerpt(text, 1) + "'"));
     }
     std::string problem;
     std::optional<nlohmann::json> root = parse_strict_json(text, max_header_depth, max_header_array, problem);
@@ -69,10 +69,9 @@ class HeaderParser {
     }
     // Any one of ckpt's marks makes a file a ckpt file, so damage to some of
     // them cannot pass a ckpt file off as an unchecksummed foreign one.
-    const bool ckpt_file = checksum_ok_.has_value() || std::any_of(header.raw_metadata.begin(), header.raw_metadata.end(),
-                                                                   [](const auto& entry) {
-                                                                     return entry.first.rfind("ckpt.", 0) == 0;
-                                                                   });
+    const bool ckpt_file =
+        checksum_ok_.has_value() || std::any_of(header.raw_metadata.begin(), header.raw_metadata.end(),
+                                                [](const auto& entry) { return entry.first.rfind("ckpt.", 0) == 0; });
     if (ckpt_file) {
       require_header_checksum();
       if (header.format_version == 0) {
@@ -250,8 +249,7 @@ class HeaderParser {
         fail(ErrorId::format_offsets, record.name,
              "expected data to begin at offset " + std::to_string(expected) +
                  (previous ? " where tensor '" + excerpt(previous->name) + "' ends" : std::string(" (the start)")) +
-                 ", found " + std::to_string(record.begin) +
-                 (record.begin < expected ? " (overlapping)" : " (a gap)"));
+                 ", found " + std::to_string(record.begin) + (record.begin < expected ? " (overlapping)" : " (a gap)"));
       }
       if (record.end > data_size) {
         fail(ErrorId::format_truncated, record.name,
@@ -285,7 +283,8 @@ class HeaderParser {
     }
     for (TensorRecord& record : header.tensors) {
       const auto info = infos->find(record.name);
-      if (info == infos->end()) fail(ErrorId::format_metadata, record.name, "expected an entry in ckpt.tensors, found none");
+      if (info == infos->end())
+        fail(ErrorId::format_metadata, record.name, "expected an entry in ckpt.tensors, found none");
       read_tensor_info(*info, record, header.format_version >= first_block_format_version);
     }
   }
@@ -388,7 +387,8 @@ class HeaderParser {
     record.block_xxh3.reserve(blocks->size());
     for (const nlohmann::json& block : *blocks) {
       const auto value = block.is_string() ? checksum_from_hex(block.get_ref<const std::string&>()) : std::nullopt;
-      if (!value) fail_blocks(record, "block " + std::to_string(record.block_xxh3.size()) + " " + excerpt(block.dump()));
+      if (!value)
+        fail_blocks(record, "block " + std::to_string(record.block_xxh3.size()) + " " + excerpt(block.dump()));
       record.block_xxh3.push_back(*value);
     }
     record.block_checksummed = true;

@@ -31,7 +31,8 @@ namespace ckpt::detail {
 // whose set-up per call dominated headers of 100,000 tensors.
 template <class = void>
 std::string json_string(std::string text) {
-  const bool plain = std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; });
+  const bool plain =
+      std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; });
   if (plain) return '"' + std::move(text) + '"';
   return nlohmann::json(std::move(text)).dump();
 }
@@ -130,7 +131,8 @@ template <class = void>
 std::string build_header(const std::vector<TensorRecord>& records, const nlohmann::json& user_metadata,
                          std::uint64_t reserved_bytes = 0, bool reserve = false) {
   JsonObjectText<> infos;
-  for (const TensorRecord& record : records) infos.add(record.name, tensor_info_json(record, reserve && record.encoded()));
+  for (const TensorRecord& record : records)
+    infos.add(record.name, tensor_info_json(record, reserve && record.encoded()));
 
   JsonObjectText<> metadata;
   metadata.add(keys::header_checksum, json_string(std::string(checksum_hex_digits, '0')));
@@ -160,8 +162,8 @@ std::string build_header(const std::vector<TensorRecord>& records, const nlohman
                             std::to_string(header_size) + " (too many tensors or too much metadata)");
   }
   store_le64(header_size, bytes.data());
-  const std::string checksum = checksum_to_hex(header_checksum(reinterpret_cast<const std::byte*>(bytes.data()),
-                                                               bytes.size()));
+  const std::string checksum =
+      checksum_to_hex(header_checksum(reinterpret_cast<const std::byte*>(bytes.data()), bytes.size()));
   bytes.replace(checksum_value_offset, checksum_hex_digits, checksum);
   return bytes;
 }

@@ -254,8 +254,7 @@ inline void check_hdf5_name(const std::string& name, const std::string& file) {
   }
 }
 
-inline void write_hdf5_dataset(hid_t root, const NamedTensor& tensor, int deflate_level,
-                               const std::string& file) {
+inline void write_hdf5_dataset(hid_t root, const NamedTensor& tensor, int deflate_level, const std::string& file) {
   check_hdf5_name(tensor.name, file);
   const TensorView& view = tensor.view;
   const Hdf5Id type = hdf5_stored_type(view.dtype());

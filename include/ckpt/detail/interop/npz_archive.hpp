@@ -155,8 +155,7 @@ class NpzFileTarget {
         position_ += length;
         return static_cast<zip_int64_t>(length);
       case ZIP_SOURCE_SEEK_WRITE: {
-        const zip_int64_t position = zip_source_seek_compute_offset(
-            position_, file_->size(), data, length, &error_);
+        const zip_int64_t position = zip_source_seek_compute_offset(position_, file_->size(), data, length, &error_);
         if (position < 0) return -1;
         position_ = static_cast<std::uint64_t>(position);
         return 0;

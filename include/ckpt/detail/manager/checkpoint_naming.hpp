@@ -104,7 +104,7 @@ class CheckpointNaming {
     std::string literal;  // text before the field
     std::string field;    // empty for the trailing literal
     int width;
-    int precision;        // -1: shortest form (%g)
+    int precision;  // -1: shortest form (%g)
     bool is_integer() const { return field == "step" || field == "epoch"; }
   };
 
@@ -201,8 +201,9 @@ class CheckpointNaming {
   }
 
   [[noreturn]] void missing(const std::string& what) const {
-    throw ArgumentError(ErrorId::argument_invalid, "", "",
-                        "checkpoint name template '" + pattern_ + "' needs " + what + " for every save; none was given");
+    throw ArgumentError(
+        ErrorId::argument_invalid, "", "",
+        "checkpoint name template '" + pattern_ + "' needs " + what + " for every save; none was given");
   }
 
   std::string pattern_;

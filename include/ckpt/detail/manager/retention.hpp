@@ -70,8 +70,8 @@ std::vector<std::uint64_t> checkpoints_to_delete(std::vector<CheckpointInfo> che
   if (!ranked.empty()) protected_ones.insert(ranked.front());
   for (std::size_t i = 0; i < count; ++i) {
     const CheckpointInfo& info = checkpoints[i];
-    const bool pinned = info.pinned || std::find(policy.pinned_steps.begin(), policy.pinned_steps.end(),
-                                                 info.step) != policy.pinned_steps.end();
+    const bool pinned = info.pinned || std::find(policy.pinned_steps.begin(), policy.pinned_steps.end(), info.step) !=
+                                           policy.pinned_steps.end();
     if (pinned || info.step == just_committed) protected_ones.insert(i);
   }
 

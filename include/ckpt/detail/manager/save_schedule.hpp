@@ -13,9 +13,9 @@ namespace ckpt::detail {
 
 struct ScheduleState {
   std::optional<std::uint64_t> last_saved_step;
-  double last_save_end = 0;              // clock when the previous save stopped blocking (or the manager started)
-  std::optional<double> blocked_seconds; // how long the previous save blocked the training loop
-  double background_seconds = 0;         // how long its background part took (async saves)
+  double last_save_end = 0;               // clock when the previous save stopped blocking (or the manager started)
+  std::optional<double> blocked_seconds;  // how long the previous save blocked the training loop
+  double background_seconds = 0;          // how long its background part took (async saves)
   bool preemption_pending = false;
 };
 

@@ -38,9 +38,11 @@ class StagingBuffer {
       offset = aligned(offset);
       const std::size_t size = tensor.view.nbytes();
       for (std::size_t done = 0; done < size; done += copy_piece_bytes) {
-        pieces.push_back({tensor.view.data() + done, bytes_.get() + offset + done, std::min(copy_piece_bytes, size - done)});
+        pieces.push_back(
+            {tensor.view.data() + done, bytes_.get() + offset + done, std::min(copy_piece_bytes, size - done)});
       }
-      staged.push_back(NamedTensor{tensor.name, TensorView(tensor.view.dtype(), tensor.view.shape(), bytes_.get() + offset)});
+      staged.push_back(
+          NamedTensor{tensor.name, TensorView(tensor.view.dtype(), tensor.view.shape(), bytes_.get() + offset)});
       offset += size;
     }
     parallel_for(pieces.size(), threads,

@@ -41,7 +41,9 @@ class FileSystem {
   virtual ~FileSystem() = default;
 
   // Descriptors: open, inspect, close.
-  virtual int open(const char* path, int flags, unsigned mode) { return ::open(path, flags, static_cast<mode_t>(mode)); }
+  virtual int open(const char* path, int flags, unsigned mode) {
+    return ::open(path, flags, static_cast<mode_t>(mode));
+  }
   virtual int close(int fd) { return ::close(fd); }
   virtual int fstat(int fd, struct stat* status) { return ::fstat(fd, status); }
   virtual int stat(const char* path, struct stat* status) { return ::stat(path, status); }
@@ -102,8 +104,7 @@ inline void set_file_system(FileSystem* fs) { installed_file_system().store(fs);
 
 // Throws the IoError for a failed system call. A full disk gets its own id and
 // a message that says so, because it is the one failure users can fix at once.
-[[noreturn]] inline void throw_system_error(ErrorId id, const std::string& path, const std::string& action,
-                                            int error) {
+[[noreturn]] inline void throw_system_error(ErrorId id, const std::string& path, const std::string& action, int error) {
   if (error == ENOSPC || error == EDQUOT) {
     throw IoError(ErrorId::io_no_space, path, "",
                   "the disk is full: " + action + " failed with 'no space left on device'; free space and retry");

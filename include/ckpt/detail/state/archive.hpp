@@ -28,13 +28,15 @@ namespace ckpt::detail {
 template <class>
 inline constexpr bool dependent_false_v = false;
 
-template <class Archive, class T, class = void> struct has_member_describe : std::false_type {};
+template <class Archive, class T, class = void>
+struct has_member_describe : std::false_type {};
 template <class Archive, class T>
 struct has_member_describe<Archive, T, std::void_t<decltype(std::declval<T&>().describe(std::declval<Archive&>()))>>
     : std::true_type {};
 // No function named `describe` is declared in ckpt, so this finds only the
 // user's, through argument-dependent lookup.
-template <class Archive, class T, class = void> struct has_free_describe : std::false_type {};
+template <class Archive, class T, class = void>
+struct has_free_describe : std::false_type {};
 template <class Archive, class T>
 struct has_free_describe<Archive, T, std::void_t<decltype(describe(std::declval<Archive&>(), std::declval<T&>()))>>
     : std::true_type {};
@@ -43,23 +45,29 @@ void call_free_describe(Archive& archive, T& value) {
   describe(archive, value);
 }
 
-template <class T> struct is_string_map : std::false_type {};
+template <class T>
+struct is_string_map : std::false_type {};
 template <class V, class Compare, class Allocator>
 struct is_string_map<std::map<std::string, V, Compare, Allocator>> : std::true_type {};
 template <class V, class Hash, class Equal, class Allocator>
 struct is_string_map<std::unordered_map<std::string, V, Hash, Equal, Allocator>> : std::true_type {};
 
 // Containers of sub-states; containers of element types are tensors instead.
-template <class T> struct is_sequence : std::false_type {};
+template <class T>
+struct is_sequence : std::false_type {};
 template <class V, class Allocator>
 struct is_sequence<std::vector<V, Allocator>> : std::bool_constant<!is_element_type_v<V>> {};
 template <class V, std::size_t N>
 struct is_sequence<std::array<V, N>> : std::bool_constant<!is_element_type_v<V>> {};
-template <class T> struct is_vector : std::false_type {};
-template <class V, class Allocator> struct is_vector<std::vector<V, Allocator>> : std::true_type {};
+template <class T>
+struct is_vector : std::false_type {};
+template <class V, class Allocator>
+struct is_vector<std::vector<V, Allocator>> : std::true_type {};
 
-template <class T> struct is_optional : std::false_type {};
-template <class V> struct is_optional<std::optional<V>> : std::true_type {};
+template <class T>
+struct is_optional : std::false_type {};
+template <class V>
+struct is_optional<std::optional<V>> : std::true_type {};
 
 inline std::string layout_text(DType dtype, const Shape& shape) {
   return std::string(dtype_name(dtype)) + " " + shape_to_string(shape);
@@ -68,8 +76,7 @@ inline std::string layout_text(DType dtype, const Shape& shape) {
 // Runs a tensor_traits hook, whose errors know no file or tensor name, and
 // rethrows them naming both.
 template <class Function>
-auto with_tensor_name(const std::string& file, const std::string& tensor, Function&& function)
-    -> decltype(function()) {
+auto with_tensor_name(const std::string& file, const std::string& tensor, Function&& function) -> decltype(function()) {
   try {
     return function();
   } catch (const Error& error) {
@@ -141,15 +148,16 @@ class ArchiveBase {
     } else if constexpr (is_optional<T>::value) {
       if (self.prepare_optional(value)) visit<false>(*value);
     } else {
-      static_assert(dependent_false_v<T>,
-                  "ckpt cannot describe this type. Teach it in one of these ways:\n"
-                  "  1. a member:      template <class Archive> void describe(Archive& ar) { ar(\"weight\", weight); ... }\n"
-                  "  2. a non-member in the type's namespace:\n"
-                  "                    template <class Archive> void describe(Archive& ar, YourType& value) { ... }\n"
-                  "  3. a tensor type: specialise ckpt::tensor_traits<YourType> (see ckpt/tensor_traits.hpp)\n"
-                  "Built in: arithmetic and enum scalars, std::string, nlohmann::json, random engines, std::vector / "
-                  "std::array / C arrays of arithmetic types, ckpt::Tensor, std::map<std::string, V>, std::vector<V>, "
-                  "std::optional<V>.");
+      static_assert(
+          dependent_false_v<T>,
+          "ckpt cannot describe this type. Teach it in one of these ways:\n"
+          "  1. a member:      template <class Archive> void describe(Archive& ar) { ar(\"weight\", weight); ... }\n"
+          "  2. a non-member in the type's namespace:\n"
+          "                    template <class Archive> void describe(Archive& ar, YourType& value) { ... }\n"
+          "  3. a tensor type: specialise ckpt::tensor_traits<YourType> (see ckpt/tensor_traits.hpp)\n"
+          "Built in: arithmetic and enum scalars, std::string, nlohmann::json, random engines, std::vector / "
+          "std::array / C arrays of arithmetic types, ckpt::Tensor, std::map<std::string, V>, std::vector<V>, "
+          "std::optional<V>.");
     }
   }
 

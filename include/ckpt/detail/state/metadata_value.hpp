@@ -22,7 +22,8 @@ namespace ckpt::detail {
 
 // The standard engines (and any engine that streams its state with << and >>,
 // as the standard requires of them).
-template <class T, class = void> struct is_random_engine : std::false_type {};
+template <class T, class = void>
+struct is_random_engine : std::false_type {};
 template <class T>
 struct is_random_engine<
     T, std::void_t<typename T::result_type, decltype(T::min()), decltype(T::max()), decltype(std::declval<T&>()()),
@@ -38,12 +39,18 @@ inline constexpr bool is_metadata_value_v =
 // What a metadata value of type T looks like, for reports.
 template <class T>
 std::string metadata_kind() {
-  if constexpr (std::is_same_v<T, bool>) return "boolean";
-  else if constexpr (std::is_floating_point_v<T>) return "number";
-  else if constexpr (std::is_integral_v<T> || std::is_enum_v<T>) return "integer";
-  else if constexpr (std::is_same_v<T, std::string>) return "string";
-  else if constexpr (std::is_same_v<T, nlohmann::json>) return "JSON value";
-  else return "random engine state";
+  if constexpr (std::is_same_v<T, bool>)
+    return "boolean";
+  else if constexpr (std::is_floating_point_v<T>)
+    return "number";
+  else if constexpr (std::is_integral_v<T> || std::is_enum_v<T>)
+    return "integer";
+  else if constexpr (std::is_same_v<T, std::string>)
+    return "string";
+  else if constexpr (std::is_same_v<T, nlohmann::json>)
+    return "JSON value";
+  else
+    return "random engine state";
 }
 
 // JSON has no NaN or infinity; they travel as these strings.
@@ -80,10 +87,10 @@ std::optional<Integer> integer_from_metadata(const nlohmann::json& json) {
     if (number <= static_cast<std::uint64_t>(limits::max())) return static_cast<Integer>(number);
   } else if (json.is_number_integer()) {
     const auto number = json.get<std::int64_t>();
-    const bool fits = std::is_signed_v<Integer>
-                          ? number >= static_cast<std::int64_t>(limits::min()) &&
-                                number <= static_cast<std::int64_t>(limits::max())
-                          : number >= 0 && static_cast<std::uint64_t>(number) <= static_cast<std::uint64_t>(limits::max());
+    const bool fits =
+        std::is_signed_v<Integer>
+            ? number >= static_cast<std::int64_t>(limits::min()) && number <= static_cast<std::int64_t>(limits::max())
+            : number >= 0 && static_cast<std::uint64_t>(number) <= static_cast<std::uint64_t>(limits::max());
     if (fits) return static_cast<Integer>(number);
   }
   return std::nullopt;

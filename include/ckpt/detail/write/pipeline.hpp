@@ -162,8 +162,8 @@ class SavePipeline {
         prepare_next(lock);
       } else if (cpu_free && next_hash_job_ < hash_jobs_.size()) {
         hash_next(lock);
-      } else if (!caller && (!caller_present_ || (next_prepare_ == to_prepare_.size() &&
-                                                  next_hash_job_ == hash_jobs_.size()))) {
+      } else if (!caller &&
+                 (!caller_present_ || (next_prepare_ == to_prepare_.size() && next_hash_job_ == hash_jobs_.size()))) {
         break;  // what is left is writing, or waits for a write only the caller makes
       } else {
         changed_.wait(lock);
@@ -317,12 +317,12 @@ class SavePipeline {
   std::condition_variable changed_;
   // Guarded by mutex_.
   const std::vector<WriteUnit> units_;
-  std::vector<char> ready_;             // per unit: prepared, may be written
-  std::vector<std::size_t> slot_of_;    // per unit: the slot holding its bytes
+  std::vector<char> ready_;              // per unit: prepared, may be written
+  std::vector<std::size_t> slot_of_;     // per unit: the slot holding its bytes
   std::vector<std::size_t> to_prepare_;  // units that need a slot, in file order
   std::size_t next_prepare_ = 0;
   std::size_t next_write_ = 0;
-  bool caller_present_ = false;  // the caller is taking part: slots will be freed
+  bool caller_present_ = false;         // the caller is taking part: slots will be freed
   std::vector<std::size_t> hash_jobs_;  // tensors hashed from the caller's memory
   std::size_t next_hash_job_ = 0;
   std::size_t hash_jobs_done_ = 0;

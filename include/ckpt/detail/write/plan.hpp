@@ -94,7 +94,7 @@ class CodecCache {
 // owns the codecs the plan points to.
 template <class = void>
 FileLayout plan_tensors(const std::string& path, const std::vector<NamedTensor>& tensors, const CodecPolicy& policy,
-                      std::size_t chunk_bytes, CodecCache<>& codecs) {
+                        std::size_t chunk_bytes, CodecCache<>& codecs) {
   std::vector<const Codec*> chosen(tensors.size());
   std::vector<std::size_t> order(tensors.size());
   for (std::size_t i = 0; i < tensors.size(); ++i) {
@@ -102,7 +102,9 @@ FileLayout plan_tensors(const std::string& path, const std::vector<NamedTensor>&
     chosen[i] = codec.name() == raw_codec ? nullptr : &codec;
     order[i] = i;
   }
-  const auto stored_size = [&](std::size_t i) { return chosen[i] ? std::size_t(1) : dtype_size(tensors[i].view.dtype()); };
+  const auto stored_size = [&](std::size_t i) {
+    return chosen[i] ? std::size_t(1) : dtype_size(tensors[i].view.dtype());
+  };
   std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
     const std::size_t size_a = stored_size(a), size_b = stored_size(b);
     return size_a != size_b ? size_a > size_b : tensors[a].name < tensors[b].name;
