@@ -74,6 +74,17 @@ ckpt_add_command_test(foundation.include_graph
   COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/foundation/check_include_graph.py ${ckpt_include_dir}
   LABELS foundation)
 
+# Every C++ file formatted as .clang-format says, with Debian 12's
+# clang-format 14 (.ci/packages); a tree without it skips the check.
+find_program(CKPT_CLANG_FORMAT NAMES clang-format-14 clang-format)
+if(CKPT_CLANG_FORMAT)
+  ckpt_add_command_test(foundation.clang_format
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/foundation/check_format.sh ${CKPT_CLANG_FORMAT}
+    LABELS foundation)
+else()
+  message(STATUS "ckpt: clang-format not found, foundation.clang_format not added")
+endif()
+
 # The package as a consumer sees it: installed and found with find_package
 # (whatever zstd's package is called) or pkg-config, added with
 # add_subdirectory, and refused for a newer major version.
