@@ -13,6 +13,9 @@ ckpt_add_test(distributed_tests
     distributed/single_process_test.cpp
   LABELS distributed)
 ckpt_add_test(distributed_rank_tests SOURCES distributed/ranks_test.cpp LABELS distributed threads)
+# CheckpointManager across thread ranks: policies, preemption, retention,
+# restores, async failures, the job's lock (docs/manager.md, "Across ranks").
+ckpt_add_test(distributed_manager_tests SOURCES distributed/manager_test.cpp LABELS distributed manager threads)
 
 # A shard in a plain Checkpoint must fail to compile with the message that
 # says which class to use.
