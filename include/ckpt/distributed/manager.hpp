@@ -261,7 +261,7 @@ class DistributedCheckpointManager {
   // schedule), and each rank's preemption signal and background state.
   template <class = void>
   Decision decide(std::uint64_t step) {
-    enum : char { not_due = 0, due_by_policy = 1, already_saved = 2 };
+    enum : char { due_by_policy = 1, already_saved = 2 };  // else 0: not due
     std::string mine(3, '\0');
     if (comm_.rank() == 0) {
       std::lock_guard<std::mutex> lock(schedule_mutex_);
