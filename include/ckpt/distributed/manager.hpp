@@ -134,7 +134,7 @@ class DistributedCheckpointManager {
       if (may_skip) return false;
       wait();
     }
-    save_now(step, state, info);
+    save_now(step, state, info, decision.signals);
     return true;
   }
 
@@ -142,7 +142,9 @@ class DistributedCheckpointManager {
   template <class State>
   bool save(std::uint64_t step, const State& state, const StepInfo& info = {}) {
     wait();
-    save_now(step, state, info);
+    // A signal that arrives meanwhile is left for the next maybe_save, where
+    // every rank learns of it.
+    save_now(step, state, info, signals_handled_);
     return true;
   }
 
@@ -237,6 +239,9 @@ class DistributedCheckpointManager {
     bool due = false;
     bool preempted = false;  // a preemption signal reached some rank
     bool busy = false;       // some rank's background save is still running
+    // The signals this rank had received when it joined the exchange: what
+    // a save made on this decision answers (a later one is not agreed yet).
+    std::uint64_t signals = 0;
   };
 
   template <class = void>
@@ -252,10 +257,6 @@ class DistributedCheckpointManager {
   }
 
   void require_writable(const char* action) const { detail::require_writable(options_.read_only, directory_, action); }
-
-  bool preemption_pending() const {
-    return preemption_ && detail::PreemptionHandler::signals_received() != signals_handled_;
-  }
 
   // One all-gather: rank 0's verdict on the save policy (its clock, its
   // schedule), and each rank's preemption signal and background state.
@@ -273,10 +274,11 @@ class DistributedCheckpointManager {
         mine[0] = due_by_policy;
       }
     }
-    mine[1] = preemption_pending() ? 1 : 0;
+    Decision decision;
+    decision.signals = detail::PreemptionHandler::signals_received();
+    mine[1] = preemption_ && decision.signals != signals_handled_ ? 1 : 0;
     mine[2] = worker_.busy() ? 1 : 0;
     const std::vector<std::string> all = comm_.all_gather(mine);
-    Decision decision;
     for (const std::string& rank : all) {
       decision.preempted = decision.preempted || rank.at(1) != 0;
       decision.busy = decision.busy || rank.at(2) != 0;
@@ -295,10 +297,9 @@ class DistributedCheckpointManager {
   }
 
   template <class State>
-  void save_now(std::uint64_t step, const State& state, const StepInfo& info) {
+  void save_now(std::uint64_t step, const State& state, const StepInfo& info, std::uint64_t signals) {
     require_writable("save");
     const auto started = detail::StatsClock::now();
-    const std::uint64_t signals = detail::PreemptionHandler::signals_received();
     // One name per step: rank 0's, with its time, epoch and metrics.
     const CheckpointInfo checkpoint =
         detail::decode_checkpoints(detail::broadcast_step(comm_, [&] {
