@@ -66,6 +66,20 @@ if(TARGET train_mlp_mpi AND MPIEXEC_EXECUTABLE)
   endif()
 endif()
 
+# The MPI demo's manager killed 50 times (one rank or the whole job, sync and
+# async), each kill followed by a resume with 2 to 4 ranks; needs the ckpt tool
+# to list what each kill left.
+if(TARGET train_mlp_mpi AND TARGET ckpt_cli AND MPIEXEC_EXECUTABLE)
+  ckpt_add_command_test(distributed.mpi_manager_kills
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/distributed/check_mpi_manager_kills.sh ${MPIEXEC_EXECUTABLE}
+            $<TARGET_FILE:train_mlp_mpi> $<TARGET_FILE:ckpt_cli> ${CMAKE_CURRENT_BINARY_DIR}/mpi_manager_kills
+    LABELS mpi demo slow no-asan
+    TIMEOUT 900)
+  if(TEST distributed.mpi_manager_kills)
+    set_tests_properties(distributed.mpi_manager_kills PROPERTIES ENVIRONMENT "${ckpt_mpi_environment}")
+  endif()
+endif()
+
 # The ckpt tool on checkpoint directories (info, verify, convert, diff).
 if(TARGET ckpt_cli)
   ckpt_add_test(distributed_cli_tests SOURCES distributed/cli_test.cpp LABELS distributed cli)
