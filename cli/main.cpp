@@ -35,8 +35,10 @@ const std::vector<Command>& commands() {
       {"ls",
        "list the checkpoints a CheckpointManager keeps in a directory",
        "Usage: ckpt ls DIR [--template T] [--json]\n\n"
-       "Lists the checkpoints in DIR: step, epoch, time (UTC), size, metrics, file and\n"
-       "status ('ok' when the header opens; 'ckpt verify' checks the data).\n\n"
+       "Lists the checkpoints in DIR, files of a CheckpointManager and step directories of\n"
+       "a DistributedCheckpointManager: step, epoch, time (UTC), size, ranks (that saved a\n"
+       "step directory), metrics, file and status ('ok' when the header or index opens;\n"
+       "'ckpt verify' checks the data).\n\n"
        "  --template T  the manager's name_template (default ckpt-{step:08}.safetensors)\n"
        "  --json        print a JSON array instead of a table\n",
        {{"--json"}, {"--template"}, 1, 1},

@@ -13,6 +13,9 @@ ckpt_add_test(distributed_tests
     distributed/single_process_test.cpp
   LABELS distributed)
 ckpt_add_test(distributed_rank_tests SOURCES distributed/ranks_test.cpp LABELS distributed threads)
+# CheckpointManager across thread ranks: policies, preemption, retention,
+# restores, async failures, the job's lock (docs/manager.md, "Across ranks").
+ckpt_add_test(distributed_manager_tests SOURCES distributed/manager_test.cpp LABELS distributed manager threads)
 
 # A shard in a plain Checkpoint must fail to compile with the message that
 # says which class to use.
@@ -60,6 +63,20 @@ if(TARGET train_mlp_mpi AND MPIEXEC_EXECUTABLE)
     TIMEOUT 300)
   if(TEST distributed.mpi_demo_resume)
     set_tests_properties(distributed.mpi_demo_resume PROPERTIES ENVIRONMENT "${ckpt_mpi_environment}")
+  endif()
+endif()
+
+# The MPI demo's manager killed 50 times (one rank or the whole job, sync and
+# async), each kill followed by a resume with 2 to 4 ranks; needs the ckpt tool
+# to list what each kill left.
+if(TARGET train_mlp_mpi AND TARGET ckpt_cli AND MPIEXEC_EXECUTABLE)
+  ckpt_add_command_test(distributed.mpi_manager_kills
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/distributed/check_mpi_manager_kills.sh ${MPIEXEC_EXECUTABLE}
+            $<TARGET_FILE:train_mlp_mpi> $<TARGET_FILE:ckpt_cli> ${CMAKE_CURRENT_BINARY_DIR}/mpi_manager_kills
+    LABELS mpi demo slow no-asan
+    TIMEOUT 900)
+  if(TEST distributed.mpi_manager_kills)
+    set_tests_properties(distributed.mpi_manager_kills PROPERTIES ENVIRONMENT "${ckpt_mpi_environment}")
   endif()
 endif()
 

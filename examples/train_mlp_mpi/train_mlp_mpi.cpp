@@ -1,14 +1,16 @@
 // The MLP of train_mlp, trained data parallel over MPI, with the first
 // layer's weights split by rows across ranks and Adam's moments of the other
-// parameters sharded across ranks (ZeRO-1), checkpointed every K steps with
-// ckpt::DistributedCheckpoint.
+// parameters sharded across ranks (ZeRO-1), checkpointed every K steps by a
+// ckpt::DistributedCheckpointManager: the newest --keep steps are kept,
+// --async saves in the background, and SIGTERM or SIGUSR1 sent to any rank
+// makes every rank save at the next step and stop.
 //
-//   mpirun -np 4 train_mlp_mpi --dir runs/mlp --steps 300 --save-every 25
+//   mpirun -np 4 train_mlp_mpi --dir runs/mlp --steps 300 --save-every 25 --keep 2 --async
 //
 // Kill it at any moment and start it again with any number of ranks: it
-// resumes from the newest committed checkpoint in --dir, resharding the
-// state to the new world size, and ends with the same weights as a run that
-// never stopped. The gradient of each step is the sum of a fixed number of
+// resumes from the newest committed checkpoint in --dir that verifies,
+// resharding the state to the new world size, and ends with the same weights
+// as a run that never stopped. The gradient of each step is the sum of a fixed number of
 // micro-batches in a fixed order, so it does not depend on how many ranks
 // computed it.
 
@@ -170,21 +172,6 @@ float train_step(ckpt::Communicator& world, ShardedState& state, const demo::Dat
   return sum.back();
 }
 
-std::string step_directory(const std::string& parent, std::uint64_t step) {
-  char name[32];
-  std::snprintf(name, sizeof name, "step-%08llu", static_cast<unsigned long long>(step));
-  return parent + "/" + name;
-}
-
-// Rank 0 keeps the newest `keep` committed checkpoints (0: all of them).
-void remove_old_checkpoints(const demo::Flags& flags) {
-  if (flags.keep == 0) return;
-  const std::vector<ckpt::CommittedCheckpoint> committed = ckpt::committed_checkpoints(flags.dir);
-  for (std::size_t i = 0; i + flags.keep < committed.size(); ++i) {
-    ckpt::remove_distributed_checkpoint(committed[i].directory);
-  }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -196,38 +183,48 @@ int main(int argc, char** argv) {
   const demo::Flags flags = demo::parse_flags(argc, argv, "train_mlp_mpi", defaults);
   const bool lead = world.rank() == 0;
   try {
-    ckpt::DistributedOptions options;
+    ckpt::ManagerOptions options;
+    options.name_template = "step-{step:08}";
+    options.save_policy.every_steps = flags.save_every;
+    options.save_policy.at_steps = {flags.steps};
+    options.save_policy.on_preemption = true;  // SIGTERM or SIGUSR1 to any rank: every rank saves, then stops
+    options.retention.max_to_keep = flags.keep;
     options.save.codecs = ckpt::CodecPolicy(flags.codec);
     options.async = flags.async;
-    ckpt::DistributedCheckpoint<ShardedState> checkpoint(world, options);
+    // Called on every rank once a save is committed (and the old ones
+    // rotated): with --async, on the background thread.
+    options.on_save = [lead](const ckpt::SaveEvent& event) {
+      if (lead) std::printf("saved step %llu\n", static_cast<unsigned long long>(event.step));
+      std::fflush(stdout);
+    };
+    ckpt::DistributedCheckpointManager manager(world, flags.dir, options);
+    // The initial state in this job's split: what a fresh start trains from,
+    // and the shapes a resume loads into, whatever split the checkpoint was
+    // saved in.
     ShardedState state = initial_state(world.rank(), world.size());
-    const std::vector<ckpt::CommittedCheckpoint> committed = ckpt::committed_checkpoints(flags.dir);
-    if (!committed.empty()) {
-      checkpoint.load(committed.back().directory, state);
-      if (lead) {
-        std::printf("resumed from step %llu (%s) with %d ranks\n", static_cast<unsigned long long>(state.step),
-                    committed.back().directory.substr(flags.dir.size() + 1).c_str(), world.size());
+    const ckpt::RestoreResult resumed = manager.restore_or_initialize(state, [](ShardedState&) {});
+    if (lead) {
+      for (const ckpt::SkippedCheckpoint& skipped : resumed.skipped) {
+        std::printf("skipped step %llu: %s\n", static_cast<unsigned long long>(skipped.step), skipped.reason.c_str());
       }
-    } else if (lead) {
-      std::printf("no checkpoint in %s: starting at step 0 with %d ranks\n", flags.dir.c_str(), world.size());
+      if (resumed.restored) {
+        std::printf("resumed from step %llu (%s) with %d ranks\n", static_cast<unsigned long long>(state.step),
+                    resumed.checkpoint.path.substr(flags.dir.size() + 1).c_str(), world.size());
+      } else {
+        std::printf("no checkpoint in %s: starting at step 0 with %d ranks\n", flags.dir.c_str(), world.size());
+      }
     }
 
     const demo::Dataset data;
-    while (state.step < flags.steps) {
+    while (state.step < flags.steps && !manager.preemption_requested()) {
       const float loss = train_step(world, state, data);
       if (lead && state.step % 100 == 0) {
         std::printf("step %llu loss %.5f\n", static_cast<unsigned long long>(state.step), loss);
       }
-      if (state.step % flags.save_every == 0 || state.step == flags.steps) {
-        checkpoint.save(step_directory(flags.dir, state.step), state.step, state);
-        // An asynchronous save is not committed yet, so it is not counted;
-        // the one before it was committed before this save began.
-        if (lead) remove_old_checkpoints(flags);
-        if (lead && !flags.async) std::printf("saved step %llu\n", static_cast<unsigned long long>(state.step));
-      }
+      manager.maybe_save(state.step, state);
       std::fflush(stdout);
     }
-    checkpoint.wait();
+    manager.wait();
     const std::uint64_t hash = demo::weights_hash(full_model(world, state));
     if (lead) {
       std::printf("final step=%llu weights_xxh3=%016llx\n", static_cast<unsigned long long>(state.step),

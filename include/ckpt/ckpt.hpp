@@ -30,6 +30,7 @@
 #include "ckpt/distributed/checkpoint.hpp"
 #include "ckpt/distributed/communicator.hpp"
 #include "ckpt/distributed/directory.hpp"
+#include "ckpt/distributed/manager.hpp"
 #include "ckpt/distributed/sharding.hpp"
 
 // The training loop's policy object.

@@ -7,7 +7,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <exception>
 #include <functional>
 #include <map>
@@ -103,11 +102,7 @@ class CheckpointManager {
         options_(std::move(options)),
         naming_(options_.name_template),
         clock_(options_.clock ? options_.clock : Clock(system_clock_seconds)) {
-    const double overhead = options_.save_policy.max_overhead;
-    if (!(overhead >= 0 && overhead < 1)) {
-      throw ArgumentError(ErrorId::argument_invalid, directory_, "",
-                          "save_policy.max_overhead: expected a fraction in [0, 1), found " + std::to_string(overhead));
-    }
+    detail::check_save_policy(options_.save_policy, directory_);
     if (!options_.read_only) {
       detail::create_directories(directory_, options_.save.durable);
       lock_ = std::make_unique<detail::DirectoryLock>(directory_);
@@ -131,13 +126,7 @@ class CheckpointManager {
   ~CheckpointManager() {
     if (!worker_) return;
     worker_->wait_idle();
-    if (const std::exception_ptr failure = worker_->take_failure()) {
-      try {
-        std::rethrow_exception(failure);
-      } catch (const std::exception& error) {
-        std::fprintf(stderr, "ckpt: a background save failed and was never reported: %s\n", error.what());
-      }
-    }
+    detail::write_uncollected_failure(worker_->take_failure());
   }
 
   const std::string& directory() const noexcept { return directory_; }
@@ -258,12 +247,7 @@ class CheckpointManager {
     return preemption_ && detail::PreemptionHandler::signals_received() != signals_handled_;
   }
 
-  void require_writable(const char* action) const {
-    if (options_.read_only) {
-      throw StateError(ErrorId::state_locked, directory_, "",
-                       std::string("cannot ") + action + ": the manager was opened read-only");
-    }
-  }
+  void require_writable(const char* action) const { detail::require_writable(options_.read_only, directory_, action); }
 
   void report_background_failure() {
     if (!worker_) return;
@@ -406,17 +390,7 @@ class CheckpointManager {
     report_background_failure();
     std::lock_guard<std::mutex> lock(catalog_mutex_);
     std::vector<CheckpointInfo> checkpoints = scan();
-    bool found = false;
-    for (CheckpointInfo& info : checkpoints) {
-      if (info.step == step) {
-        info.pinned = pinned;
-        found = true;
-      }
-    }
-    if (!found) {
-      throw StateError(ErrorId::state_not_found, directory_, "",
-                       "cannot pin step " + std::to_string(step) + ": expected a checkpoint of that step, found none");
-    }
+    detail::set_pin(checkpoints, step, pinned, directory_);
     detail::write_index(directory_, checkpoints, options_.save.durable);
   }
 
@@ -446,13 +420,10 @@ class CheckpointManager {
         result.skipped.push_back(SkippedCheckpoint{it->step, it->path, error.what()});
       }
     }
-    std::string found = "none";
-    if (!candidates.empty()) {
-      found = std::to_string(candidates.size()) + " unusable:";
-      for (const SkippedCheckpoint& skipped : result.skipped) found += "\n  " + skipped.reason;
-    }
-    throw StateError(ErrorId::state_not_found, directory_, "",
-                     "expected a valid checkpoint named like '" + naming_.pattern() + "', found " + found);
+    std::vector<std::string> reasons;
+    for (const SkippedCheckpoint& skipped : result.skipped) reasons.push_back(skipped.reason);
+    detail::throw_no_valid_checkpoint(directory_, "a valid checkpoint named like '" + naming_.pattern() + "'",
+                                      candidates.size(), reasons);
   }
 
   std::string directory_;

@@ -2,8 +2,8 @@
 # The MPI demo resumes bit-exactly across world sizes: a run of 4 ranks to
 # step 300 in one go; 4 ranks to 137 (async) continued by 3 ranks to 300
 # (zstd); and a run of 4 ranks SIGKILLed at a random moment, resumed by 3
-# ranks SIGKILLed at a random moment, resumed by 2 ranks to the end: all print
-# the same final weight hash. The kills hit one rank (mpirun then ends the
+# ranks with async saves SIGKILLed at a random moment, resumed by 2 ranks to
+# the end: all print the same final weight hash. The kills hit one rank (mpirun then ends the
 # others, and the next run waits until they are gone) after the run's first
 # committed save; the moments are seeded.
 # usage: check_mpi_resume.sh MPIEXEC TRAIN_MLP_MPI WORK_DIR [SEED]
@@ -15,11 +15,8 @@ RANDOM=${4:-2024}
 rm -rf "$work"
 mkdir -p "$work"
 
-fail() {
-  echo "FAIL: $1"
-  [ -z "${2:-}" ] || cat "$2"
-  exit 1
-}
+# shellcheck source=mpi_job.sh
+source "$(dirname "$0")/mpi_job.sh"
 run() {  # run RANKS DIR STEPS [flags...]
   local ranks=$1 dir=$2 steps=$3
   shift 3
@@ -45,29 +42,20 @@ run 3 "$work/split" 300 --codec zstd >"$work/split-2.log" 2>&1 || fail "3 ranks 
 grep -q '^resumed from step 137 (step-00000137) with 3 ranks$' "$work/split-2.log" || fail "no resume from 137" "$work/split-2.log"
 expect_same "4 ranks to 137 (async), then 3 ranks to 300 (zstd)" "$work/split-2.log"
 
-# mpirun ends the other ranks of a job one of whose ranks died, but they may
-# outlive mpirun for a moment: the next job must not start beside them.
-wait_for_ranks_to_exit() {
-  for _ in $(seq 1 600); do
-    pgrep -f "^$train( |$)" >/dev/null || return 0
-    sleep 0.05
-  done
-  fail "ranks of a killed job still run after 30 s"
-}
-
 # Runs RANKS ranks on $dir toward step 300 and SIGKILLs one of them (a
 # child of mpirun) at a random moment after the run's first save: the kill
 # waits for the first "saved step" line, then a random 0-49 ms. A kill that
 # comes too late (the run finished) is retried from the same starting point.
 # Timing from the start would depend on the machine's load; the log does not.
 kills=0
-kill_at_random() {
+kill_at_random() {  # kill_at_random RANKS [flags...]
   local ranks=$1 log="$work/killed-$1.log" pid delay_ms victims victim
+  shift
   rm -rf "$dir.before"
   cp -a "$dir" "$dir.before"
   for attempt in $(seq 1 40); do
     delay_ms=$((RANDOM % 50))
-    "$mpiexec" --oversubscribe -np "$ranks" "$train" --dir "$dir" --steps 300 --save-every 10 >"$log" 2>&1 &
+    "$mpiexec" --oversubscribe -np "$ranks" "$train" --dir "$dir" --steps 300 --save-every 10 "$@" >"$log" 2>&1 &
     pid=$!
     until grep -q '^saved step' "$log" 2>/dev/null || ! kill -0 "$pid" 2>/dev/null; do sleep 0.005; done
     sleep "0.0$(printf '%02d' "$delay_ms")"
@@ -77,7 +65,7 @@ kill_at_random() {
       kill -9 "$victim" 2>/dev/null || true
     fi
     wait "$pid" || true
-    wait_for_ranks_to_exit
+    wait_for_ranks_to_exit "$train"
     if grep -q '^final step=300' "$log"; then
       :  # finished before the kill landed: try again
     elif ! grep -q '^saved step' "$log"; then
@@ -98,7 +86,7 @@ kill_at_random() {
 dir="$work/killed"
 mkdir -p "$dir"
 kill_at_random 4
-kill_at_random 3
+kill_at_random 3 --async
 grep -Eq '^resumed from step [0-9]+ \(step-[0-9]{8}\) with 3 ranks$' "$work/killed-3.log" ||
   fail "the 3-rank run did not resume" "$work/killed-3.log"
 run 2 "$dir" 300 >"$work/killed-2.log" 2>&1 || fail "the 2-rank run failed" "$work/killed-2.log"

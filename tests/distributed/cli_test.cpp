@@ -116,5 +116,42 @@ TEST(DistributedCli, ConvertConsolidatesIntoOneFileThatDiffFindsEqual) {
   EXPECT_TRUE(contains(different.out, "!  " + tensors.begin()->first + ": 1 of ")) << different.out;
 }
 
+// `ckpt ls` lists the steps a DistributedCheckpointManager keeps, with the
+// ranks that saved each, their size and status; a step being deleted (a
+// dotted directory) and an uncommitted one are not listed.
+TEST(DistributedCli, LsListsTheStepsOfADistributedRunWithWorldSizeSizeAndStatus) {
+  TempDir temp;
+  ManagerOptions options;
+  options.name_template = "step-{step:04}";
+  const auto failures = run_ranks(3, [&](Communicator& communicator) {
+    DistributedCheckpointManager manager(communicator, temp.path(), options);
+    for (std::uint64_t step : {10, 20}) manager.save(step, sample_for_saving(communicator.rank(), 3, step));
+    manager.pin(10);
+  });
+  for (const auto& failure : failures) ASSERT_FALSE(failure);
+  std::filesystem::create_directories(temp.file(".step-0005.removing"));
+  std::filesystem::create_directories(temp.file("step-0030"));
+  write_file(temp.file("step-0030/model-00001-of-00003.safetensors"), "partial");
+
+  const CliResult table = run_cli({"ls", temp.path(), "--template", "step-{step:04}"});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_TRUE(contains(table.out, "RANKS")) << table.out;
+  EXPECT_TRUE(contains(table.out, temp.file("step-0020") + "  ok")) << table.out;
+  EXPECT_TRUE(contains(table.out, temp.file("step-0010") + "  ok, pinned")) << table.out;
+  EXPECT_FALSE(contains(table.out, "step-0030")) << table.out;
+  EXPECT_FALSE(contains(table.out, "step-0005")) << table.out;
+
+  const CliResult json = run_cli({"ls", temp.path(), "--template", "step-{step:04}", "--json"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  const nlohmann::json listing = nlohmann::json::parse(json.out);
+  ASSERT_EQ(listing.size(), 2u);
+  EXPECT_EQ(listing[1]["step"], 20);
+  EXPECT_EQ(listing[1]["world_size"], 3);
+  EXPECT_EQ(listing[1]["status"], "ok");
+  std::uint64_t files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(temp.file("step-0020"))) files += entry.file_size();
+  EXPECT_EQ(listing[1]["bytes"].get<std::uint64_t>(), files);
+}
+
 }  // namespace
 }  // namespace ckpt::test

@@ -170,4 +170,15 @@ void agree_on_outcome(Comm& comm, const RankOutcome& mine) {
   throw_first_failure(decode_outcomes(comm.all_gather(encode_outcome(mine))), comm.size());
 }
 
+// Rank 0 runs `step`; every rank receives its payload, or throws its failure.
+template <class Comm, class Step>
+std::string broadcast_step(Comm& comm, Step&& step) {
+  RankOutcome outcome;
+  if (comm.rank() == 0) outcome = run_step(0, std::forward<Step>(step));
+  RankOutcome received =
+      decode_outcome(comm.broadcast(comm.rank() == 0 ? encode_outcome(outcome) : std::string(), 0), 0);
+  if (received.failure) throw_rank_failure(*received.failure, comm.size(), 1);
+  return std::move(received.payload);
+}
+
 }  // namespace ckpt::detail

@@ -42,6 +42,33 @@ struct DistributedVerification {
   }
 };
 
+// Checks one file of a committed checkpoint: that it is the file the index
+// committed (size and header checksum), and every tensor's checksum (each
+// encoded tensor decoded). `recorded`, when given, receives the tensors its
+// header records.
+template <class = void>
+DistributedVerification::File verify_committed_file(const std::string& directory, const std::string& name,
+                                                    const IndexFile& expected,
+                                                    std::map<std::string, RecordedTensor>* recorded = nullptr) {
+  DistributedVerification::File file{name, 0, {}};
+  try {
+    const Reader reader(directory + "/" + name, ReadOptions{true, 0});
+    if (const auto problem = committed_file_problem(reader, expected)) file.problems.push_back(problem->what());
+    for (const TensorInfo& info : reader.tensors()) {
+      try {
+        reader.tensor(info.name);  // checks the checksum, and decodes
+      } catch (const Error& error) {
+        file.problems.push_back(error.what());
+      }
+    }
+    file.tensors = reader.tensors().size();
+    if (recorded != nullptr) *recorded = recorded_tensors(reader);
+  } catch (const Error& error) {
+    file.problems.push_back(error.what());
+  }
+  return file;
+}
+
 template <class = void>
 DistributedVerification verify_directory(const std::string& directory) {
   DistributedVerification result;
@@ -58,24 +85,7 @@ DistributedVerification verify_directory(const std::string& directory) {
   result.tensors = index.tensors.size();
   std::map<std::string, std::map<std::string, RecordedTensor>> recorded;  // by file, by stored name
   for (const auto& [name, expected] : index.files) {
-    DistributedVerification::File file{name, 0, {}};
-    const std::string path = directory + "/" + name;
-    try {
-      const Reader reader(path, ReadOptions{true, 0});
-      if (const auto problem = committed_file_problem(reader, expected)) file.problems.push_back(problem->what());
-      for (const TensorInfo& info : reader.tensors()) {
-        try {
-          reader.tensor(info.name);  // checks the checksum, and decodes
-        } catch (const Error& error) {
-          file.problems.push_back(error.what());
-        }
-      }
-      file.tensors = reader.tensors().size();
-      recorded[name] = recorded_tensors(reader);
-    } catch (const Error& error) {
-      file.problems.push_back(error.what());
-    }
-    result.files.push_back(std::move(file));
+    result.files.push_back(verify_committed_file(directory, name, expected, &recorded[name]));
   }
   for (const auto& [name, tensor] : index.tensors) {
     for (const IndexPiece& piece : tensor.pieces) {

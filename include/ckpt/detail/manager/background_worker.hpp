@@ -5,6 +5,7 @@
 // the background is reported by the next call in the foreground.
 
 #include <condition_variable>
+#include <cstdio>
 #include <exception>
 #include <functional>
 #include <mutex>
@@ -12,6 +13,19 @@
 #include <utility>
 
 namespace ckpt::detail {
+
+// For destructors, which cannot throw: a failure nobody collected is written
+// to stderr rather than lost silently.
+inline void write_uncollected_failure(const std::exception_ptr& failure) noexcept {
+  if (!failure) return;
+  try {
+    std::rethrow_exception(failure);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "ckpt: a background save failed and was never reported: %s\n", error.what());
+  } catch (...) {
+    std::fprintf(stderr, "ckpt: a background save failed and was never reported\n");
+  }
+}
 
 // A template only so that programs without a CheckpointManager do not compile
 // it (see "Compile time" in docs/architecture.md).

@@ -170,6 +170,42 @@ std::vector<CheckpointInfo> scan_checkpoints(const std::string& directory, const
   return checkpoints;
 }
 
+// Sets the pin of `step` among `checkpoints` (of `directory`); throws
+// StateError when none has that step.
+template <class = void>
+void set_pin(std::vector<CheckpointInfo>& checkpoints, std::uint64_t step, bool pinned, const std::string& directory) {
+  bool found = false;
+  for (CheckpointInfo& info : checkpoints) {
+    if (info.step != step) continue;
+    info.pinned = pinned;
+    found = true;
+  }
+  if (!found) {
+    throw StateError(ErrorId::state_not_found, directory, "",
+                     "cannot pin step " + std::to_string(step) + ": expected a checkpoint of that step, found none");
+  }
+}
+
+// What a manager opened read-only refuses to do.
+inline void require_writable(bool read_only, const std::string& directory, const char* action) {
+  if (read_only) {
+    throw StateError(ErrorId::state_locked, directory, "",
+                     std::string("cannot ") + action + ": the manager was opened read-only");
+  }
+}
+
+// The error of a restore that found checkpoints but none usable (`reasons`:
+// why each was skipped); `expected` says what was looked for.
+[[noreturn]] inline void throw_no_valid_checkpoint(const std::string& directory, const std::string& expected,
+                                                   std::size_t candidates, const std::vector<std::string>& reasons) {
+  std::string found = "none";
+  if (candidates != 0) {
+    found = std::to_string(candidates) + " unusable:";
+    for (const std::string& reason : reasons) found += "\n  " + reason;
+  }
+  throw StateError(ErrorId::state_not_found, directory, "", "expected " + expected + ", found " + found);
+}
+
 // Removes what a save killed midway left behind: temp files of this naming or of the index.
 template <class = void>
 void remove_stale_temp_files(const std::string& directory, const CheckpointNaming<>& naming) {

@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <string>
+
+#include "ckpt/error.hpp"
 
 #include "ckpt/manager_policies.hpp"
 
@@ -26,6 +29,15 @@ inline double adaptive_interval_seconds(double blocked, double background, doubl
   // An async save is not over before its background part is: waiting for it
   // would block the loop again.
   return std::max(training, background);
+}
+
+// The options no rule can follow are refused when the manager is made.
+inline void check_save_policy(const SavePolicy& policy, const std::string& directory) {
+  const double overhead = policy.max_overhead;
+  if (!(overhead >= 0 && overhead < 1)) {
+    throw ArgumentError(ErrorId::argument_invalid, directory, "",
+                        "save_policy.max_overhead: expected a fraction in [0, 1), found " + std::to_string(overhead));
+  }
 }
 
 inline bool save_due(const SavePolicy& policy, const ScheduleState& state, std::uint64_t step, double now) {
