@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -14,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ckpt/detail/format/blocks.hpp"
+#include "ckpt/detail/format/chain.hpp"
 #include "ckpt/detail/format/checksum.hpp"
 #include "ckpt/detail/format/chunk_table.hpp"
 #include "ckpt/detail/format/layout.hpp"
@@ -33,7 +35,12 @@ struct ParsedHeader {
   std::vector<TensorRecord> tensors;  // in file order (ascending offsets)
   std::map<std::string, std::string> raw_metadata;
   nlohmann::json user_metadata = nlohmann::json(nlohmann::json::value_t::object);
-  int format_version = 0;  // 0: not written by ckpt
+  int format_version = 0;         // 0: not written by ckpt
+  std::uint64_t header_xxh3 = 0;  // ckpt files: the header checksum (section 4)
+  // Incremental checkpoints (section 8): the content hash of each stored
+  // tensor (when the save recorded them) and the chain of a file with references.
+  std::map<std::string, ContentHash> content_hashes;
+  std::optional<ChainInfo> chain;
 };
 
 // Validates the header of the `file_size` bytes at `bytes` (the whole file)
@@ -286,6 +293,32 @@ class HeaderParser {
       if (info == infos->end())
         fail(ErrorId::format_metadata, record.name, "expected an entry in ckpt.tensors, found none");
       read_tensor_info(*info, record, header.format_version >= first_block_format_version);
+    }
+    header.header_xxh3 = checksum_from_hex(header.raw_metadata.at(keys::header_checksum)).value_or(0);
+    read_chain_metadata(header);
+  }
+
+  // ckpt.xxh128 and ckpt.chain (section 8). A chain in a file of an earlier
+  // version is refused: that version's readers ignore it.
+  void read_chain_metadata(ParsedHeader& header) const {
+    if (auto hashes = parse_metadata_json(header, keys::content_hashes, max_header_depth)) {
+      header.content_hashes = parse_content_hashes(*hashes, header.tensors, file_);
+    }
+    const std::optional<nlohmann::json> chain = parse_metadata_json(header, keys::chain, max_header_depth);
+    if (!chain) return;
+    if (header.format_version < first_chain_format_version) {
+      fail(ErrorId::format_metadata, "",
+           "expected no ckpt.chain in a file of format version " + std::to_string(header.format_version) +
+               " (references need version " + std::to_string(first_chain_format_version) + "), found one");
+    }
+    header.chain = ChainParser<>(file_).parse(*chain);
+    std::set<std::string_view> stored;
+    for (const TensorRecord& record : header.tensors) stored.insert(record.name);
+    for (const TensorReference& reference : header.chain->references) {
+      if (stored.count(reference.name) != 0) {
+        fail(ErrorId::format_metadata, reference.name,
+             "expected a tensor either stored or referenced, found it both in the header and in ckpt.chain");
+      }
     }
   }
 
