@@ -14,6 +14,12 @@ struct IncrementalOptions {
   // Record the content hash of every stored tensor (ckpt.xxh128), which a
   // later save needs to use this file as its parent. Always on with a parent.
   bool content_hashes = false;
+  // Store each changed tensor whose parent has a tensor of the same name,
+  // dtype and shape as the XOR of their bits, byte-shuffled and compressed
+  // with zstd (codec "xor-delta"): nearby versions of weights differ in their
+  // low bits, so the XOR compresses far better. Needs zstd; other tensors are
+  // stored by SaveOptions::codecs.
+  bool xor_delta = false;
   // Chain policy. A full save every `full_every` saves: with the default 10,
   // a full save is followed by at most 9 incremental ones, so a load opens at
   // most 10 files. 1 makes every save full.

@@ -96,6 +96,7 @@ class Reader {
     blocks_ = detail::BlockVerifier<>(records_);
     if (chain_) {
       sources_ = std::make_unique<LazySource[]>(chain_->sources.size());
+      for (std::size_t i = 0; i < chain_->deltas.size(); ++i) delta_index_.emplace(chain_->deltas[i].name, i);
       for (std::size_t i = 0; i < chain_->references.size(); ++i) {
         const detail::TensorReference& reference = chain_->references[i];
         infos_.push_back(TensorInfo{reference.name, reference.dtype, reference.shape, "reference", 0, 0, true,
@@ -217,6 +218,7 @@ class Reader {
     detail::decode_chunk_range(codec_for(index), stored, record.stored_bytes(), record.chunk_sizes, record.chunk_bytes,
                                dtype_size(record.dtype), size, byte_begin, byte_end, target, options_.threads, path_,
                                record.name, chunk_check(index, stored, by_block));
+    if (record.codec == detail::xor_delta_codec) apply_delta_base(index, byte_begin, byte_end, target);
   }
 
   // Checks every checksum (even with verify_checksums off): every block, each
@@ -267,8 +269,64 @@ class Reader {
   // to open is reported on every read that needs the file.
   template <class = void>
   const Reader& source_of(const detail::TensorReference& reference) const {
-    const detail::ChainFile& file = chain_->sources[reference.source];
-    LazySource& slot = sources_[reference.source];
+    const Reader& source = open_source(reference.source);
+    const auto index = source.index_.find(reference.source_tensor);
+    const auto hash = source.content_hashes_.find(reference.source_tensor);
+    if (index == source.index_.end() || hash == source.content_hashes_.end() || hash->second != reference.hash ||
+        source.records_[index->second].dtype != reference.dtype ||
+        source.records_[index->second].shape != reference.shape) {
+      throw IntegrityError(ErrorId::integrity_reference, source.path(), reference.source_tensor,
+                           "expected the tensor '" + path_ + "' references as '" + reference.name + "', " +
+                               std::string(dtype_name(reference.dtype)) + " " + shape_to_string(reference.shape) +
+                               " of xxh128 " + detail::content_hash_to_hex(reference.hash) +
+                               ", found no stored tensor of that name, dtype, shape and content");
+    }
+    return source;
+  }
+
+  // The content hash this file records for a tensor it stores or references.
+  std::optional<detail::ContentHash> content_hash_of(std::string_view name) const {
+    const auto stored = content_hashes_.find(std::string(name));
+    if (stored != content_hashes_.end()) return stored->second;
+    if (const auto* reference = reference_of(name)) return reference->hash;
+    return std::nullopt;
+  }
+
+  // An xor-delta tensor (docs/format.md, section 8): XORs the decoded bytes
+  // [begin, end) at `out` with the same bytes of its base, read (verified)
+  // from the file of the chain holding it, piece by piece.
+  template <class = void>
+  void apply_delta_base(std::size_t index, std::uint64_t begin, std::uint64_t end, std::byte* out) const {
+    const detail::TensorRecord& record = records_[index];
+    // The header parser saw to it that every xor-delta tensor has its base.
+    const detail::DeltaBase& delta = chain_->deltas[delta_index_.find(record.name)->second];
+    const Reader& source = open_source(delta.source);
+    const TensorInfo* base = source.find(delta.base_tensor);
+    if (base == nullptr || source.content_hash_of(delta.base_tensor) != delta.base_hash ||
+        base->dtype != record.dtype || base->shape != record.shape) {
+      throw IntegrityError(ErrorId::integrity_reference, source.path(), delta.base_tensor,
+                           "expected the base of xor-delta tensor '" + record.name + "' of '" + path_ + "', " +
+                               std::string(dtype_name(record.dtype)) + " " + shape_to_string(record.shape) +
+                               " of xxh128 " + detail::content_hash_to_hex(delta.base_hash) +
+                               ", found no tensor of that name, dtype, shape and content");
+    }
+    constexpr std::uint64_t piece_bytes = std::uint64_t(4) << 20;
+    std::vector<std::byte> piece(static_cast<std::size_t>(std::min(piece_bytes, end - begin)));
+    for (std::uint64_t at = begin; at < end; at += piece_bytes) {
+      const std::uint64_t size = std::min(piece_bytes, end - at);
+      source.read_range(delta.base_tensor, at, at + size, piece.data());
+      std::byte* target = out + (at - begin);
+      for (std::uint64_t i = 0; i < size; ++i) target[i] ^= piece[i];
+    }
+  }
+
+  // A file of the chain, checked to be the one this file was saved with: the
+  // header checksum recorded for it. Opened once; a failure to open is
+  // reported on every read that needs the file.
+  template <class = void>
+  const Reader& open_source(std::size_t number) const {
+    const detail::ChainFile& file = chain_->sources[number];
+    LazySource& slot = sources_[number];
     std::call_once(slot.once, [&] {
       const std::string source_path = (std::filesystem::path(path_).parent_path() / file.file).generic_string();
       try {
@@ -286,19 +344,7 @@ class Reader {
       }
     });
     if (slot.failure) std::rethrow_exception(slot.failure);
-    const Reader& source = *slot.reader;
-    const auto index = source.index_.find(reference.source_tensor);
-    const auto hash = source.content_hashes_.find(reference.source_tensor);
-    if (index == source.index_.end() || hash == source.content_hashes_.end() || hash->second != reference.hash ||
-        source.records_[index->second].dtype != reference.dtype ||
-        source.records_[index->second].shape != reference.shape) {
-      throw IntegrityError(ErrorId::integrity_reference, source.path(), reference.source_tensor,
-                           "expected the tensor '" + path_ + "' references as '" + reference.name + "', " +
-                               std::string(dtype_name(reference.dtype)) + " " + shape_to_string(reference.shape) +
-                               " of xxh128 " + detail::content_hash_to_hex(reference.hash) +
-                               ", found no stored tensor of that name, dtype, shape and content");
-    }
-    return source;
+    return *slot.reader;
   }
 
   template <class = void>
@@ -410,7 +456,9 @@ class Reader {
     LazyCodec& slot = codecs_[codec_of_[index]];
     std::call_once(slot.once, [&] {
       try {
-        slot.codec = CodecRegistry::instance().make(record.codec);
+        // An xor-delta tensor's chunks are shuffle+zstd frames of the XOR.
+        slot.codec =
+            CodecRegistry::instance().make(record.codec == detail::xor_delta_codec ? "shuffle+zstd" : record.codec);
       } catch (const Error& error) {
         slot.problem = error.message();
       }
@@ -431,6 +479,7 @@ class Reader {
                              dtype_size(record.dtype), out, raw_bytes, options_.threads, path_, record.name,
                              chunk_check(index, stored, by_block));
     }
+    if (record.codec == detail::xor_delta_codec) apply_delta_base(index, 0, raw_bytes, out);
     const std::uint64_t found = verify ? detail::xxh3(out, raw_bytes) : record.raw_xxh3;
     if (found != record.raw_xxh3) {
       throw IntegrityError(ErrorId::integrity_tensor_checksum, path_, record.name,
@@ -457,6 +506,7 @@ class Reader {
   std::map<std::string, detail::ContentHash> content_hashes_;
   std::uint64_t header_xxh3_ = 0;
   std::map<std::string, std::size_t, std::less<>> reference_index_;
+  std::map<std::string, std::size_t, std::less<>> delta_index_;  // xor-delta tensors: index into chain_->deltas
   struct LazySource {
     std::once_flag once;
     std::shared_ptr<const Reader> reader;

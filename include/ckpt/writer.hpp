@@ -51,6 +51,10 @@ struct SaveStats {
 // `threads + 1` chunks of encoded or gathered bytes at once, whatever the
 // state's size. (A template only so that programs that never save do not
 // compile it.)
+//
+// With options.incremental (incremental.hpp), the tensors are hashed first
+// and those the parent holds are referenced instead of written
+// (write/incremental.hpp, docs/format.md section 8).
 template <class = void>
 SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTensor>& tensors,
                            const nlohmann::json& metadata, const SaveOptions& options = {}) {
@@ -70,7 +74,7 @@ SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTenso
   const detail::HeaderExtras extras = content.header_extras();
   detail::CodecCache<> codecs;
   detail::FileLayout plan = detail::plan_tensors(path, content.hashed ? content.stored : tensors, options.codecs,
-                                                 options.chunk_bytes, codecs);
+                                                 options.chunk_bytes, codecs, content.bases);
   const nlohmann::json& user_metadata = metadata.is_null() ? nlohmann::json(nlohmann::json::value_t::object) : metadata;
   const auto header_of = [&](auto build) {
     try {

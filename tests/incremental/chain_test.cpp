@@ -383,4 +383,107 @@ TEST(Incremental, ReferenceToOtherContentIsRefused) {
                                       "xxh128 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "found no stored tensor"});
 }
 
+// xor-delta: changed tensors stored as the XOR against the parent's tensor of
+// the same name, dtype and shape.
+struct Weights {
+  std::vector<float> w = std::vector<float>(200000);
+  std::vector<float> reshaped = std::vector<float>(1000, 1.0f);
+  ckpt::Shape reshaped_shape{1000};
+
+  Weights() {
+    std::uint32_t x = 12345;
+    for (float& value : w) {
+      x = x * 1664525u + 1013904223u;
+      value = float(int(x >> 8) - (1 << 23)) / float(1 << 23) * 0.05f;
+    }
+  }
+  // A small training step: every weight moves by a tiny relative amount.
+  void step(int seed) {
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] *= 1.0f + 1e-5f * float((i * 7 + std::size_t(seed)) % 5);
+    for (float& value : reshaped) value += 1.0f;
+  }
+  std::vector<ckpt::NamedTensor> named() const {
+    return {{"w", ckpt::TensorView(w.data(), {200, 1000})},
+            {"reshaped", ckpt::TensorView(reshaped.data(), reshaped_shape)}};
+  }
+};
+
+ckpt::SaveOptions xor_delta_from(const std::string& parent) {
+  ckpt::SaveOptions options = incremental_from(parent);
+  options.incremental.xor_delta = true;
+  return options;
+}
+
+TEST(IncrementalXorDelta, ChangedTensorsAreStoredAsXorAgainstTheParent) {
+  TempDir dir;
+  Weights weights;
+  ckpt::write_checkpoint(dir.file("0.safetensors"), weights.named(), nullptr, hashed());
+  std::vector<std::vector<float>> saved{weights.w};
+  std::vector<std::uint64_t> delta_bytes;
+  for (int step = 1; step <= 5; ++step) {
+    weights.step(step);
+    weights.reshaped_shape = step % 2 ? ckpt::Shape{10, 100} : ckpt::Shape{1000};
+    const std::string path = dir.file(std::to_string(step) + ".safetensors");
+    ckpt::write_checkpoint(path, weights.named(), nullptr,
+                           xor_delta_from(dir.file(std::to_string(step - 1) + ".safetensors")));
+    saved.push_back(weights.w);
+    const ckpt::Reader reader(path);
+    EXPECT_EQ(reader.find("w")->codec, "xor-delta");
+    EXPECT_EQ(reader.find("reshaped")->codec, "raw");  // another shape than the parent's: the normal codec
+    delta_bytes.push_back(reader.find("w")->stored_bytes);
+  }
+  // Bit for bit at every depth, whole and by range (which XORs only the
+  // base's bytes of the range).
+  for (int step = 0; step <= 5; ++step) {
+    SCOPED_TRACE(step);
+    const ckpt::Reader reader(dir.file(std::to_string(step) + ".safetensors"));
+    const ckpt::Tensor w = reader.tensor("w");
+    EXPECT_EQ(std::memcmp(w.data(), saved[std::size_t(step)].data(), w.nbytes()), 0);
+    std::vector<float> middle(1000);
+    reader.read_range("w", 4 * 70001, 4 * 71001, middle.data());
+    EXPECT_EQ(std::memcmp(middle.data(), saved[std::size_t(step)].data() + 70001, 4000), 0);
+    reader.verify();
+  }
+  // Against shuffle+zstd of the whole tensor, the low-bit changes compress better.
+  ckpt::SaveOptions shuffled;
+  shuffled.codecs = "shuffle+zstd";
+  ckpt::write_checkpoint(dir.file("shuffled.safetensors"), weights.named(), nullptr, shuffled);
+  const std::uint64_t shuffled_bytes = ckpt::Reader(dir.file("shuffled.safetensors")).find("w")->stored_bytes;
+  for (std::uint64_t bytes : delta_bytes) EXPECT_LT(bytes, shuffled_bytes);
+}
+
+TEST(IncrementalXorDelta, CorruptedBaseFailsTheLoadNamingIt) {
+  TempDir dir;
+  Weights weights;
+  ckpt::write_checkpoint(dir.file("0.safetensors"), weights.named(), nullptr, hashed());
+  weights.step(1);
+  ckpt::write_checkpoint(dir.file("1.safetensors"), weights.named(), nullptr,
+                         xor_delta_from(dir.file("0.safetensors")));
+  std::string bytes = ckpt_format_test::read_file(dir.file("0.safetensors"));
+  bytes[bytes.size() - 10000] ^= 0x01;  // in "w", stored after the 4000 bytes of "reshaped" (same size, by name)
+  ckpt_format_test::write_file(dir.file("0.safetensors"), bytes);
+  expect_error<ckpt::IntegrityError>([&] { ckpt::Reader(dir.file("1.safetensors")).tensor("w"); },
+                                     ckpt::ErrorId::integrity_tensor_checksum,
+                                     {"file '" + dir.file("0.safetensors") + "'", "tensor 'w'", "checksum mismatch"});
+}
+
+TEST(IncrementalXorDelta, DeltaMetadataMustMatchTheTensors) {
+  TempDir dir;
+  Weights weights;
+  ckpt::write_checkpoint(dir.file("0.safetensors"), weights.named(), nullptr, hashed());
+  weights.step(1);
+  weights.reshaped_shape = {10, 100};  // stored raw: no base of its shape
+  const std::string path = dir.file("1.safetensors");
+  ckpt::write_checkpoint(path, weights.named(), nullptr, xor_delta_from(dir.file("0.safetensors")));
+  ckpt_format_test::rewrite_metadata_json(path, "ckpt.chain",
+                                          [](nlohmann::ordered_json& json) { json["deltas"].erase("w"); });
+  expect_error<ckpt::FormatError>([&] { ckpt::Reader{path}; }, ckpt::ErrorId::format_metadata,
+                                  {"tensor 'w'", "expected a delta base in ckpt.chain for this xor-delta tensor"});
+  ckpt::write_checkpoint(path, weights.named(), nullptr, xor_delta_from(dir.file("0.safetensors")));
+  ckpt_format_test::rewrite_metadata_json(
+      path, "ckpt.chain", [](nlohmann::ordered_json& json) { json["deltas"]["reshaped"] = json["deltas"]["w"]; });
+  expect_error<ckpt::FormatError>([&] { ckpt::Reader{path}; }, ckpt::ErrorId::format_metadata,
+                                  {"tensor 'reshaped'", "only for a stored tensor of codec xor-delta"});
+}
+
 }  // namespace

@@ -56,12 +56,26 @@ struct TensorReference {
   std::string source_tensor;
 };
 
+// A tensor this file stores with the xor-delta codec: its stored chunks
+// decode to its bytes XOR those of tensor `base_tensor` of sources[source]
+// (read as that file reads it), whose content hash is `base_hash`.
+struct DeltaBase {
+  std::string name;
+  std::size_t source = 0;
+  std::string base_tensor;
+  ContentHash base_hash;
+};
+
+// The codec name of a tensor stored as an XOR against its parent's tensor.
+inline constexpr const char* xor_delta_codec = "xor-delta";
+
 struct ChainInfo {
   ChainFile parent;
   std::uint64_t depth = 1;        // saves since the last full one: the parent's depth + 1 (a full file has 0)
   std::uint64_t chain_bytes = 0;  // decoded bytes the incremental files of the chain store, this one included
   std::vector<ChainFile> sources;
   std::vector<TensorReference> references;  // sorted by name
+  std::vector<DeltaBase> deltas;            // sorted by name
 };
 
 template <class = void>
@@ -84,6 +98,13 @@ std::string chain_json(const ChainInfo& chain) {
             content_hash_to_hex(reference.hash) + R"(","source":)" + std::to_string(reference.source) +
             R"(,"tensor":)" + nlohmann::json(reference.source_tensor).dump() + "}";
   }
+  text += R"(},"deltas":{)";
+  for (std::size_t i = 0; i < chain.deltas.size(); ++i) {
+    const DeltaBase& delta = chain.deltas[i];
+    text += (i ? "," : "") + nlohmann::json(delta.name).dump() + R"(:{"source":)" + std::to_string(delta.source) +
+            R"(,"tensor":)" + nlohmann::json(delta.base_tensor).dump() + R"(,"xxh128":")" +
+            content_hash_to_hex(delta.base_hash) + "\"}";
+  }
   return text + "}}";
 }
 
@@ -105,9 +126,10 @@ class ChainParser {
   explicit ChainParser(const std::string& file) : file_(file) {}
 
   ChainInfo parse(const nlohmann::json& json) const {
-    if (!json.is_object() || json.size() != 5) {
+    if (!json.is_object() || json.size() != 6) {
       fail("",
-           "expected ckpt.chain to be an object of exactly parent, depth, chain_bytes, sources and references, found " +
+           "expected ckpt.chain to be an object of exactly parent, depth, chain_bytes, sources, references and "
+           "deltas, found " +
                excerpt(json.dump()));
     }
     ChainInfo chain;
@@ -129,6 +151,9 @@ class ChainParser {
     }
     for (const auto& item : references.items())
       chain.references.push_back(reference_of(item.key(), item.value(), chain));
+    const nlohmann::json& deltas = member(json, "deltas");
+    if (!deltas.is_object()) fail("", "expected ckpt.chain deltas to be an object, found " + excerpt(deltas.dump()));
+    for (const auto& item : deltas.items()) chain.deltas.push_back(delta_of(item.key(), item.value(), chain));
     return chain;
   }
 
@@ -171,6 +196,20 @@ class ChainParser {
                      excerpt(json.dump()));
     }
     return {name, parsed_dtype, *shape, *parsed_hash, static_cast<std::size_t>(*source), tensor.get<std::string>()};
+  }
+
+  DeltaBase delta_of(const std::string& name, const nlohmann::json& json, const ChainInfo& chain) const {
+    const auto source = as_u64(member(json, "source"));
+    const nlohmann::json& tensor = member(json, "tensor");
+    const nlohmann::json& hash = member(json, "xxh128");
+    const auto parsed_hash = hash.is_string() ? content_hash_from_hex(hash.get<std::string>()) : std::nullopt;
+    if (!json.is_object() || json.size() != 3 || !source || *source >= chain.sources.size() || !tensor.is_string() ||
+        tensor_name_problem(tensor.get<std::string>()) || !parsed_hash) {
+      fail(name, "expected a delta base {source (an index below " + std::to_string(chain.sources.size()) +
+                     "), tensor (a tensor name), xxh128 (32 lowercase hex digits)} in ckpt.chain, found " +
+                     excerpt(json.dump()));
+    }
+    return {name, static_cast<std::size_t>(*source), tensor.get<std::string>(), *parsed_hash};
   }
 
   const std::string& file_;

@@ -305,15 +305,33 @@ class HeaderParser {
       header.content_hashes = parse_content_hashes(*hashes, header.tensors, file_);
     }
     const std::optional<nlohmann::json> chain = parse_metadata_json(header, keys::chain, max_header_depth);
-    if (!chain) return;
+    if (!chain) {
+      for (const TensorRecord& record : header.tensors) {
+        if (record.codec == xor_delta_codec) fail_missing_delta_base(record.name);
+      }
+      return;
+    }
     if (header.format_version < first_chain_format_version) {
       fail(ErrorId::format_metadata, "",
            "expected no ckpt.chain in a file of format version " + std::to_string(header.format_version) +
                " (references need version " + std::to_string(first_chain_format_version) + "), found one");
     }
     header.chain = ChainParser<>(file_).parse(*chain);
-    std::set<std::string_view> stored;
-    for (const TensorRecord& record : header.tensors) stored.insert(record.name);
+    std::set<std::string_view> stored, deltas, delta_bases;
+    for (const TensorRecord& record : header.tensors) {
+      stored.insert(record.name);
+      if (record.codec == xor_delta_codec) deltas.insert(record.name);
+    }
+    for (const DeltaBase& delta : header.chain->deltas) {
+      if (deltas.count(delta.name) == 0) {
+        fail(ErrorId::format_metadata, delta.name,
+             "expected a delta base in ckpt.chain only for a stored tensor of codec xor-delta, found one for another");
+      }
+      delta_bases.insert(delta.name);
+    }
+    for (std::string_view name : deltas) {
+      if (delta_bases.count(name) == 0) fail_missing_delta_base(std::string(name));
+    }
     for (const TensorReference& reference : header.chain->references) {
       if (stored.count(reference.name) != 0) {
         fail(ErrorId::format_metadata, reference.name,
@@ -334,6 +352,10 @@ class HeaderParser {
     std::optional<nlohmann::json> parsed = parse_strict_json(found->second, max_depth, max_elements, problem);
     if (!parsed) fail(ErrorId::format_metadata, "", std::string(key) + ": " + problem);
     return parsed;
+  }
+
+  [[noreturn]] void fail_missing_delta_base(const std::string& name) const {
+    fail(ErrorId::format_metadata, name, "expected a delta base in ckpt.chain for this xor-delta tensor, found none");
   }
 
   // `blocks`: the file's version defines block checksums (docs/format.md,

@@ -25,8 +25,10 @@
 #include "ckpt/detail/format/header_writer.hpp"
 #include "ckpt/detail/os/mapped_file.hpp"
 #include "ckpt/detail/os/thread_pool.hpp"
+#include "ckpt/detail/write/plan.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/incremental.hpp"
+#include "ckpt/reader.hpp"
 #include "ckpt/tensor.hpp"
 
 namespace ckpt::detail {
@@ -36,8 +38,10 @@ struct ContentPlan {
   bool hashed = false;              // content hashes were computed (ckpt.xxh128 is written)
   std::vector<NamedTensor> stored;  // with `hashed`: the tensors this file stores, in the caller's order
   std::map<std::string, ContentHash> stored_hashes;
-  std::optional<ChainInfo> chain;  // set when the file references anything
+  std::optional<ChainInfo> chain;  // set when the file references anything or stores xor-deltas
   std::uint64_t referenced_bytes = 0;
+  std::shared_ptr<const Reader> parent;     // open when xor-delta tensors read their bases from it
+  std::map<std::string, BaseReader> bases;  // the xor-delta tensors, by name
 
   HeaderExtras header_extras() const {
     HeaderExtras extras;
@@ -98,6 +102,28 @@ std::map<ContentKey, ContentSource> parent_contents(const ParsedHeader& parent, 
   return contents;
 }
 
+// The content hash the parent records for its tensor of `tensor`'s name,
+// dtype and shape (stored or referenced): an xor-delta base. Nullopt when it
+// has none.
+template <class = void>
+std::optional<ContentHash> parent_content_of(const ParsedHeader& parent, const NamedTensor& tensor) {
+  const TensorView& view = tensor.view;
+  for (const TensorRecord& record : parent.tensors) {
+    if (record.name != tensor.name) continue;
+    const auto hash = parent.content_hashes.find(record.name);
+    if (record.dtype != view.dtype() || record.shape != view.shape() || hash == parent.content_hashes.end()) break;
+    return hash->second;
+  }
+  if (parent.chain) {
+    for (const TensorReference& reference : parent.chain->references) {
+      if (reference.name == tensor.name && reference.dtype == view.dtype() && reference.shape == view.shape()) {
+        return reference.hash;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 // Hashes the tensors and, given a parent, replaces those it already holds by
 // references, unless the chain policy asks for a full save. `path` is the
 // file being saved.
@@ -117,6 +143,7 @@ ContentPlan plan_content(const std::string& path, const std::vector<NamedTensor>
                [&](std::size_t i) { hashes[i] = content_hash(tensors[i].view.data(), tensors[i].view.nbytes()); });
 
   std::vector<std::optional<ContentSource>> found(tensors.size());
+  std::vector<std::optional<ContentHash>> delta_bases(tensors.size());  // xor-delta: the base's content
   std::optional<ChainInfo> chain;
   if (!options.parent.empty()) {
     const std::filesystem::path child = absolute_path(path);
@@ -138,40 +165,65 @@ ContentPlan plan_content(const std::string& path, const std::vector<NamedTensor>
         stored_bytes += view.nbytes();
       }
     }
+    if (options.xor_delta) {
+      for (std::size_t i = 0; i < tensors.size(); ++i) {
+        if (!found[i]) delta_bases[i] = parent_content_of(parent, tensors[i]);
+      }
+    }
+    const bool any_delta =
+        std::any_of(delta_bases.begin(), delta_bases.end(), [](const auto& base) { return base.has_value(); });
     const std::uint64_t parent_depth = parent.chain ? parent.chain->depth : 0;
     const std::uint64_t chain_bytes = (parent.chain ? parent.chain->chain_bytes : 0) + stored_bytes;
     const bool full = parent_depth + 1 >= options.full_every ||
                       double(chain_bytes) > options.max_chain_fraction * double(total_bytes) ||
-                      stored_bytes == total_bytes;
+                      (stored_bytes == total_bytes && !any_delta);
     if (full) {
       std::fill(found.begin(), found.end(), std::nullopt);
+      std::fill(delta_bases.begin(), delta_bases.end(), std::nullopt);
     } else {
+      if (any_delta) plan.parent = std::make_shared<const Reader>(options.parent);
       chain = ChainInfo{{relative_file_name(absolute_path(options.parent), child.parent_path()), parent.header_xxh3},
                         parent_depth + 1,
                         chain_bytes,
+                        {},
                         {},
                         {}};
     }
   }
 
   std::map<std::string, std::size_t> source_numbers;
+  const auto source_number = [&](const std::string& file, std::uint64_t header_xxh3) {
+    const auto number = source_numbers.emplace(file, chain->sources.size());
+    if (number.second) chain->sources.push_back({file, header_xxh3});
+    return number.first->second;
+  };
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     if (!found[i]) {
       plan.stored.push_back(tensors[i]);
       plan.stored_hashes.emplace(tensors[i].name, hashes[i]);
+      if (delta_bases[i]) {
+        // The base is the parent's tensor of the same name, read through the
+        // parent (which may itself reference or delta-encode it).
+        const std::string& name = tensors[i].name;
+        chain->deltas.push_back(
+            {name, source_number(chain->parent.file, chain->parent.header_xxh3), name, *delta_bases[i]});
+        plan.bases.emplace(name, [parent = plan.parent, name](std::uint64_t begin, std::uint64_t end, std::byte* out) {
+          parent->read_range(name, begin, end, out);
+        });
+      }
       continue;
     }
     const ContentSource& source = *found[i];
-    const auto number = source_numbers.emplace(source.file, chain->sources.size());
-    if (number.second) chain->sources.push_back({source.file, source.header_xxh3});
+    const std::size_t number = source_number(source.file, source.header_xxh3);
     const TensorView& view = tensors[i].view;
-    chain->references.push_back(
-        {tensors[i].name, view.dtype(), view.shape(), hashes[i], number.first->second, source.tensor});
+    chain->references.push_back({tensors[i].name, view.dtype(), view.shape(), hashes[i], number, source.tensor});
     plan.referenced_bytes += view.nbytes();
   }
   if (chain) {
     std::sort(chain->references.begin(), chain->references.end(),
               [](const TensorReference& a, const TensorReference& b) { return a.name < b.name; });
+    std::sort(chain->deltas.begin(), chain->deltas.end(),
+              [](const DeltaBase& a, const DeltaBase& b) { return a.name < b.name; });
   }
   plan.chain = std::move(chain);
   return plan;
