@@ -21,8 +21,9 @@ struct IncrementalOptions {
   // stored by SaveOptions::codecs.
   bool xor_delta = false;
   // Chain policy. A full save every `full_every` saves: with the default 10,
-  // a full save is followed by at most 9 incremental ones, so a load opens at
-  // most 10 files. 1 makes every save full.
+  // a full save is followed by at most 9 incremental ones, so a load reads
+  // from at most 10 files (more only through xor-delta bases, read through
+  // each parent). 1 makes every save full.
   std::size_t full_every = 10;
   // A full save also when the incremental files since the last full one
   // would store more than this fraction of the state's decoded bytes: the
