@@ -1,8 +1,9 @@
 #pragma once
 
 // ckpt info FILE|DIR [--json]: each tensor's name, dtype, shape, bytes, codec
-// and compression ratio, and the metadata; for a distributed checkpoint
-// directory, its step, ranks and files and each tensor's pieces.
+// and compression ratio, and the metadata; for an incremental checkpoint, its
+// chain and where each referenced tensor is stored; for a distributed
+// checkpoint directory, its step, ranks and files and each tensor's pieces.
 
 #include <ostream>
 #include <string>
@@ -37,6 +38,7 @@ inline nlohmann::json describe_file(const std::string& path) {
       entry["codec"] = info.codec;
       entry["ratio"] =
           info.stored_bytes == 0 ? 1.0 : entry["bytes"].get<double>() / static_cast<double>(info.stored_bytes);
+      if (!info.stored_in.empty()) entry["stored_in"] = info.stored_in;
       tensor_bytes += entry["bytes"].get<std::uint64_t>();
       stored_bytes += info.stored_bytes;
       report["tensors"].push_back(std::move(entry));
@@ -47,6 +49,10 @@ inline nlohmann::json describe_file(const std::string& path) {
     report["stored_bytes"] = stored_bytes;
     report["ratio"] = stored_bytes == 0 ? 1.0 : static_cast<double>(tensor_bytes) / static_cast<double>(stored_bytes);
     report["metadata"] = metadata_of(reader);
+    if (reader.chain_depth() != 0) {
+      report["chain"] = {
+          {"parent", reader.parent_file()}, {"depth", reader.chain_depth()}, {"sources", reader.source_files()}};
+    }
   } else {
     const TensorSet set = load_tensors(path, format);
     for (const auto& [name, tensor] : set.tensors) {
@@ -69,14 +75,25 @@ inline void print_info(const nlohmann::json& report, std::ostream& out) {
   if (stored) {
     out << ", stored in " << human_bytes(report["stored_bytes"]) << " (ratio " << fixed(report["ratio"], 2) << ")";
   }
-  out << "\n\n";
+  out << "\n";
+  if (report.contains("chain")) {
+    // An incremental checkpoint: where its referenced tensors are stored.
+    const nlohmann::json& chain = report["chain"];
+    out << "chain:    depth " << chain["depth"] << " (saves since the last full one), parent "
+        << chain["parent"].get<std::string>() << "\n          referenced tensors stored in:";
+    for (const nlohmann::json& source : chain["sources"]) out << " " << source.get<std::string>();
+    out << "\n";
+  }
+  out << "\n";
   std::vector<Row> rows;
   for (const nlohmann::json& tensor : report["tensors"]) {
     Row row{tensor["name"], tensor["dtype"], shape_to_string(tensor["shape"].get<Shape>()),
             std::to_string(tensor["bytes"].get<std::uint64_t>())};
     if (stored) {
-      row.insert(row.end(), {std::to_string(tensor["stored_bytes"].get<std::uint64_t>()), tensor["codec"],
-                             fixed(tensor["ratio"], 2)});
+      const bool referenced = tensor.contains("stored_in");
+      row.insert(row.end(), {referenced ? "in " + tensor["stored_in"].get<std::string>()
+                                        : std::to_string(tensor["stored_bytes"].get<std::uint64_t>()),
+                             tensor["codec"], referenced ? "-" : fixed(tensor["ratio"], 2)});
     }
     rows.push_back(std::move(row));
   }

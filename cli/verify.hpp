@@ -1,7 +1,9 @@
 #pragma once
 
 // ckpt verify FILE|DIR: checks every checksum of a file, or of every
-// checkpoint file in a directory, and names each corrupt file and tensor. A
+// checkpoint file in a directory, and names each corrupt file and tensor; an
+// incremental checkpoint's referenced tensors are checked in the files of its
+// chain that store them. A
 // distributed checkpoint directory is checked as one checkpoint: its index,
 // every file, every piece, every tensor's coverage.
 
@@ -35,8 +37,12 @@ inline VerifyResult verify_file(const std::string& path, FileFormat format, cons
       return result;
     }
     const Reader reader(path, ReadOptions{true, 0});
-    // Each tensor on its own, so that every corrupt tensor is named.
+    // Each tensor on its own, so that every corrupt tensor is named. A
+    // referenced tensor is read from the file of the chain storing it, which
+    // checks that file's header checksum and the tensor's recorded content.
+    std::size_t referenced = 0;
     for (const TensorInfo& info : reader.tensors()) {
+      referenced += info.stored_in.empty() ? 0 : 1;
       try {
         reader.tensor(info.name);
       } catch (const Error& error) {
@@ -44,7 +50,11 @@ inline VerifyResult verify_file(const std::string& path, FileFormat format, cons
       }
       if (read) read(info.stored_bytes);
     }
-    result.summary = std::to_string(reader.tensors().size()) + " tensors, " +
+    result.summary = std::to_string(reader.tensors().size()) + " tensors" +
+                     (referenced ? " (" + std::to_string(referenced) + " read from " +
+                                       std::to_string(reader.source_files().size()) + " files of its chain)"
+                                 : std::string()) +
+                     ", " +
                      (reader.written_by_ckpt() ? "checksums verified"
                                                : "no checksums (not written by ckpt): header and sizes checked");
   } catch (const Error& error) {

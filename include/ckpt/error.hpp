@@ -32,6 +32,7 @@ enum class ErrorId : int {
   // IntegrityError
   integrity_tensor_checksum = 301,
   integrity_header_checksum = 302,
+  integrity_reference = 303,  // a file an incremental checkpoint references is not the one it was saved against
   // CodecError
   codec_unknown = 401,
   codec_decode = 402,

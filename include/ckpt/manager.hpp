@@ -21,6 +21,7 @@
 
 #include "ckpt/checkpoint.hpp"
 #include "ckpt/detail/manager/background_worker.hpp"
+#include "ckpt/detail/manager/chain_retention.hpp"
 #include "ckpt/detail/manager/checkpoint_catalog.hpp"
 #include "ckpt/detail/manager/checkpoint_naming.hpp"
 #include "ckpt/detail/manager/preemption.hpp"
@@ -83,6 +84,11 @@ struct ManagerOptions {
   // `wait` blocks until it is committed, `skip` drops the new one (maybe_save
   // returns false). Explicit save() calls and preemption saves always wait.
   enum class WhenBusy { wait, skip } when_busy = WhenBusy::wait;
+  // Incremental saves: each save references the unchanged tensors of the
+  // newest committed checkpoint instead of writing them, under the chain
+  // policy of save.incremental; retention keeps every file a kept
+  // checkpoint needs (detail/manager/chain_retention.hpp).
+  bool incremental = false;
   // Lists and restores only: takes no lock, cleans nothing, saves nothing.
   // Works beside a writer in another process.
   bool read_only = false;
@@ -339,7 +345,12 @@ class CheckpointManager {
   template <class = void>
   void commit(const PendingSave& save, std::chrono::steady_clock::time_point started,
               std::optional<double> async_blocked) {
-    const SaveStats stats = write_checkpoint(save.checkpoint.path, save.tensors, save.metadata, options_.save);
+    SaveOptions save_options = options_.save;
+    if (options_.incremental) {
+      save_options.incremental.content_hashes = true;
+      save_options.incremental.parent = detail::incremental_parent(scan(), save.checkpoint.step).value_or("");
+    }
+    const SaveStats stats = write_checkpoint(save.checkpoint.path, save.tensors, save.metadata, save_options);
     CheckpointInfo committed = save.checkpoint;
     committed.bytes = stats.file_bytes;
     SaveEvent event;
@@ -371,8 +382,9 @@ class CheckpointManager {
   // (which is updated) and returns the deleted paths.
   template <class = void>
   std::vector<std::string> rotate(std::vector<CheckpointInfo>& checkpoints, std::uint64_t just_committed) {
-    const std::vector<std::uint64_t> doomed =
-        detail::checkpoints_to_delete(checkpoints, options_.retention, just_committed);
+    // Never a file a kept checkpoint of a chain still needs.
+    const std::vector<std::uint64_t> doomed = detail::unreachable_checkpoints(
+        checkpoints, detail::checkpoints_to_delete(checkpoints, options_.retention, just_committed));
     std::vector<std::string> deleted;
     for (std::uint64_t step : doomed) {
       const auto found = std::find_if(checkpoints.begin(), checkpoints.end(),

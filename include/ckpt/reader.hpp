@@ -4,10 +4,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <exception>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,6 +19,7 @@
 
 #include "ckpt/codecs/registry.hpp"
 #include "ckpt/detail/format/blocks.hpp"
+#include "ckpt/detail/format/chain.hpp"
 #include "ckpt/detail/format/checksum.hpp"
 #include "ckpt/detail/format/chunked.hpp"
 #include "ckpt/detail/format/header_parser.hpp"
@@ -39,6 +43,11 @@ struct TensorInfo {
   std::uint64_t stored_bytes = 0;  // bytes in the file
   std::uint64_t file_offset = 0;   // absolute offset of the stored bytes in the file
   bool checksummed = false;        // false for safetensors files not written by ckpt
+  // An incremental checkpoint's referenced tensor (docs/format.md, section 8):
+  // the file that stores its bytes, relative to this file's directory; codec
+  // is then "reference" and stored_bytes and file_offset are 0. Empty for a
+  // tensor this file stores.
+  std::string stored_in;
 };
 
 // An open checkpoint (or any safetensors file). Opening maps the file
@@ -48,6 +57,10 @@ struct TensorInfo {
 // once. Large reads run on up to ReadOptions::threads threads, each hashing
 // and copying (or decoding) its own blocks. Safe to use from several threads
 // at once.
+//
+// An incremental checkpoint's referenced tensors are read from the files
+// that store them, opened (and their header checksum compared with the one
+// recorded) on first use; their reads are verified like the file's own.
 class Reader {
  public:
   template <class = void>
@@ -59,19 +72,38 @@ class Reader {
     metadata_ = std::move(header.user_metadata);
     raw_metadata_ = std::move(header.raw_metadata);
     records_ = std::move(header.tensors);
+    chain_ = std::move(header.chain);
+    content_hashes_ = std::move(header.content_hashes);
+    header_xxh3_ = header.header_xxh3;
     verified_ = std::make_unique<std::atomic<bool>[]>(records_.size());
     codec_of_.assign(records_.size(), no_codec);
     std::map<std::string_view, std::size_t> codec_numbers;
     for (std::size_t i = 0; i < records_.size(); ++i) {
       const detail::TensorRecord& record = records_[i];
-      infos_.push_back(TensorInfo{record.name, record.dtype, record.shape, record.codec, record.stored_bytes(),
-                                  data_start_ + record.begin, record.checksummed});
+      infos_.push_back(TensorInfo{record.name,
+                                  record.dtype,
+                                  record.shape,
+                                  record.codec,
+                                  record.stored_bytes(),
+                                  data_start_ + record.begin,
+                                  record.checksummed,
+                                  {}});
       index_.emplace(record.name, i);
       verified_[i].store(false, std::memory_order_relaxed);
       if (record.encoded()) codec_of_[i] = codec_numbers.emplace(record.codec, codec_numbers.size()).first->second;
     }
     codecs_ = std::make_unique<LazyCodec[]>(codec_numbers.size());
     blocks_ = detail::BlockVerifier<>(records_);
+    if (chain_) {
+      sources_ = std::make_unique<LazySource[]>(chain_->sources.size());
+      for (std::size_t i = 0; i < chain_->deltas.size(); ++i) delta_index_.emplace(chain_->deltas[i].name, i);
+      for (std::size_t i = 0; i < chain_->references.size(); ++i) {
+        const detail::TensorReference& reference = chain_->references[i];
+        infos_.push_back(TensorInfo{reference.name, reference.dtype, reference.shape, "reference", 0, 0, true,
+                                    chain_->sources[reference.source].file});
+        reference_index_.emplace(reference.name, i);
+      }
+    }
   }
 
   const std::string& path() const noexcept { return path_; }
@@ -79,11 +111,28 @@ class Reader {
   std::uint64_t file_size() const noexcept { return file_->size(); }
   bool written_by_ckpt() const noexcept { return format_version_ != 0; }
   int format_version() const noexcept { return format_version_; }
-  const std::vector<TensorInfo>& tensors() const noexcept { return infos_; }  // in file order
+  // In file order, then the referenced tensors by name.
+  const std::vector<TensorInfo>& tensors() const noexcept { return infos_; }
 
   const TensorInfo* find(std::string_view name) const noexcept {
     const auto found = index_.find(name);
-    return found == index_.end() ? nullptr : &infos_[found->second];
+    if (found != index_.end()) return &infos_[found->second];
+    const auto referenced = reference_index_.find(name);
+    return referenced == reference_index_.end() ? nullptr : &infos_[records_.size() + referenced->second];
+  }
+
+  // Incremental checkpoints (docs/format.md, section 8): the parent it was
+  // saved against (relative to this file's directory; empty for a full
+  // checkpoint), how many saves since the last full one (0 for a full one)
+  // and the files its referenced tensors are stored in.
+  std::string parent_file() const { return chain_ ? chain_->parent.file : std::string(); }
+  std::uint64_t chain_depth() const noexcept { return chain_ ? chain_->depth : 0; }
+  std::vector<std::string> source_files() const {
+    std::vector<std::string> files;
+    if (chain_) {
+      for (const detail::ChainFile& source : chain_->sources) files.push_back(source.file);
+    }
+    return files;
   }
 
   // The user metadata object given to write_checkpoint ({} if none).
@@ -96,6 +145,7 @@ class Reader {
   // owning Tensor. Missing name: MismatchError mismatch_missing_tensor.
   template <class = void>
   Tensor tensor(std::string_view name) const {
+    if (const auto* reference = reference_of(name)) return source_of(*reference).tensor(reference->source_tensor);
     const std::size_t index = index_of(name);
     const detail::TensorRecord& record = records_[index];
     if (!record.encoded()) {
@@ -113,6 +163,10 @@ class Reader {
   // Copies (or decodes) a tensor into caller memory of exactly its byte size.
   template <class = void>
   void read_into(std::string_view name, void* out, std::uint64_t out_size) const {
+    if (const auto* reference = reference_of(name)) {
+      source_of(*reference).read_into(reference->source_tensor, out, out_size);
+      return;
+    }
     const std::size_t index = index_of(name);
     const detail::TensorRecord& record = records_[index];
     const std::uint64_t expected = byte_size(record.dtype, record.shape);
@@ -137,6 +191,10 @@ class Reader {
   // that never read a range do not compile the range decoder.)
   template <class = void>
   void read_range(std::string_view name, std::uint64_t byte_begin, std::uint64_t byte_end, void* out) const {
+    if (const auto* reference = reference_of(name)) {
+      source_of(*reference).read_range(reference->source_tensor, byte_begin, byte_end, out);
+      return;
+    }
     const std::size_t index = index_of(name);
     const detail::TensorRecord& record = records_[index];
     const std::uint64_t size = byte_size(record.dtype, record.shape);
@@ -160,25 +218,135 @@ class Reader {
     detail::decode_chunk_range(codec_for(index), stored, record.stored_bytes(), record.chunk_sizes, record.chunk_bytes,
                                dtype_size(record.dtype), size, byte_begin, byte_end, target, options_.threads, path_,
                                record.name, chunk_check(index, stored, by_block));
+    if (record.codec == detail::xor_delta_codec) apply_delta_base(index, byte_begin, byte_end, target);
   }
 
   // Checks every checksum (even with verify_checksums off): every block, each
   // tensor's whole stored and decoded checksums; decodes every encoded
-  // tensor. Throws IntegrityError / CodecError naming file and tensor.
+  // tensor. In an incremental checkpoint, the same for each referenced
+  // tensor in the file storing it, and the content hash of each: the whole
+  // chain this checkpoint needs. Throws IntegrityError / CodecError naming
+  // file and tensor, IoError naming a missing file of the chain.
   template <class = void>
   void verify() const {
-    detail::parallel_for(records_.size(), options_.threads, [&](std::size_t index) {
-      const detail::TensorRecord& record = records_[index];
-      const std::byte* stored = checked_stored_bytes(index, true, true);
-      // A v2 read checks the blocks; the whole checksum is verify()'s alone.
-      if (record.block_checksummed) check_whole_stored(index, stored);
-      if (!record.encoded()) return;
-      std::vector<std::byte> decoded(byte_size(record.dtype, record.shape));
-      decode_into(index, decoded.data(), true);
-    });
+    detail::parallel_for(records_.size(), options_.threads, [&](std::size_t index) { verify_record(index); });
+    if (!chain_) return;
+    for (const detail::TensorReference& reference : chain_->references) {
+      const Reader& source = source_of(reference);
+      source.verify_record(source.index_of(reference.source_tensor));
+      std::vector<std::byte> decoded(byte_size(reference.dtype, reference.shape));
+      source.read_into(reference.source_tensor, decoded.data(), decoded.size());
+      const detail::ContentHash found = detail::content_hash(decoded.data(), decoded.size());
+      if (found != reference.hash) {
+        throw IntegrityError(ErrorId::integrity_reference, source.path(), reference.source_tensor,
+                             "expected the content '" + path_ + "' references as tensor '" + reference.name +
+                                 "', xxh128 " + detail::content_hash_to_hex(reference.hash) + ", found " +
+                                 detail::content_hash_to_hex(found));
+      }
+    }
   }
 
  private:
+  template <class = void>
+  void verify_record(std::size_t index) const {
+    const detail::TensorRecord& record = records_[index];
+    const std::byte* stored = checked_stored_bytes(index, true, true);
+    // A v2 read checks the blocks; the whole checksum is verify()'s alone.
+    if (record.block_checksummed) check_whole_stored(index, stored);
+    if (!record.encoded()) return;
+    std::vector<std::byte> decoded(byte_size(record.dtype, record.shape));
+    decode_into(index, decoded.data(), true);
+  }
+
+  const detail::TensorReference* reference_of(std::string_view name) const {
+    const auto found = reference_index_.find(name);
+    return found == reference_index_.end() ? nullptr : &chain_->references[found->second];
+  }
+
+  // The open file storing a referenced tensor, checked to be the file the
+  // reference means: the header checksum recorded for it, and a tensor of
+  // the name, dtype, shape and content hash recorded. Opened once; a failure
+  // to open is reported on every read that needs the file.
+  template <class = void>
+  const Reader& source_of(const detail::TensorReference& reference) const {
+    const Reader& source = open_source(reference.source);
+    const auto index = source.index_.find(reference.source_tensor);
+    const auto hash = source.content_hashes_.find(reference.source_tensor);
+    if (index == source.index_.end() || hash == source.content_hashes_.end() || hash->second != reference.hash ||
+        source.records_[index->second].dtype != reference.dtype ||
+        source.records_[index->second].shape != reference.shape) {
+      throw IntegrityError(ErrorId::integrity_reference, source.path(), reference.source_tensor,
+                           "expected the tensor '" + path_ + "' references as '" + reference.name + "', " +
+                               std::string(dtype_name(reference.dtype)) + " " + shape_to_string(reference.shape) +
+                               " of xxh128 " + detail::content_hash_to_hex(reference.hash) +
+                               ", found no stored tensor of that name, dtype, shape and content");
+    }
+    return source;
+  }
+
+  // The content hash this file records for a tensor it stores or references.
+  std::optional<detail::ContentHash> content_hash_of(std::string_view name) const {
+    const auto stored = content_hashes_.find(std::string(name));
+    if (stored != content_hashes_.end()) return stored->second;
+    if (const auto* reference = reference_of(name)) return reference->hash;
+    return std::nullopt;
+  }
+
+  // An xor-delta tensor (docs/format.md, section 8): XORs the decoded bytes
+  // [begin, end) at `out` with the same bytes of its base, read (verified)
+  // from the file of the chain holding it, piece by piece.
+  template <class = void>
+  void apply_delta_base(std::size_t index, std::uint64_t begin, std::uint64_t end, std::byte* out) const {
+    const detail::TensorRecord& record = records_[index];
+    // The header parser saw to it that every xor-delta tensor has its base.
+    const detail::DeltaBase& delta = chain_->deltas[delta_index_.find(record.name)->second];
+    const Reader& source = open_source(delta.source);
+    const TensorInfo* base = source.find(delta.base_tensor);
+    if (base == nullptr || source.content_hash_of(delta.base_tensor) != delta.base_hash ||
+        base->dtype != record.dtype || base->shape != record.shape) {
+      throw IntegrityError(ErrorId::integrity_reference, source.path(), delta.base_tensor,
+                           "expected the base of xor-delta tensor '" + record.name + "' of '" + path_ + "', " +
+                               std::string(dtype_name(record.dtype)) + " " + shape_to_string(record.shape) +
+                               " of xxh128 " + detail::content_hash_to_hex(delta.base_hash) +
+                               ", found no tensor of that name, dtype, shape and content");
+    }
+    constexpr std::uint64_t piece_bytes = std::uint64_t(4) << 20;
+    std::vector<std::byte> piece(static_cast<std::size_t>(std::min(piece_bytes, end - begin)));
+    for (std::uint64_t at = begin; at < end; at += piece_bytes) {
+      const std::uint64_t size = std::min(piece_bytes, end - at);
+      source.read_range(delta.base_tensor, at, at + size, piece.data());
+      std::byte* target = out + (at - begin);
+      for (std::uint64_t i = 0; i < size; ++i) target[i] ^= piece[i];
+    }
+  }
+
+  // A file of the chain, checked to be the one this file was saved with: the
+  // header checksum recorded for it. Opened once; a failure to open is
+  // reported on every read that needs the file.
+  template <class = void>
+  const Reader& open_source(std::size_t number) const {
+    const detail::ChainFile& file = chain_->sources[number];
+    LazySource& slot = sources_[number];
+    std::call_once(slot.once, [&] {
+      const std::string source_path = (std::filesystem::path(path_).parent_path() / file.file).generic_string();
+      try {
+        slot.reader = std::make_shared<const Reader>(source_path, options_);
+        if (slot.reader->header_xxh3_ != file.header_xxh3) {
+          throw IntegrityError(ErrorId::integrity_reference, source_path, "",
+                               "expected the file '" + path_ + "' references, with header xxh3 " +
+                                   detail::checksum_to_hex(file.header_xxh3) + ", found header xxh3 " +
+                                   detail::checksum_to_hex(slot.reader->header_xxh3_) +
+                                   " (the file was replaced or rewritten since)");
+        }
+      } catch (...) {
+        slot.reader = nullptr;
+        slot.failure = std::current_exception();
+      }
+    });
+    if (slot.failure) std::rethrow_exception(slot.failure);
+    return *slot.reader;
+  }
+
   template <class = void>
   std::size_t index_of(std::string_view name) const {
     const auto found = index_.find(name);
@@ -288,7 +456,9 @@ class Reader {
     LazyCodec& slot = codecs_[codec_of_[index]];
     std::call_once(slot.once, [&] {
       try {
-        slot.codec = CodecRegistry::instance().make(record.codec);
+        // An xor-delta tensor's chunks are shuffle+zstd frames of the XOR.
+        slot.codec =
+            CodecRegistry::instance().make(record.codec == detail::xor_delta_codec ? "shuffle+zstd" : record.codec);
       } catch (const Error& error) {
         slot.problem = error.message();
       }
@@ -309,6 +479,7 @@ class Reader {
                              dtype_size(record.dtype), out, raw_bytes, options_.threads, path_, record.name,
                              chunk_check(index, stored, by_block));
     }
+    if (record.codec == detail::xor_delta_codec) apply_delta_base(index, 0, raw_bytes, out);
     const std::uint64_t found = verify ? detail::xxh3(out, raw_bytes) : record.raw_xxh3;
     if (found != record.raw_xxh3) {
       throw IntegrityError(ErrorId::integrity_tensor_checksum, path_, record.name,
@@ -328,6 +499,20 @@ class Reader {
   std::vector<detail::TensorRecord> records_;
   std::vector<TensorInfo> infos_;
   std::map<std::string, std::size_t, std::less<>> index_;
+  // Incremental checkpoints: the chain, the content hashes of stored tensors,
+  // referenced tensors by name (index into chain_->references) and the files
+  // storing them, opened on first use.
+  std::optional<detail::ChainInfo> chain_;
+  std::map<std::string, detail::ContentHash> content_hashes_;
+  std::uint64_t header_xxh3_ = 0;
+  std::map<std::string, std::size_t, std::less<>> reference_index_;
+  std::map<std::string, std::size_t, std::less<>> delta_index_;  // xor-delta tensors: index into chain_->deltas
+  struct LazySource {
+    std::once_flag once;
+    std::shared_ptr<const Reader> reader;
+    std::exception_ptr failure;
+  };
+  std::unique_ptr<LazySource[]> sources_;
   std::unique_ptr<std::atomic<bool>[]> verified_;  // per record: every checksum it has was verified
   detail::BlockVerifier<> blocks_;                 // v2 files: which blocks were verified
 

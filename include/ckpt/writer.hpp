@@ -12,9 +12,11 @@
 #include "ckpt/detail/format/header_writer.hpp"
 #include "ckpt/detail/format/layout.hpp"
 #include "ckpt/detail/os/atomic_file.hpp"
+#include "ckpt/detail/write/incremental.hpp"
 #include "ckpt/detail/write/pipeline.hpp"
 #include "ckpt/detail/write/plan.hpp"
 #include "ckpt/error.hpp"
+#include "ckpt/incremental.hpp"
 #include "ckpt/tensor.hpp"
 
 namespace ckpt {
@@ -24,11 +26,13 @@ struct SaveOptions {
   std::size_t chunk_bytes = std::size_t(4) << 20;  // raw bytes per codec chunk
   unsigned threads = 0;                            // encode threads; 0 = hardware_concurrency
   bool durable = true;                             // fsync file and directory
+  IncrementalOptions incremental;                  // a parent to reference unchanged tensors in (incremental.hpp)
 };
 
 struct SaveStats {
   std::uint64_t file_bytes = 0;
-  std::uint64_t tensor_bytes = 0;  // logical (decoded) bytes of all tensors
+  std::uint64_t tensor_bytes = 0;      // logical (decoded) bytes of all tensors
+  std::uint64_t referenced_bytes = 0;  // of those, the bytes an incremental save referenced instead of writing
   double seconds = 0;
 };
 
@@ -47,6 +51,10 @@ struct SaveStats {
 // `threads + 1` chunks of encoded or gathered bytes at once, whatever the
 // state's size. (A template only so that programs that never save do not
 // compile it.)
+//
+// With options.incremental (incremental.hpp), the tensors are hashed first
+// and those the parent holds are referenced instead of written
+// (write/incremental.hpp, docs/format.md section 8).
 template <class = void>
 SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTensor>& tensors,
                            const nlohmann::json& metadata, const SaveOptions& options = {}) {
@@ -61,8 +69,12 @@ SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTenso
                             std::to_string(options.chunk_bytes));
   }
   detail::check_tensor_arguments(path, tensors);
+  // An incremental save stores only what its parent does not hold already.
+  const detail::ContentPlan content = detail::plan_content(path, tensors, options.incremental, options.threads);
+  const detail::HeaderExtras extras = content.header_extras();
   detail::CodecCache<> codecs;
-  detail::FileLayout plan = detail::plan_tensors(path, tensors, options.codecs, options.chunk_bytes, codecs);
+  detail::FileLayout plan = detail::plan_tensors(path, content.hashed ? content.stored : tensors, options.codecs,
+                                                 options.chunk_bytes, codecs, content.bases);
   const nlohmann::json& user_metadata = metadata.is_null() ? nlohmann::json(nlohmann::json::value_t::object) : metadata;
   const auto header_of = [&](auto build) {
     try {
@@ -75,13 +87,14 @@ SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTenso
     }
   };
   const std::uint64_t data_start =
-      header_of([&] { return detail::reserved_header_bytes(plan.records, user_metadata); });
+      header_of([&] { return detail::reserved_header_bytes(plan.records, user_metadata, extras); });
 
   detail::AtomicFile file(path);
   SaveStats stats;
   const std::uint64_t data_bytes =
       detail::SavePipeline<>(file, data_start, plan, options.chunk_bytes, options.threads, path).run();
-  const std::string header = header_of([&] { return detail::build_header(plan.records, user_metadata, data_start); });
+  const std::string header =
+      header_of([&] { return detail::build_header(plan.records, user_metadata, data_start, false, extras); });
   if (header.size() != data_start) {
     // reserved_header_bytes prints every number at its widest; a header that
     // does not fit would overwrite data, so it must never be written.
@@ -93,6 +106,7 @@ SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTenso
   file.commit(options.durable);
   stats.file_bytes = data_start + data_bytes;
   for (const NamedTensor& tensor : tensors) stats.tensor_bytes += tensor.view.nbytes();
+  stats.referenced_bytes = content.referenced_bytes;
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return stats;
 }

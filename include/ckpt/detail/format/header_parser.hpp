@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -14,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ckpt/detail/format/blocks.hpp"
+#include "ckpt/detail/format/chain.hpp"
 #include "ckpt/detail/format/checksum.hpp"
 #include "ckpt/detail/format/chunk_table.hpp"
 #include "ckpt/detail/format/layout.hpp"
@@ -33,7 +35,12 @@ struct ParsedHeader {
   std::vector<TensorRecord> tensors;  // in file order (ascending offsets)
   std::map<std::string, std::string> raw_metadata;
   nlohmann::json user_metadata = nlohmann::json(nlohmann::json::value_t::object);
-  int format_version = 0;  // 0: not written by ckpt
+  int format_version = 0;         // 0: not written by ckpt
+  std::uint64_t header_xxh3 = 0;  // ckpt files: the header checksum (section 4)
+  // Incremental checkpoints (section 8): the content hash of each stored
+  // tensor (when the save recorded them) and the chain of a file with references.
+  std::map<std::string, ContentHash> content_hashes;
+  std::optional<ChainInfo> chain;
 };
 
 // Validates the header of the `file_size` bytes at `bytes` (the whole file)
@@ -287,6 +294,50 @@ class HeaderParser {
         fail(ErrorId::format_metadata, record.name, "expected an entry in ckpt.tensors, found none");
       read_tensor_info(*info, record, header.format_version >= first_block_format_version);
     }
+    header.header_xxh3 = checksum_from_hex(header.raw_metadata.at(keys::header_checksum)).value_or(0);
+    read_chain_metadata(header);
+  }
+
+  // ckpt.xxh128 and ckpt.chain (section 8). A chain in a file of an earlier
+  // version is refused: that version's readers ignore it.
+  void read_chain_metadata(ParsedHeader& header) const {
+    if (auto hashes = parse_metadata_json(header, keys::content_hashes, max_header_depth)) {
+      header.content_hashes = parse_content_hashes(*hashes, header.tensors, file_);
+    }
+    const std::optional<nlohmann::json> chain = parse_metadata_json(header, keys::chain, max_header_depth);
+    if (!chain) {
+      for (const TensorRecord& record : header.tensors) {
+        if (record.codec == xor_delta_codec) fail_missing_delta_base(record.name);
+      }
+      return;
+    }
+    if (header.format_version < first_chain_format_version) {
+      fail(ErrorId::format_metadata, "",
+           "expected no ckpt.chain in a file of format version " + std::to_string(header.format_version) +
+               " (references need version " + std::to_string(first_chain_format_version) + "), found one");
+    }
+    header.chain = ChainParser<>(file_).parse(*chain);
+    std::set<std::string_view> stored, deltas, delta_bases;
+    for (const TensorRecord& record : header.tensors) {
+      stored.insert(record.name);
+      if (record.codec == xor_delta_codec) deltas.insert(record.name);
+    }
+    for (const DeltaBase& delta : header.chain->deltas) {
+      if (deltas.count(delta.name) == 0) {
+        fail(ErrorId::format_metadata, delta.name,
+             "expected a delta base in ckpt.chain only for a stored tensor of codec xor-delta, found one for another");
+      }
+      delta_bases.insert(delta.name);
+    }
+    for (std::string_view name : deltas) {
+      if (delta_bases.count(name) == 0) fail_missing_delta_base(std::string(name));
+    }
+    for (const TensorReference& reference : header.chain->references) {
+      if (stored.count(reference.name) != 0) {
+        fail(ErrorId::format_metadata, reference.name,
+             "expected a tensor either stored or referenced, found it both in the header and in ckpt.chain");
+      }
+    }
   }
 
   // The JSON held in the string value of __metadata__[key]; nullopt when absent.
@@ -301,6 +352,10 @@ class HeaderParser {
     std::optional<nlohmann::json> parsed = parse_strict_json(found->second, max_depth, max_elements, problem);
     if (!parsed) fail(ErrorId::format_metadata, "", std::string(key) + ": " + problem);
     return parsed;
+  }
+
+  [[noreturn]] void fail_missing_delta_base(const std::string& name) const {
+    fail(ErrorId::format_metadata, name, "expected a delta base in ckpt.chain for this xor-delta tensor, found none");
   }
 
   // `blocks`: the file's version defines block checksums (docs/format.md,

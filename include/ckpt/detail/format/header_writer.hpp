@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -127,9 +128,17 @@ std::string tensor_entry_json(const TensorRecord& record, bool widest_size = fal
 // With `reserve`, the numbers a streaming save learns while it writes (those
 // of encoded tensors, and offsets from the first encoded tensor on) are
 // printed at their widest: the result's size is the space to reserve.
+// What an incremental save adds to a header (docs/format.md, section 8):
+// members of __metadata__ after ckpt.tensors (key, JSON text to store as a
+// string) and, for a file with references, a later format version.
+struct HeaderExtras {
+  int format_version = ckpt::format_version;
+  std::vector<std::pair<std::string, std::string>> metadata;
+};
+
 template <class = void>
 std::string build_header(const std::vector<TensorRecord>& records, const nlohmann::json& user_metadata,
-                         std::uint64_t reserved_bytes = 0, bool reserve = false) {
+                         std::uint64_t reserved_bytes = 0, bool reserve = false, const HeaderExtras& extras = {}) {
   JsonObjectText<> infos;
   for (const TensorRecord& record : records)
     infos.add(record.name, tensor_info_json(record, reserve && record.encoded()));
@@ -137,9 +146,10 @@ std::string build_header(const std::vector<TensorRecord>& records, const nlohman
   JsonObjectText<> metadata;
   metadata.add(keys::header_checksum, json_string(std::string(checksum_hex_digits, '0')));
   metadata.add(keys::format, "\"pt\"");
-  metadata.add(keys::format_version, json_string(std::to_string(format_version)));
+  metadata.add(keys::format_version, json_string(std::to_string(extras.format_version)));
   metadata.add(keys::user_metadata, json_string(user_metadata.dump()));
   metadata.add(keys::tensors, json_string(std::move(infos).close()));
+  for (const auto& [key, json] : extras.metadata) metadata.add(key, json_string(json));
 
   JsonObjectText<> root;
   root.add(std::string(metadata_key), std::move(metadata).close());
@@ -171,8 +181,9 @@ std::string build_header(const std::vector<TensorRecord>& records, const nlohman
 // The size of the header a streaming save writes last, known before any of
 // the numbers it learns while writing (see build_header's `reserve`).
 template <class = void>
-std::uint64_t reserved_header_bytes(const std::vector<TensorRecord>& records, const nlohmann::json& user_metadata) {
-  return build_header(records, user_metadata, 0, true).size();
+std::uint64_t reserved_header_bytes(const std::vector<TensorRecord>& records, const nlohmann::json& user_metadata,
+                                    const HeaderExtras& extras = {}) {
+  return build_header(records, user_metadata, 0, true, extras).size();
 }
 
 }  // namespace ckpt::detail

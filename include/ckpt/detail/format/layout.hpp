@@ -29,7 +29,7 @@ inline constexpr std::uint64_t max_chunk_bytes = std::uint64_t(1) << 30;  // bou
 inline constexpr std::uint64_t max_block_bytes = std::uint64_t(1) << 30;  // bounds a raw tensor's checksum blocks
 // The newest format version this build reads (docs/format.md, section 6);
 // format_version (version.hpp) is the one it writes.
-inline constexpr int newest_readable_format_version = 2;
+inline constexpr int newest_readable_format_version = 3;
 inline constexpr int first_block_format_version = 2;  // the first with block checksums
 static_assert(format_version <= newest_readable_format_version, "a build reads what it writes");
 // A chunk decodes to at most this many times its stored size. zstd's densest

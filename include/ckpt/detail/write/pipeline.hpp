@@ -237,9 +237,19 @@ class SavePipeline {
     TensorRecord& record = records_[unit.first_tensor];
     if (record.chunk_sizes.empty()) return;  // an empty tensor
     const std::size_t begin = unit.chunk * record.chunk_bytes;
+    const std::size_t size = std::min<std::size_t>(record.chunk_bytes, planned.raw_bytes - begin);
+    const std::byte* input = planned.data + begin;
+    // An xor-delta chunk: the XOR with the base's bytes, in a buffer of this
+    // thread's (one chunk per participant, like the slots).
+    thread_local std::vector<std::byte> delta;
+    if (planned.base != nullptr) {
+      delta.resize(size);
+      (*planned.base)(begin, begin + size, delta.data());
+      for (std::size_t i = 0; i < size; ++i) delta[i] ^= input[i];
+      input = delta.data();
+    }
     try {
-      planned.codec->encode(planned.data + begin, std::min<std::size_t>(record.chunk_bytes, planned.raw_bytes - begin),
-                            planned.element_size, slot);
+      planned.codec->encode(input, size, planned.element_size, slot);
     } catch (...) {
       rethrow_chunk_error(ErrorId::codec_encode, *planned.codec, unit.chunk, record.chunk_sizes.size(), path_,
                           record.name);

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -18,6 +19,7 @@
 #include "ckpt/codecs/codec.hpp"
 #include "ckpt/codecs/policy.hpp"
 #include "ckpt/codecs/registry.hpp"
+#include "ckpt/detail/format/chain.hpp"
 #include "ckpt/detail/format/checksum.hpp"
 #include "ckpt/detail/format/chunk_table.hpp"
 #include "ckpt/detail/format/chunked.hpp"
@@ -28,13 +30,19 @@
 
 namespace ckpt::detail {
 
+// Reads the decoded bytes [begin, end) of an xor-delta tensor's base into
+// `out` (docs/format.md, section 8); safe to call from several threads.
+using BaseReader = std::function<void(std::uint64_t begin, std::uint64_t end, std::byte* out)>;
+
 // Where a tensor's bytes come from (the caller's memory) and how they are
-// stored. `codec` is null for a raw tensor.
+// stored. `codec` is null for a raw tensor; `base` is set for an xor-delta
+// tensor, whose chunks are XORed with the base's before `codec` encodes them.
 struct TensorSource {
   const std::byte* data = nullptr;
   std::size_t raw_bytes = 0;
   std::size_t element_size = 1;
   const Codec* codec = nullptr;
+  const BaseReader* base = nullptr;
 };
 
 // The tensors on their way into the file, in file order: the records the
@@ -92,13 +100,19 @@ class CodecCache {
 // tables; checksums, chunk sizes and the offsets after the first encoded
 // tensor are filled in while the save streams (write/pipeline.hpp). `codecs`
 // owns the codecs the plan points to.
+// `bases`: the tensors stored as xor-delta, by name, each with its base.
 template <class = void>
 FileLayout plan_tensors(const std::string& path, const std::vector<NamedTensor>& tensors, const CodecPolicy& policy,
-                        std::size_t chunk_bytes, CodecCache<>& codecs) {
+                        std::size_t chunk_bytes, CodecCache<>& codecs,
+                        const std::map<std::string, BaseReader>& bases = {}) {
   std::vector<const Codec*> chosen(tensors.size());
   std::vector<std::size_t> order(tensors.size());
   for (std::size_t i = 0; i < tensors.size(); ++i) {
-    const Codec& codec = codecs.get(policy.spec_for(tensors[i].name, tensors[i].view.dtype()), path, tensors[i].name);
+    // The XOR against a nearby version leaves mostly zero high bytes, which
+    // the byte shuffle groups for zstd.
+    const bool delta = bases.count(tensors[i].name) != 0;
+    const std::string& spec = delta ? "shuffle+zstd" : policy.spec_for(tensors[i].name, tensors[i].view.dtype());
+    const Codec& codec = codecs.get(spec, path, tensors[i].name);
     chosen[i] = codec.name() == raw_codec ? nullptr : &codec;
     order[i] = i;
   }
@@ -137,6 +151,11 @@ FileLayout plan_tensors(const std::string& path, const std::vector<NamedTensor>&
     }
     offsets_known = false;
     record.codec = source.codec->name();
+    const auto base = bases.find(record.name);
+    if (base != bases.end()) {
+      source.base = &base->second;
+      record.codec = xor_delta_codec;
+    }
     record.chunk_bytes = chunk_raw_bytes(chunk_bytes, source.element_size);
     const std::size_t chunks = chunk_count(source.raw_bytes, record.chunk_bytes);
     record.chunk_sizes.resize(chunks);

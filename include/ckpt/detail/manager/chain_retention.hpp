@@ -1,0 +1,101 @@
+#pragma once
+
+// Incremental checkpoints in a CheckpointManager (docs/manager.md,
+// "Incremental saves"): which committed checkpoint a save references, and
+// retention that never breaks a chain. A rotation's doomed checkpoints are
+// swept only when no kept checkpoint reaches them: a mark from the kept
+// checkpoints along the files their references are read from (each file's
+// `ckpt.chain` sources), transitively, so that a kept file stays loadable
+// and so does every file it needs. Deleting only unreachable files keeps
+// collection crash-safe without a log: whatever subset of the deletions a
+// kill leaves done, every kept checkpoint still has all its sources, and an
+// unreachable file left over is swept by the next rotation.
+// Templates only so that programs without a CheckpointManager do not compile
+// them.
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "ckpt/detail/format/header_parser.hpp"
+#include "ckpt/detail/os/mapped_file.hpp"
+#include "ckpt/error.hpp"
+#include "ckpt/manager_policies.hpp"
+
+namespace ckpt::detail {
+
+inline std::string normalized_path(const std::string& path) {
+  return std::filesystem::absolute(std::filesystem::path(path)).lexically_normal().string();
+}
+
+// The parsed header of a checkpoint, or nullopt when it cannot be read.
+template <class = void>
+std::optional<ParsedHeader> readable_header(const std::string& path) {
+  try {
+    const MappedFile file(path);
+    return HeaderParser<>(path, file.data(), file.size()).parse();
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
+// The checkpoint an incremental save of `step` references: the newest
+// committed one before it whose header reads. Nullopt (a full save) when
+// there is none.
+template <class = void>
+std::optional<std::string> incremental_parent(const std::vector<CheckpointInfo>& checkpoints, std::uint64_t step) {
+  const CheckpointInfo* parent = nullptr;
+  for (const CheckpointInfo& info : checkpoints) {
+    if (info.step < step && (!parent || info.step > parent->step)) parent = &info;
+  }
+  if (!parent || !readable_header(parent->path)) return std::nullopt;
+  return parent->path;
+}
+
+// Of the `doomed` steps of `checkpoints`, those no kept checkpoint reaches
+// along the chain: the ones a rotation may delete. A kept checkpoint whose
+// header is damaged cannot be loaded, so it marks nothing; one that could not
+// be read (an IoError, maybe passing) might need any file, so then nothing
+// is deleted: the next rotation collects it.
+template <class = void>
+std::vector<std::uint64_t> unreachable_checkpoints(const std::vector<CheckpointInfo>& checkpoints,
+                                                   const std::vector<std::uint64_t>& doomed) {
+  if (doomed.empty()) return doomed;
+  const std::set<std::uint64_t> doomed_steps(doomed.begin(), doomed.end());
+  std::vector<std::string> to_visit;
+  for (const CheckpointInfo& info : checkpoints) {
+    if (doomed_steps.count(info.step) == 0) to_visit.push_back(normalized_path(info.path));
+  }
+  std::set<std::string> reached(to_visit.begin(), to_visit.end());
+  while (!to_visit.empty()) {
+    const std::string path = to_visit.back();
+    to_visit.pop_back();
+    std::optional<ParsedHeader> header;
+    try {
+      const MappedFile file(path);
+      header = HeaderParser<>(path, file.data(), file.size()).parse();
+    } catch (const IoError&) {
+      return {};
+    } catch (const Error&) {
+      continue;
+    }
+    if (!header->chain) continue;
+    const std::filesystem::path directory = std::filesystem::path(path).parent_path();
+    for (const ChainFile& source : header->chain->sources) {
+      const std::string source_path = (directory / source.file).lexically_normal().string();
+      if (reached.insert(source_path).second) to_visit.push_back(source_path);
+    }
+  }
+  std::vector<std::uint64_t> unreachable;
+  for (const CheckpointInfo& info : checkpoints) {
+    if (doomed_steps.count(info.step) != 0 && reached.count(normalized_path(info.path)) == 0) {
+      unreachable.push_back(info.step);
+    }
+  }
+  return unreachable;
+}
+
+}  // namespace ckpt::detail

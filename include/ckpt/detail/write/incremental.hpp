@@ -1,0 +1,232 @@
+#pragma once
+
+// What an incremental save decides before it writes (docs/format.md,
+// section 8): the content hash of every tensor, computed from the caller's
+// memory on the save's threads; which tensors equal one the parent stores or
+// references, found from the parent's header alone (its data is never read);
+// and, by the chain policy, whether this save is a full one after all. The
+// tensors left are stored by the ordinary streaming save (pipeline.hpp).
+// Templates only so that programs that never save do not compile them.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "ckpt/detail/format/chain.hpp"
+#include "ckpt/detail/format/content_hash.hpp"
+#include "ckpt/detail/format/header_parser.hpp"
+#include "ckpt/detail/format/header_writer.hpp"
+#include "ckpt/detail/os/mapped_file.hpp"
+#include "ckpt/detail/os/thread_pool.hpp"
+#include "ckpt/detail/write/plan.hpp"
+#include "ckpt/error.hpp"
+#include "ckpt/incremental.hpp"
+#include "ckpt/reader.hpp"
+#include "ckpt/tensor.hpp"
+
+namespace ckpt::detail {
+
+// The tensors a save stores and what its header says about the others.
+struct ContentPlan {
+  bool hashed = false;              // content hashes were computed (ckpt.xxh128 is written)
+  std::vector<NamedTensor> stored;  // with `hashed`: the tensors this file stores, in the caller's order
+  std::map<std::string, ContentHash> stored_hashes;
+  std::optional<ChainInfo> chain;  // set when the file references anything or stores xor-deltas
+  std::uint64_t referenced_bytes = 0;
+  std::shared_ptr<const Reader> parent;     // open when xor-delta tensors read their bases from it
+  std::map<std::string, BaseReader> bases;  // the xor-delta tensors, by name
+
+  HeaderExtras header_extras() const {
+    HeaderExtras extras;
+    if (!hashed) return extras;
+    extras.metadata.emplace_back(keys::content_hashes,
+                                 content_hashes_json(std::vector<std::pair<std::string, ContentHash>>(
+                                     stored_hashes.begin(), stored_hashes.end())));
+    if (chain) {
+      extras.format_version = first_chain_format_version;
+      extras.metadata.emplace_back(keys::chain, chain_json(*chain));
+    }
+    return extras;
+  }
+};
+
+// `target` as a name relative to the directory `from` (both lexically
+// normalized absolute paths): how a file names another in its chain.
+inline std::string relative_file_name(const std::filesystem::path& target, const std::filesystem::path& from) {
+  return target.lexically_relative(from).generic_string();
+}
+
+inline std::filesystem::path absolute_path(const std::string& path) {
+  return std::filesystem::absolute(std::filesystem::path(path)).lexically_normal();
+}
+
+// Where the bytes of a tensor with some content can be found in the parent's
+// chain: a file holding them itself and the tensor's name there.
+struct ContentSource {
+  std::string file;  // relative to the child's directory
+  std::uint64_t header_xxh3 = 0;
+  std::string tensor;
+};
+
+using ContentKey = std::tuple<ContentHash, DType, Shape>;
+
+// Every content the parent stores (with a recorded hash) or references, by
+// content, dtype and shape. Reads the parent's header only.
+template <class = void>
+std::map<ContentKey, ContentSource> parent_contents(const ParsedHeader& parent, const std::string& parent_path,
+                                                    const std::filesystem::path& child_directory) {
+  const std::filesystem::path parent_absolute = absolute_path(parent_path);
+  const std::string parent_name = relative_file_name(parent_absolute, child_directory);
+  std::map<ContentKey, ContentSource> contents;
+  for (const TensorRecord& record : parent.tensors) {
+    const auto hash = parent.content_hashes.find(record.name);
+    if (hash == parent.content_hashes.end()) continue;
+    contents.emplace(ContentKey{hash->second, record.dtype, record.shape},
+                     ContentSource{parent_name, parent.header_xxh3, record.name});
+  }
+  if (!parent.chain) return contents;
+  for (const TensorReference& reference : parent.chain->references) {
+    const ChainFile& source = parent.chain->sources[reference.source];
+    const std::filesystem::path absolute = (parent_absolute.parent_path() / source.file).lexically_normal();
+    contents.emplace(
+        ContentKey{reference.hash, reference.dtype, reference.shape},
+        ContentSource{relative_file_name(absolute, child_directory), source.header_xxh3, reference.source_tensor});
+  }
+  return contents;
+}
+
+// The content hash the parent records for its tensor of `tensor`'s name,
+// dtype and shape (stored or referenced): an xor-delta base. Nullopt when it
+// has none.
+template <class = void>
+std::optional<ContentHash> parent_content_of(const ParsedHeader& parent, const NamedTensor& tensor) {
+  const TensorView& view = tensor.view;
+  for (const TensorRecord& record : parent.tensors) {
+    if (record.name != tensor.name) continue;
+    const auto hash = parent.content_hashes.find(record.name);
+    if (record.dtype != view.dtype() || record.shape != view.shape() || hash == parent.content_hashes.end()) break;
+    return hash->second;
+  }
+  if (parent.chain) {
+    for (const TensorReference& reference : parent.chain->references) {
+      if (reference.name == tensor.name && reference.dtype == view.dtype() && reference.shape == view.shape()) {
+        return reference.hash;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+// Hashes the tensors and, given a parent, replaces those it already holds by
+// references, unless the chain policy asks for a full save. `path` is the
+// file being saved.
+template <class = void>
+ContentPlan plan_content(const std::string& path, const std::vector<NamedTensor>& tensors,
+                         const IncrementalOptions& options, unsigned threads) {
+  ContentPlan plan;
+  if (options.parent.empty() && !options.content_hashes) return plan;
+  if (options.full_every == 0 || !(options.max_chain_fraction >= 0)) {
+    throw ArgumentError(ErrorId::argument_invalid, path, "",
+                        "expected incremental.full_every >= 1 and max_chain_fraction >= 0, found " +
+                            std::to_string(options.full_every) + " and " + std::to_string(options.max_chain_fraction));
+  }
+  plan.hashed = true;
+  std::vector<ContentHash> hashes(tensors.size());
+  parallel_for(tensors.size(), threads,
+               [&](std::size_t i) { hashes[i] = content_hash(tensors[i].view.data(), tensors[i].view.nbytes()); });
+
+  std::vector<std::optional<ContentSource>> found(tensors.size());
+  std::vector<std::optional<ContentHash>> delta_bases(tensors.size());  // xor-delta: the base's content
+  std::optional<ChainInfo> chain;
+  if (!options.parent.empty()) {
+    const std::filesystem::path child = absolute_path(path);
+    if (absolute_path(options.parent) == child) {
+      throw ArgumentError(ErrorId::argument_invalid, path, "",
+                          "expected a parent checkpoint other than the file being saved, found the same file");
+    }
+    const MappedFile parent_file(options.parent);
+    const ParsedHeader parent = HeaderParser<>(options.parent, parent_file.data(), parent_file.size()).parse();
+    const std::map<ContentKey, ContentSource> contents = parent_contents(parent, options.parent, child.parent_path());
+    std::uint64_t total_bytes = 0, stored_bytes = 0;
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      const TensorView& view = tensors[i].view;
+      total_bytes += view.nbytes();
+      const auto source = contents.find(ContentKey{hashes[i], view.dtype(), view.shape()});
+      if (source != contents.end()) {
+        found[i] = source->second;
+      } else {
+        stored_bytes += view.nbytes();
+      }
+    }
+    if (options.xor_delta) {
+      for (std::size_t i = 0; i < tensors.size(); ++i) {
+        if (!found[i]) delta_bases[i] = parent_content_of(parent, tensors[i]);
+      }
+    }
+    const bool any_delta =
+        std::any_of(delta_bases.begin(), delta_bases.end(), [](const auto& base) { return base.has_value(); });
+    const std::uint64_t parent_depth = parent.chain ? parent.chain->depth : 0;
+    const std::uint64_t chain_bytes = (parent.chain ? parent.chain->chain_bytes : 0) + stored_bytes;
+    const bool full = parent_depth + 1 >= options.full_every ||
+                      double(chain_bytes) > options.max_chain_fraction * double(total_bytes) ||
+                      (stored_bytes == total_bytes && !any_delta);
+    if (full) {
+      std::fill(found.begin(), found.end(), std::nullopt);
+      std::fill(delta_bases.begin(), delta_bases.end(), std::nullopt);
+    } else {
+      if (any_delta) plan.parent = std::make_shared<const Reader>(options.parent);
+      chain = ChainInfo{{relative_file_name(absolute_path(options.parent), child.parent_path()), parent.header_xxh3},
+                        parent_depth + 1,
+                        chain_bytes,
+                        {},
+                        {},
+                        {}};
+    }
+  }
+
+  std::map<std::string, std::size_t> source_numbers;
+  const auto source_number = [&](const std::string& file, std::uint64_t header_xxh3) {
+    const auto number = source_numbers.emplace(file, chain->sources.size());
+    if (number.second) chain->sources.push_back({file, header_xxh3});
+    return number.first->second;
+  };
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    if (!found[i]) {
+      plan.stored.push_back(tensors[i]);
+      plan.stored_hashes.emplace(tensors[i].name, hashes[i]);
+      if (delta_bases[i]) {
+        // The base is the parent's tensor of the same name, read through the
+        // parent (which may itself reference or delta-encode it).
+        const std::string& name = tensors[i].name;
+        chain->deltas.push_back(
+            {name, source_number(chain->parent.file, chain->parent.header_xxh3), name, *delta_bases[i]});
+        plan.bases.emplace(name, [parent = plan.parent, name](std::uint64_t begin, std::uint64_t end, std::byte* out) {
+          parent->read_range(name, begin, end, out);
+        });
+      }
+      continue;
+    }
+    const ContentSource& source = *found[i];
+    const std::size_t number = source_number(source.file, source.header_xxh3);
+    const TensorView& view = tensors[i].view;
+    chain->references.push_back({tensors[i].name, view.dtype(), view.shape(), hashes[i], number, source.tensor});
+    plan.referenced_bytes += view.nbytes();
+  }
+  if (chain) {
+    std::sort(chain->references.begin(), chain->references.end(),
+              [](const TensorReference& a, const TensorReference& b) { return a.name < b.name; });
+    std::sort(chain->deltas.begin(), chain->deltas.end(),
+              [](const DeltaBase& a, const DeltaBase& b) { return a.name < b.name; });
+  }
+  plan.chain = std::move(chain);
+  return plan;
+}
+
+}  // namespace ckpt::detail

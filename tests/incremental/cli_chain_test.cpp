@@ -1,0 +1,99 @@
+// The ckpt tool on incremental checkpoints: `info` shows the chain, `verify`
+// checks the referenced tensors in the files of the chain, `convert` writes a
+// self-contained file.
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ckpt/ckpt.hpp"
+#include "cli/cli_test_support.hpp"
+
+namespace {
+
+using ckpt::test::run_cli;
+using ckpt::test::TempDir;
+
+// 0.safetensors stores both tensors; 1 and 2 store "trained" and reference
+// "frozen" in 0.
+struct Chain {
+  TempDir dir;
+  std::vector<float> frozen = std::vector<float>(5000, 0.25f);
+  std::vector<float> trained = std::vector<float>(10, 1.0f);
+  Chain() {
+    ckpt::SaveOptions options;
+    options.incremental.content_hashes = true;
+    for (int step = 0; step < 3; ++step) {
+      trained[0] = float(step);
+      const std::vector<ckpt::NamedTensor> tensors{{"frozen", ckpt::TensorView(frozen.data(), {5000})},
+                                                   {"trained", ckpt::TensorView(trained.data(), {10})}};
+      ckpt::write_checkpoint(file(step), tensors, nullptr, options);
+      options.incremental.parent = file(step);
+    }
+  }
+  std::string file(int step) const { return dir.file(std::to_string(step) + ".safetensors"); }
+};
+
+TEST(IncrementalCli, InfoShowsTheChainAndWhereEachTensorIsStored) {
+  Chain chain;
+  const auto text = run_cli({"info", chain.file(2)});
+  EXPECT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("chain:    depth 2 (saves since the last full one), parent 1.safetensors"), std::string::npos)
+      << text.out;
+  EXPECT_NE(text.out.find("referenced tensors stored in: 0.safetensors"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("in 0.safetensors"), std::string::npos) << text.out;
+
+  const auto json = run_cli({"info", chain.file(2), "--json"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  const nlohmann::json report = nlohmann::json::parse(json.out);
+  EXPECT_EQ(report["format_version"], 3);
+  EXPECT_EQ(report["chain"]["depth"], 2);
+  EXPECT_EQ(report["chain"]["parent"], "1.safetensors");
+  EXPECT_EQ(report["chain"]["sources"], nlohmann::json::array({"0.safetensors"}));
+  EXPECT_EQ(report["stored_bytes"], 40);
+}
+
+TEST(IncrementalCli, VerifyChecksTheChain) {
+  Chain chain;
+  const auto good = run_cli({"verify", chain.file(2)});
+  EXPECT_EQ(good.exit_code, 0) << good.err;
+  EXPECT_NE(good.out.find("2 tensors (1 read from 1 files of its chain), checksums verified"), std::string::npos)
+      << good.out;
+
+  ckpt::test::flip_byte(chain.file(0), -200);  // inside "frozen", stored first
+  const auto bad = run_cli({"verify", chain.file(2)});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.out.find("CORRUPT  [ckpt.integrity_error.301] file '" + chain.file(0) + "': tensor 'frozen'"),
+            std::string::npos)
+      << bad.out;
+
+  std::filesystem::remove(chain.file(0));
+  const auto missing = run_cli({"verify", chain.file(2)});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.out.find("CORRUPT  [ckpt.io_error.101] file '" + chain.file(0) + "'"), std::string::npos)
+      << missing.out;
+}
+
+TEST(IncrementalCli, ConvertMaterializesASelfContainedFile) {
+  Chain chain;
+  const std::string output = chain.dir.file("whole.safetensors");
+  const auto result = run_cli({"convert", chain.file(2), output});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  for (int step = 0; step < 3; ++step) std::filesystem::remove(chain.file(step));
+  const ckpt::Reader reader(output);
+  EXPECT_EQ(reader.chain_depth(), 0u);
+  EXPECT_EQ(reader.format_version(), 2);
+  EXPECT_EQ(reader.find("frozen")->stored_in, "");
+  const ckpt::Tensor frozen = reader.tensor("frozen");
+  EXPECT_EQ(std::memcmp(frozen.data(), chain.frozen.data(), chain.frozen.size() * 4), 0);
+  const ckpt::Tensor trained = reader.tensor("trained");
+  EXPECT_EQ(std::memcmp(trained.data(), chain.trained.data(), chain.trained.size() * 4), 0);
+  reader.verify();
+}
+
+}  // namespace
