@@ -19,6 +19,7 @@
 #include "ckpt/detail/format/checksum.hpp"
 #include "ckpt/detail/format/chunked.hpp"
 #include "ckpt/detail/format/header_parser.hpp"
+#include "ckpt/detail/format/name_index.hpp"
 #include "ckpt/detail/os/mapped_file.hpp"
 #include "ckpt/detail/os/thread_pool.hpp"
 #include "ckpt/error.hpp"
@@ -62,16 +63,17 @@ class Reader {
     verified_ = std::make_unique<std::atomic<bool>[]>(records_.size());
     codec_of_.assign(records_.size(), no_codec);
     std::map<std::string_view, std::size_t> codec_numbers;
+    infos_.reserve(records_.size());
     for (std::size_t i = 0; i < records_.size(); ++i) {
       const detail::TensorRecord& record = records_[i];
       infos_.push_back(TensorInfo{record.name, record.dtype, record.shape, record.codec, record.stored_bytes(),
                                   data_start_ + record.begin, record.checksummed});
-      index_.emplace(record.name, i);
       verified_[i].store(false, std::memory_order_relaxed);
       if (record.encoded()) codec_of_[i] = codec_numbers.emplace(record.codec, codec_numbers.size()).first->second;
     }
     codecs_ = std::make_unique<LazyCodec[]>(codec_numbers.size());
     blocks_ = detail::BlockVerifier<>(records_);
+    index_ = detail::NameIndex<>(records_);  // views the names of records_, which never change after this
   }
 
   const std::string& path() const noexcept { return path_; }
@@ -83,7 +85,7 @@ class Reader {
 
   const TensorInfo* find(std::string_view name) const noexcept {
     const auto found = index_.find(name);
-    return found == index_.end() ? nullptr : &infos_[found->second];
+    return found ? &infos_[*found] : nullptr;
   }
 
   // The user metadata object given to write_checkpoint ({} if none).
@@ -182,12 +184,12 @@ class Reader {
   template <class = void>
   std::size_t index_of(std::string_view name) const {
     const auto found = index_.find(name);
-    if (found == index_.end()) {
+    if (!found) {
       throw MismatchError(ErrorId::mismatch_missing_tensor, path_, std::string(name),
                           "expected a tensor of this name, found none among the " + std::to_string(records_.size()) +
                               " tensors of the file");
     }
-    return found->second;
+    return *found;
   }
 
   // The stored bytes of a tensor, checksum-verified once per Reader when
@@ -327,7 +329,7 @@ class Reader {
   std::map<std::string, std::string> raw_metadata_;
   std::vector<detail::TensorRecord> records_;
   std::vector<TensorInfo> infos_;
-  std::map<std::string, std::size_t, std::less<>> index_;
+  detail::NameIndex<> index_;
   std::unique_ptr<std::atomic<bool>[]> verified_;  // per record: every checksum it has was verified
   detail::BlockVerifier<> blocks_;                 // v2 files: which blocks were verified
 
