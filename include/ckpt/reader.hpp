@@ -23,6 +23,7 @@
 #include "ckpt/detail/format/checksum.hpp"
 #include "ckpt/detail/format/chunked.hpp"
 #include "ckpt/detail/format/header_parser.hpp"
+#include "ckpt/detail/format/name_index.hpp"
 #include "ckpt/detail/os/mapped_file.hpp"
 #include "ckpt/detail/os/thread_pool.hpp"
 #include "ckpt/error.hpp"
@@ -78,6 +79,7 @@ class Reader {
     verified_ = std::make_unique<std::atomic<bool>[]>(records_.size());
     codec_of_.assign(records_.size(), no_codec);
     std::map<std::string_view, std::size_t> codec_numbers;
+    infos_.reserve(records_.size());
     for (std::size_t i = 0; i < records_.size(); ++i) {
       const detail::TensorRecord& record = records_[i];
       infos_.push_back(TensorInfo{record.name,
@@ -88,12 +90,12 @@ class Reader {
                                   data_start_ + record.begin,
                                   record.checksummed,
                                   {}});
-      index_.emplace(record.name, i);
       verified_[i].store(false, std::memory_order_relaxed);
       if (record.encoded()) codec_of_[i] = codec_numbers.emplace(record.codec, codec_numbers.size()).first->second;
     }
     codecs_ = std::make_unique<LazyCodec[]>(codec_numbers.size());
     blocks_ = detail::BlockVerifier<>(records_);
+    index_ = detail::NameIndex<>(records_);  // views the names of records_, which never change after this
     if (chain_) {
       sources_ = std::make_unique<LazySource[]>(chain_->sources.size());
       for (std::size_t i = 0; i < chain_->deltas.size(); ++i) delta_index_.emplace(chain_->deltas[i].name, i);
@@ -116,7 +118,7 @@ class Reader {
 
   const TensorInfo* find(std::string_view name) const noexcept {
     const auto found = index_.find(name);
-    if (found != index_.end()) return &infos_[found->second];
+    if (found) return &infos_[*found];
     const auto referenced = reference_index_.find(name);
     return referenced == reference_index_.end() ? nullptr : &infos_[records_.size() + referenced->second];
   }
@@ -272,9 +274,8 @@ class Reader {
     const Reader& source = open_source(reference.source);
     const auto index = source.index_.find(reference.source_tensor);
     const auto hash = source.content_hashes_.find(reference.source_tensor);
-    if (index == source.index_.end() || hash == source.content_hashes_.end() || hash->second != reference.hash ||
-        source.records_[index->second].dtype != reference.dtype ||
-        source.records_[index->second].shape != reference.shape) {
+    if (!index || hash == source.content_hashes_.end() || hash->second != reference.hash ||
+        source.records_[*index].dtype != reference.dtype || source.records_[*index].shape != reference.shape) {
       throw IntegrityError(ErrorId::integrity_reference, source.path(), reference.source_tensor,
                            "expected the tensor '" + path_ + "' references as '" + reference.name + "', " +
                                std::string(dtype_name(reference.dtype)) + " " + shape_to_string(reference.shape) +
@@ -350,12 +351,12 @@ class Reader {
   template <class = void>
   std::size_t index_of(std::string_view name) const {
     const auto found = index_.find(name);
-    if (found == index_.end()) {
+    if (!found) {
       throw MismatchError(ErrorId::mismatch_missing_tensor, path_, std::string(name),
                           "expected a tensor of this name, found none among the " + std::to_string(records_.size()) +
                               " tensors of the file");
     }
-    return found->second;
+    return *found;
   }
 
   // The stored bytes of a tensor, checksum-verified once per Reader when
@@ -498,7 +499,7 @@ class Reader {
   std::map<std::string, std::string> raw_metadata_;
   std::vector<detail::TensorRecord> records_;
   std::vector<TensorInfo> infos_;
-  std::map<std::string, std::size_t, std::less<>> index_;
+  detail::NameIndex<> index_;
   // Incremental checkpoints: the chain, the content hashes of stored tensors,
   // referenced tensors by name (index into chain_->references) and the files
   // storing them, opened on first use.

@@ -94,7 +94,7 @@ SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTenso
   const std::uint64_t data_bytes =
       detail::SavePipeline<>(file, data_start, plan, options.chunk_bytes, options.threads, path).run();
   const std::string header =
-      header_of([&] { return detail::build_header(plan.records, user_metadata, data_start, false, extras); });
+      header_of([&] { return detail::build_header(plan.records, user_metadata, data_start, extras); });
   if (header.size() != data_start) {
     // reserved_header_bytes prints every number at its widest; a header that
     // does not fit would overwrite data, so it must never be written.

@@ -18,7 +18,9 @@
 #include "ckpt/detail/format/chain.hpp"
 #include "ckpt/detail/format/checksum.hpp"
 #include "ckpt/detail/format/chunk_table.hpp"
+#include "ckpt/detail/format/compact_json.hpp"
 #include "ckpt/detail/format/layout.hpp"
+#include "ckpt/detail/format/name_index.hpp"
 #include "ckpt/detail/format/strict_json.hpp"
 #include "ckpt/detail/text.hpp"
 #include "ckpt/dtype.hpp"
@@ -53,7 +55,17 @@ class HeaderParser {
   HeaderParser(std::string file, const std::byte* bytes, std::uint64_t file_size)
       : file_(std::move(file)), bytes_(bytes), file_size_(file_size) {}
 
+  // A header as ckpt writes it is read by parse_compact; any other, or any
+  // that parse_compact does not take, by parse_general, which names every
+  // problem. Both give the same result for a header parse_compact takes
+  // (tests/format/header_fast_path_test.cpp compares them).
   ParsedHeader parse() {
+    if (std::optional<ParsedHeader> header = parse_compact()) return std::move(*header);
+    return parse_general();
+  }
+
+  // The header read with nlohmann's parser into a DOM, then validated.
+  ParsedHeader parse_general() {
     ParsedHeader header;
     header.data_start = read_header_size() + 8;
     const std::string_view text(reinterpret_cast<const char*>(bytes_) + 8, header.data_start - 8);
@@ -92,6 +104,26 @@ class HeaderParser {
     }
     check_offsets(header);
     if (ckpt_file) read_ckpt_metadata(header);
+    return header;
+  }
+
+  // The header of a ckpt file read straight into records, without a DOM: a
+  // header of 100,000 tensors opens in tens of milliseconds instead of
+  // seconds. Takes only a header whose checksum holds, in the compact form
+  // ckpt writes (compact_json.hpp), with ckpt.tensors in the order of the
+  // data; it runs every check parse_general runs and gives up (nullopt) at
+  // anything else, leaving parse_general to accept the header or name the
+  // problem. It never throws what parse_general would not throw first.
+  std::optional<ParsedHeader> parse_compact() {
+    ParsedHeader header;
+    header.data_start = read_header_size() + 8;
+    check_header_checksum_if_present(header.data_start);
+    if (checksum_ok_ != true) return std::nullopt;
+    try {
+      if (!read_compact(header)) return std::nullopt;
+    } catch (const Error&) {
+      return std::nullopt;  // a check shared with parse_general failed: it will name the problem
+    }
     return header;
   }
 
@@ -245,9 +277,13 @@ class HeaderParser {
 
   // Sorted by offset, tensors must tile the data buffer exactly.
   void check_offsets(ParsedHeader& header) const {
-    std::sort(header.tensors.begin(), header.tensors.end(), [](const TensorRecord& a, const TensorRecord& b) {
+    const auto file_order = [](const TensorRecord& a, const TensorRecord& b) {
       return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
-    });
+    };
+    // Headers ckpt writes list the tensors in file order already.
+    if (!std::is_sorted(header.tensors.begin(), header.tensors.end(), file_order)) {
+      std::sort(header.tensors.begin(), header.tensors.end(), file_order);
+    }
     const std::uint64_t data_size = file_size_ - header.data_start;
     std::uint64_t expected = 0;
     const TensorRecord* previous = nullptr;
@@ -273,7 +309,7 @@ class HeaderParser {
     }
   }
 
-  void read_ckpt_metadata(ParsedHeader& header) const {
+  void read_user_metadata(ParsedHeader& header) const {
     if (auto user_metadata = parse_metadata_json(header, keys::user_metadata, max_metadata_depth)) {
       if (!user_metadata->is_object()) {
         fail(ErrorId::format_metadata, "",
@@ -281,6 +317,15 @@ class HeaderParser {
       }
       header.user_metadata = std::move(*user_metadata);
     }
+  }
+
+  // An array element takes 16 bytes parsed and a vector may double its
+  // capacity: this bound on the arrays of ckpt.tensors keeps every
+  // allocation below the file's size.
+  std::size_t max_metadata_elements() const { return std::max<std::uint64_t>(max_header_array, file_size_ / 32); }
+
+  void read_ckpt_metadata(ParsedHeader& header) const {
+    read_user_metadata(header);
     const std::optional<nlohmann::json> infos = parse_metadata_json(header, keys::tensors, max_header_depth);
     if (!infos) fail(ErrorId::format_metadata, "", "expected the __metadata__ key ckpt.tensors, found none");
     if (!infos->is_object() || infos->size() != header.tensors.size()) {
@@ -345,11 +390,9 @@ class HeaderParser {
                                                     std::size_t max_depth) const {
     const auto found = header.raw_metadata.find(key);
     if (found == header.raw_metadata.end()) return std::nullopt;
-    // An array element takes 16 bytes parsed and a vector may double its
-    // capacity: this bound keeps every allocation below the file's size.
-    const std::size_t max_elements = std::max<std::uint64_t>(max_header_array, file_size_ / 32);
     std::string problem;
-    std::optional<nlohmann::json> parsed = parse_strict_json(found->second, max_depth, max_elements, problem);
+    std::optional<nlohmann::json> parsed =
+        parse_strict_json(found->second, max_depth, max_metadata_elements(), problem);
     if (!parsed) fail(ErrorId::format_metadata, "", std::string(key) + ": " + problem);
     return parsed;
   }
@@ -428,10 +471,7 @@ class HeaderParser {
       }
       record.block_bytes = *block_bytes;
     } else {
-      record.block_starts.assign(record.chunk_sizes.size() + 1, 0);
-      for (std::size_t i = 0; i < record.chunk_sizes.size(); ++i) {
-        record.block_starts[i + 1] = record.block_starts[i] + record.chunk_sizes[i];
-      }
+      set_block_starts(record);
     }
     const std::uint64_t expected = expected_block_count(record);
     const auto blocks = info.find("blocks");
@@ -447,6 +487,203 @@ class HeaderParser {
       record.block_xxh3.push_back(*value);
     }
     record.block_checksummed = true;
+  }
+
+  // An encoded tensor's blocks are its chunks.
+  static void set_block_starts(TensorRecord& record) {
+    record.block_starts.assign(record.chunk_sizes.size() + 1, 0);
+    for (std::size_t i = 0; i < record.chunk_sizes.size(); ++i) {
+      record.block_starts[i + 1] = record.block_starts[i] + record.chunk_sizes[i];
+    }
+  }
+
+  // The compact reading (parse_compact): each function returns false where
+  // the header leaves the compact form or fails a check, and throws only
+  // what a check shared with parse_general throws.
+  bool read_compact(ParsedHeader& header) {
+    const std::string_view text(reinterpret_cast<const char*>(bytes_) + 8, header.data_start - 8);
+    CompactJson<> json(text);
+    bool metadata_seen = false;
+    if (!json.eat('{')) return false;
+    if (!json.eat('}')) {
+      do {
+        std::string_view key;
+        if (!json.key(key)) return false;
+        if (key == metadata_key) {
+          if (metadata_seen || !read_compact_metadata(json, header)) return false;
+          metadata_seen = true;
+        } else {
+          header.tensors.emplace_back();
+          if (!read_compact_entry(json, key, header.tensors.back())) return false;
+        }
+      } while (json.eat(','));
+      if (!json.eat('}')) return false;
+    }
+    // Safetensors keys are unique; nlohmann's DOM finds duplicates.
+    if (!json.spaces_to_end() || NameIndex<>(header.tensors).has_duplicates()) return false;
+    check_version(header);
+    if (header.format_version == 0) return false;
+    check_offsets(header);
+    read_user_metadata(header);
+    if (!read_compact_tensor_infos(header)) return false;
+    header.header_xxh3 = checksum_from_hex(header.raw_metadata.at(keys::header_checksum)).value_or(0);
+    read_chain_metadata(header);  // the incremental keys, read as parse_general reads them
+    return true;
+  }
+
+  // __metadata__: an object of strings.
+  bool read_compact_metadata(CompactJson<>& json, ParsedHeader& header) const {
+    if (!json.eat('{')) return false;
+    if (json.eat('}')) return true;
+    do {
+      std::string_view key;
+      std::string value;
+      if (!json.key(key) || !json.escaped_string(value)) return false;
+      if (!header.raw_metadata.emplace(std::string(key), std::move(value)).second) return false;
+    } while (json.eat(','));
+    return json.eat('}');
+  }
+
+  // A tensor's entry, checked as read_entry checks it.
+  bool read_compact_entry(CompactJson<>& json, std::string_view name, TensorRecord& record) {
+    if (tensor_name_problem(name)) return false;
+    std::optional<DType> dtype;
+    bool shape_seen = false, offsets_seen = false;
+    if (!json.eat('{')) return false;
+    do {
+      std::string_view member, dtype_text;
+      if (!json.key(member)) return false;
+      if (member == "dtype" && !dtype) {
+        if (!json.string(dtype_text) || !(dtype = dtype_from_name(dtype_text))) return false;
+      } else if (member == "shape" && !shape_seen) {
+        if (!json.numbers(record.shape, max_header_array)) return false;
+        shape_seen = true;
+      } else if (member == "data_offsets" && !offsets_seen) {
+        if (!json.numbers(offsets_, 2) || offsets_.size() != 2) return false;
+        offsets_seen = true;
+      } else {
+        return false;
+      }
+    } while (json.eat(','));
+    if (!json.eat('}') || !dtype || !shape_seen || !offsets_seen || offsets_[0] > offsets_[1]) return false;
+    const auto size = checked_byte_size(*dtype, record.shape);
+    if (!size || *size != offsets_[1] - offsets_[0]) return false;
+    record.name = std::string(name);
+    record.dtype = record.stored_dtype = *dtype;
+    record.stored_shape = record.shape;
+    record.begin = offsets_[0];
+    record.end = offsets_[1];
+    return true;
+  }
+
+  // ckpt.tensors, its entries in the order of the data as ckpt writes them.
+  bool read_compact_tensor_infos(ParsedHeader& header) {
+    const auto found = header.raw_metadata.find(keys::tensors);
+    if (found == header.raw_metadata.end()) return false;
+    const bool blocks = header.format_version >= first_block_format_version;
+    CompactJson<> json(found->second);
+    std::size_t next = 0;
+    if (!json.eat('{')) return false;
+    if (!json.eat('}')) {
+      do {
+        std::string_view name;
+        if (!json.key(name) || next == header.tensors.size() || name != header.tensors[next].name) return false;
+        if (!read_compact_tensor_info(json, header.tensors[next++], blocks)) return false;
+      } while (json.eat(','));
+      if (!json.eat('}')) return false;
+    }
+    return json.at_end() && next == header.tensors.size();
+  }
+
+  // A tensor's entry in ckpt.tensors, checked as read_tensor_info and
+  // read_blocks check it: exactly the members its codec and format version
+  // call for.
+  bool read_compact_tensor_info(CompactJson<>& json, TensorRecord& record, bool blocks) {
+    enum Member : unsigned {
+      codec = 1,
+      xxh3 = 2,
+      dtype = 4,
+      shape = 8,
+      chunk_bytes = 16,
+      chunks = 32,
+      raw_xxh3 = 64,
+      block_bytes = 128,
+      block_list = 256
+    };
+    const std::size_t max_elements = max_metadata_elements();
+    unsigned seen = 0;
+    std::string_view codec_text, dtype_text;
+    std::uint64_t chunk_bytes_value = 0, block_bytes_value = 0;
+    Shape logical_shape;
+    if (!json.eat('{')) return false;
+    do {
+      std::string_view member;
+      if (!json.key(member)) return false;
+      Member which;
+      bool read = false;
+      if (member == "codec") {
+        which = codec, read = json.string(codec_text);
+      } else if (member == "xxh3") {
+        which = xxh3, read = compact_checksum(json, record.stored_xxh3);
+      } else if (member == "dtype") {
+        which = dtype, read = json.string(dtype_text);
+      } else if (member == "shape") {
+        which = shape, read = json.numbers(logical_shape, max_elements);
+      } else if (member == "chunk_bytes") {
+        which = chunk_bytes, read = json.number(chunk_bytes_value);
+      } else if (member == "chunks") {
+        which = chunks, read = json.numbers(record.chunk_sizes, max_elements);
+      } else if (member == "raw_xxh3") {
+        which = raw_xxh3, read = compact_checksum(json, record.raw_xxh3);
+      } else if (member == "block_bytes") {
+        which = block_bytes, read = json.number(block_bytes_value);
+      } else if (member == "blocks") {
+        which = block_list, read = json.strings(block_hex_, max_elements);
+      } else {
+        return false;
+      }
+      if (!read || (seen & which) != 0) return false;
+      seen |= which;
+    } while (json.eat(','));
+    if (!json.eat('}') || codec_text.empty() || codec_text.find(':') != std::string_view::npos) return false;
+    record.codec = std::string(codec_text);
+    record.checksummed = true;
+    const unsigned block_members = !blocks ? 0u : record.encoded() ? unsigned(block_list) : block_bytes | block_list;
+    if (!record.encoded()) {
+      if (seen != (codec | xxh3 | block_members)) return false;
+      record.block_bytes = block_bytes_value;
+      if (blocks && (block_bytes_value == 0 || block_bytes_value > max_block_bytes)) return false;
+    } else {
+      if (seen != (codec | xxh3 | dtype | shape | chunk_bytes | chunks | raw_xxh3 | block_members)) return false;
+      if (record.stored_dtype != DType::U8 || record.stored_shape.size() != 1) return false;
+      const std::optional<DType> logical_dtype = dtype_from_name(dtype_text);
+      const auto raw_bytes = logical_dtype ? checked_byte_size(*logical_dtype, logical_shape) : std::nullopt;
+      if (!raw_bytes || chunk_table_problem(*raw_bytes, dtype_size(*logical_dtype), chunk_bytes_value,
+                                            record.chunk_sizes, record.stored_bytes())) {
+        return false;
+      }
+      record.dtype = *logical_dtype;
+      record.shape = std::move(logical_shape);
+      record.chunk_bytes = chunk_bytes_value;
+      if (blocks) set_block_starts(record);
+    }
+    if (!blocks) return true;
+    if (block_hex_.size() != expected_block_count(record)) return false;
+    record.block_xxh3.resize(block_hex_.size());
+    for (std::size_t i = 0; i < block_hex_.size(); ++i) {
+      const auto value = checksum_from_hex(block_hex_[i]);
+      if (!value) return false;
+      record.block_xxh3[i] = *value;
+    }
+    record.block_checksummed = true;
+    return true;
+  }
+
+  static bool compact_checksum(CompactJson<>& json, std::uint64_t& value) {
+    std::string_view text;
+    const auto parsed = json.string(text) ? checksum_from_hex(text) : std::nullopt;
+    if (parsed) value = *parsed;
+    return parsed.has_value();
   }
 
   // `blocks` of `record` are not what section 4 gives it: `found` says what is.
@@ -472,6 +709,9 @@ class HeaderParser {
   std::uint64_t file_size_;
   std::optional<bool> checksum_ok_;  // empty: the header carries no checksum
   std::string checksum_mismatch_;
+  // Reused by the compact reading, which would otherwise allocate per tensor.
+  std::vector<std::uint64_t> offsets_;
+  std::vector<std::string_view> block_hex_;
 };
 
 }  // namespace ckpt::detail

@@ -1,8 +1,10 @@
 #pragma once
 
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -17,70 +19,80 @@
 // sections 1 to 4) from the tensors' records.
 namespace ckpt::detail {
 
-// The header is assembled as text, member by member in the order
+// The header is written as text, member by member in the order
 // docs/format.md gives, rather than through nlohmann's ordered_json: that
 // type inserts in linear time (a header may hold many thousands of tensors),
 // and as a second instantiation of basic_json it doubled the JSON code every
-// program that saves compiles. Everything here is a template only so that
-// programs that write no file do not compile it (see "Compile time" in
+// program that saves compiles. It is written in one pass into one string,
+// without a temporary per member: a header of 100,000 tensors is about 20 MB,
+// and its cost used to be the save's largest. The same pass, run through a
+// sink that only counts, gives the size a streaming save reserves, so the two
+// can never disagree. Everything here is a template only so that programs
+// that write no file do not compile it (see "Compile time" in
 // docs/architecture.md).
 
-// A string as JSON text. nlohmann escapes it, and throws its type_error when
-// the string is not UTF-8.
-// Printable ASCII other than '"' and '\\' (most keys and values of a
-// header) stands for itself: quoted directly, without nlohmann's serializer,
-// whose set-up per call dominated headers of 100,000 tensors.
-template <class = void>
-std::string json_string(std::string text) {
-  const bool plain =
-      std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; });
-  if (plain) return '"' + std::move(text) + '"';
-  return nlohmann::json(std::move(text)).dump();
-}
-
-template <class = void>
-std::string json_array(const std::vector<std::uint64_t>& values) {
-  std::string text = "[";
-  for (std::uint64_t value : values) {
-    if (text.size() > 1) text += ',';
-    text += std::to_string(value);
-  }
-  return text + "]";
-}
-
-// Checksums as a JSON array of hex strings (fixed width: 18 bytes each).
-template <class = void>
-std::string json_checksums(const std::vector<std::uint64_t>& values) {
-  std::string text = "[";
-  text.reserve(1 + values.size() * (checksum_hex_digits + 3));
-  for (std::uint64_t value : values) {
-    if (text.size() > 1) text += ',';
-    text += '"' + checksum_to_hex(value) + '"';
-  }
-  return text + "]";
-}
-
-// A JSON object written member by member: `value_json` is JSON text already.
-template <class = void>
-class JsonObjectText {
+// Collects the header's text.
+class HeaderText {
  public:
-  // Appended piece by piece: a header of many tensors holds megabytes of
-  // JSON, which temporaries would copy again.
-  JsonObjectText& add(const std::string& key, const std::string& value_json) {
-    text_ += text_.size() > 1 ? "," : "";
-    text_ += json_string(key);
-    text_ += ':';
-    text_ += value_json;
-    return *this;
+  explicit HeaderText(std::string& out) : out_(out) {}
+  void put(std::string_view text) { out_.append(text.data(), text.size()); }
+  void put(char c) { out_.push_back(c); }
+
+ private:
+  std::string& out_;
+};
+
+// Counts the header's bytes without keeping them.
+class HeaderSize {
+ public:
+  void put(std::string_view text) noexcept { bytes_ += text.size(); }
+  void put(char) noexcept { ++bytes_; }
+  std::uint64_t bytes() const noexcept { return bytes_; }
+
+ private:
+  std::uint64_t bytes_ = 0;
+};
+
+// Passes JSON text on as the contents of a JSON string (ckpt.tensors is the
+// text of an object held in a __metadata__ string). JSON text holds no
+// control characters, its strings escape them, so only '"' and '\\' need an
+// escape; other bytes, UTF-8 included, stand for themselves as nlohmann
+// writes them.
+template <class Out>
+class EscapedText {
+ public:
+  explicit EscapedText(Out& out) : out_(out) {}
+  void put(std::string_view text) {
+    std::size_t plain_from = 0;
+    for (std::size_t at = 0; at < text.size(); ++at) {
+      if (text[at] != '"' && text[at] != '\\') continue;
+      out_.put(text.substr(plain_from, at - plain_from));
+      out_.put('\\');
+      plain_from = at;  // the special character itself starts the next run
+    }
+    out_.put(text.substr(plain_from));
   }
-  std::string close() && {
-    text_ += '}';
-    return std::move(text_);
+  void put(char c) {
+    if (c == '"' || c == '\\') out_.put('\\');
+    out_.put(c);
   }
 
  private:
-  std::string text_ = "{";
+  Out& out_;
 };
+
+// A string as JSON text. Printable ASCII other than '"' and '\\' (most keys
+// and values of a header) stands for itself; anything else is escaped by
+// nlohmann, which throws its type_error when the string is not UTF-8.
+template <class Out>
+void put_json_string(Out& out, std::string_view text) {
+  const bool plain =
+      std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; });
+  if (!plain) return out.put(std::string_view(nlohmann::json(std::string(text)).dump()));
+  out.put('"');
+  out.put(text);
+  out.put('"');
+}
 
 // A streaming save reserves the header's space before it knows the numbers
 // of encoded tensors and the offsets after the first of them: `widest`
@@ -88,46 +100,88 @@ class JsonObjectText {
 // hex digits), so every real value fits in the space it reserved.
 inline constexpr std::uint64_t widest_number = ~std::uint64_t(0);
 
-template <class = void>
-std::string json_array_widest(std::size_t count) {
-  return json_array(std::vector<std::uint64_t>(count, widest_number));
+template <class Out>
+void put_number(Out& out, std::uint64_t value) {
+  char digits[20];
+  const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+  out.put(std::string_view(digits, static_cast<std::size_t>(end - digits)));
 }
 
-template <class = void>
-std::string tensor_info_json(const TensorRecord& record, bool widest = false) {
-  JsonObjectText<> info;
-  info.add("codec", json_string(record.codec)).add("xxh3", json_string(checksum_to_hex(record.stored_xxh3)));
-  if (record.encoded()) {
-    info.add("dtype", json_string(std::string(dtype_name(record.dtype))))
-        .add("shape", json_array(record.shape))
-        .add("chunk_bytes", std::to_string(record.chunk_bytes))
-        .add("chunks", widest ? json_array_widest(record.chunk_sizes.size()) : json_array(record.chunk_sizes))
-        .add("raw_xxh3", json_string(checksum_to_hex(record.raw_xxh3)));
-  } else {
-    info.add("block_bytes", std::to_string(record.block_bytes));
+template <class Out>
+void put_array(Out& out, const std::vector<std::uint64_t>& values, bool widest = false) {
+  out.put('[');
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i != 0) out.put(',');
+    put_number(out, widest ? widest_number : values[i]);
   }
-  return std::move(info.add("blocks", json_checksums(record.block_xxh3))).close();
+  out.put(']');
 }
 
-template <class = void>
-std::string tensor_entry_json(const TensorRecord& record, bool widest_size = false, bool widest_offsets = false) {
-  JsonObjectText<> entry;
-  entry.add("dtype", json_string(std::string(dtype_name(record.stored_dtype))))
-      .add("shape", widest_size ? json_array_widest(record.stored_shape.size()) : json_array(record.stored_shape))
-      .add("data_offsets", widest_offsets ? json_array_widest(2) : json_array({record.begin, record.end}));
-  return std::move(entry).close();
+template <class Out>
+void put_checksum(Out& out, std::uint64_t value) {
+  static constexpr char digits[] = "0123456789abcdef";
+  char text[checksum_hex_digits + 2];
+  text[0] = text[checksum_hex_digits + 1] = '"';
+  for (std::size_t i = checksum_hex_digits; i > 0; --i, value >>= 4) text[i] = digits[value & 0xF];
+  out.put(std::string_view(text, sizeof text));
 }
 
-// The bytes before the data buffer: N, the JSON header padded with spaces to
-// a multiple of data_alignment (and to at least `reserved_bytes`, the space a
-// streaming save set aside before it knew the numbers), with the header
-// checksum filled in. `records` are in file order with offsets assigned.
-// Throws nlohmann's type_error when a string is not UTF-8 (the writer checks
-// names first).
-//
-// With `reserve`, the numbers a streaming save learns while it writes (those
-// of encoded tensors, and offsets from the first encoded tensor on) are
-// printed at their widest: the result's size is the space to reserve.
+// `"key":`, preceded by a comma unless it opens its object.
+template <class Out>
+void put_key(Out& out, std::string_view key, bool first = false) {
+  if (!first) out.put(',');
+  put_json_string(out, key);
+  out.put(':');
+}
+
+// A tensor's entry in ckpt.tensors (docs/format.md, section 4).
+template <class Out>
+void put_tensor_info(Out& out, const TensorRecord& record, bool widest) {
+  out.put('{');
+  put_key(out, "codec", true);
+  put_json_string(out, record.codec);
+  put_key(out, "xxh3");
+  put_checksum(out, record.stored_xxh3);
+  if (record.encoded()) {
+    put_key(out, "dtype");
+    put_json_string(out, dtype_name(record.dtype));
+    put_key(out, "shape");
+    put_array(out, record.shape);
+    put_key(out, "chunk_bytes");
+    put_number(out, record.chunk_bytes);
+    put_key(out, "chunks");
+    put_array(out, record.chunk_sizes, widest);
+    put_key(out, "raw_xxh3");
+    put_checksum(out, record.raw_xxh3);
+  } else {
+    put_key(out, "block_bytes");
+    put_number(out, record.block_bytes);
+  }
+  put_key(out, "blocks");
+  out.put('[');
+  for (std::size_t i = 0; i < record.block_xxh3.size(); ++i) {
+    if (i != 0) out.put(',');
+    put_checksum(out, record.block_xxh3[i]);
+  }
+  out.put("]}");
+}
+
+// A tensor's safetensors entry (docs/format.md, section 2).
+template <class Out>
+void put_tensor_entry(Out& out, const TensorRecord& record, bool widest_size, bool widest_offsets) {
+  out.put('{');
+  put_key(out, "dtype", true);
+  put_json_string(out, dtype_name(record.stored_dtype));
+  put_key(out, "shape");
+  put_array(out, record.stored_shape, widest_size);
+  put_key(out, "data_offsets");
+  out.put('[');
+  put_number(out, widest_offsets ? widest_number : record.begin);
+  out.put(',');
+  put_number(out, widest_offsets ? widest_number : record.end);
+  out.put("]}");
+}
+
 // What an incremental save adds to a header (docs/format.md, section 8):
 // members of __metadata__ after ckpt.tensors (key, JSON text to store as a
 // string) and, for a file with references, a later format version.
@@ -136,42 +190,83 @@ struct HeaderExtras {
   std::vector<std::pair<std::string, std::string>> metadata;
 };
 
-template <class = void>
-std::string build_header(const std::vector<TensorRecord>& records, const nlohmann::json& user_metadata,
-                         std::uint64_t reserved_bytes = 0, bool reserve = false, const HeaderExtras& extras = {}) {
-  JsonObjectText<> infos;
-  for (const TensorRecord& record : records)
-    infos.add(record.name, tensor_info_json(record, reserve && record.encoded()));
-
-  JsonObjectText<> metadata;
-  metadata.add(keys::header_checksum, json_string(std::string(checksum_hex_digits, '0')));
-  metadata.add(keys::format, "\"pt\"");
-  metadata.add(keys::format_version, json_string(std::to_string(extras.format_version)));
-  metadata.add(keys::user_metadata, json_string(user_metadata.dump()));
-  metadata.add(keys::tensors, json_string(std::move(infos).close()));
-  for (const auto& [key, json] : extras.metadata) metadata.add(key, json_string(json));
-
-  JsonObjectText<> root;
-  root.add(std::string(metadata_key), std::move(metadata).close());
+// The JSON header, unpadded. With `reserve`, the numbers a streaming save
+// learns while it writes (those of encoded tensors, and offsets from the
+// first encoded tensor on) are printed at their widest.
+template <class Out>
+void put_header_json(Out& out, const std::vector<TensorRecord>& records, const std::string& user_metadata_json,
+                     bool reserve, const HeaderExtras& extras) {
+  out.put('{');
+  put_key(out, metadata_key, true);
+  out.put('{');
+  put_key(out, keys::header_checksum, true);
+  put_json_string(out, std::string(checksum_hex_digits, '0'));  // filled in once the header is complete
+  put_key(out, keys::format);
+  put_json_string(out, "pt");
+  put_key(out, keys::format_version);
+  put_json_string(out, std::to_string(extras.format_version));
+  put_key(out, keys::user_metadata);
+  put_json_string(out, user_metadata_json);
+  put_key(out, keys::tensors);
+  out.put('"');
+  EscapedText<Out> infos(out);
+  infos.put('{');
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    put_key(infos, records[i].name, i == 0);
+    put_tensor_info(infos, records[i], reserve && records[i].encoded());
+  }
+  infos.put('}');
+  out.put('"');
+  for (const auto& [key, json] : extras.metadata) {
+    put_key(out, key);
+    put_json_string(out, json);
+  }
+  out.put('}');
   bool offsets_known = true;  // raw tensors before the first encoded one have exact offsets when reserving
   for (const TensorRecord& record : records) {
     offsets_known = offsets_known && !record.encoded();
-    const bool widest = reserve && record.encoded();
-    root.add(record.name, tensor_entry_json(record, widest, reserve && !offsets_known));
+    put_key(out, record.name);
+    put_tensor_entry(out, record, reserve && record.encoded(), reserve && !offsets_known);
   }
+  out.put('}');
+}
 
-  std::string bytes(8, '\0');
-  bytes += std::move(root).close();
-  bytes.append((data_alignment - bytes.size() % data_alignment) % data_alignment, ' ');
-  if (bytes.size() < reserved_bytes) bytes.append(reserved_bytes - bytes.size(), ' ');
+// The size of the bytes before the data buffer whose JSON takes `json_bytes`:
+// 8 bytes of size, then the JSON padded with spaces to a multiple of
+// data_alignment and to at least `reserved_bytes`.
+inline std::uint64_t padded_header_bytes(std::uint64_t json_bytes, std::uint64_t reserved_bytes) {
+  const std::uint64_t unpadded = 8 + json_bytes;
+  const std::uint64_t aligned = unpadded + (data_alignment - unpadded % data_alignment) % data_alignment;
+  return std::max(aligned, reserved_bytes);
+}
 
-  const std::uint64_t header_size = bytes.size() - 8;
+inline void check_header_size(std::uint64_t bytes) {
+  const std::uint64_t header_size = bytes - 8;
   if (header_size > max_header_bytes) {
     throw ArgumentError(ErrorId::argument_invalid, "", "",
                         "expected a header of at most " + std::to_string(max_header_bytes) + " bytes, found " +
                             std::to_string(header_size) + " (too many tensors or too much metadata)");
   }
-  store_le64(header_size, bytes.data());
+}
+
+// The bytes before the data buffer: N, the JSON header padded with spaces to
+// a multiple of data_alignment (and to at least `reserved_bytes`, the space a
+// streaming save set aside before it knew the numbers), with the header
+// checksum filled in. `records` are in file order with offsets assigned.
+// Throws nlohmann's type_error when a string is not UTF-8 (the writer checks
+// names first).
+template <class = void>
+std::string build_header(const std::vector<TensorRecord>& records, const nlohmann::json& user_metadata,
+                         std::uint64_t reserved_bytes = 0, const HeaderExtras& extras = {}) {
+  std::string bytes;
+  bytes.reserve(reserved_bytes);
+  bytes.assign(8, '\0');
+  HeaderText text(bytes);
+  put_header_json(text, records, user_metadata.dump(), false, extras);
+  const std::uint64_t total = padded_header_bytes(bytes.size() - 8, reserved_bytes);
+  check_header_size(total);
+  bytes.resize(total, ' ');
+  store_le64(total - 8, bytes.data());
   const std::string checksum =
       checksum_to_hex(header_checksum(reinterpret_cast<const std::byte*>(bytes.data()), bytes.size()));
   bytes.replace(checksum_value_offset, checksum_hex_digits, checksum);
@@ -179,11 +274,15 @@ std::string build_header(const std::vector<TensorRecord>& records, const nlohman
 }
 
 // The size of the header a streaming save writes last, known before any of
-// the numbers it learns while writing (see build_header's `reserve`).
+// the numbers it learns while writing: counted, not built.
 template <class = void>
 std::uint64_t reserved_header_bytes(const std::vector<TensorRecord>& records, const nlohmann::json& user_metadata,
                                     const HeaderExtras& extras = {}) {
-  return build_header(records, user_metadata, 0, true, extras).size();
+  HeaderSize size;
+  put_header_json(size, records, user_metadata.dump(), true, extras);
+  const std::uint64_t total = padded_header_bytes(size.bytes(), 0);
+  check_header_size(total);
+  return total;
 }
 
 }  // namespace ckpt::detail

