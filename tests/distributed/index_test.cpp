@@ -111,6 +111,24 @@ TEST(Index, RefusesDamagedOrInconsistentIndices) {
   expect_refused([](json& j) { j = json::array(); }, ErrorId::format_metadata, "expected a JSON object");
 }
 
+TEST(Index, RefusesPiecesOfTooManyRunsBeforeEnumeratingThem) {
+  // Two columns of 10^12 rows: 2 * 10^12 runs in a few bytes of index, which
+  // enumerating would need tens of terabytes for.
+  expect_refused(
+      [](nlohmann::json& j) {
+        nlohmann::json& w = j["metadata"]["ckpt.tensors"]["w"];
+        w["shape"] = {1'000'000'000'000, 4};
+        w["pieces"][0]["extents"] = {1'000'000'000'000, 2};
+        w["pieces"][1].erase("flat");
+        w["pieces"][1]["offsets"] = {0, 2};
+        w["pieces"][1]["extents"] = {1'000'000'000'000, 2};
+      },
+      ErrorId::format_metadata,
+      "[ckpt.format_error.208] file 'run/model.safetensors.index.json': tensor 'w': expected the pieces to form at "
+      "most 4194304 runs of consecutive elements (a box forms one per row it does not span whole), found "
+      "2000000000000");
+}
+
 TEST(Index, RefusesTextThatIsNotJson) {
   try {
     IndexParser("i.json").parse("{\"metadata\": ");

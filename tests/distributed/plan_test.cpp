@@ -105,6 +105,18 @@ TEST(SavePlan, PiecesThatLeaveGapsOrOverlapAreRefused) {
                     "extents [3, 2]) both hold element [3, 0]");
 }
 
+TEST(SavePlan, PiecesSplitIntoMoreRunsThanALoadAcceptsAreRefused) {
+  // Two columns of 2^21 + 1 rows: one run per row each, two past the limit.
+  const std::uint64_t rows = max_tensor_runs / 2 + 1;
+  const auto column = [&](std::uint64_t c) {
+    return PieceDescription{"w", DType::F32, {rows, 2}, PieceGeometry::box({0, c}, {rows, 1})};
+  };
+  expect_plan_error({{column(0)}, {column(1)}}, ErrorId::argument_invalid, "w",
+                    "the ranks' pieces of F32 [2097153, 2] are split too finely: expected the pieces to form at most "
+                    "4194304 runs of consecutive elements (a box forms one per row it does not span whole), found "
+                    "4194306");
+}
+
 TEST(SavePlan, AStoredPieceNameThatCollidesWithATensorIsRefused) {
   expect_plan_error({{rows("w", {2, 2}, 0, 1), whole("w#1", {1})}, {rows("w", {2, 2}, 1, 1), whole("w#1", {1})}},
                     ErrorId::argument_duplicate_name, "w#1", "a piece of tensor 'w' is stored under this name");
