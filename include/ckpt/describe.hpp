@@ -124,6 +124,62 @@ std::optional<T> loadable_metadata(LoadReport& report, const std::string& name, 
   return parsed;
 }
 
+// What the loading archives of one file (LoadingArchive below) and of a
+// distributed checkpoint (detail/distributed/archives.hpp) share: the
+// problems found, the loads planned in describe() order (`Load`: a
+// std::function of whatever the archive runs them with), and how metadata
+// values and containers take what the checkpoint holds.
+template <class Derived, class Load>
+class LoadingArchiveBase : public ArchiveBase<Derived> {
+ protected:
+  // `metadata`, the checkpoint's, must outlive the archive.
+  LoadingArchiveBase(std::string file, std::set<std::string> tensor_names, const nlohmann::json& metadata)
+      : ArchiveBase<Derived>(std::move(file)),
+        metadata_(metadata),
+        file_names_(std::move(tensor_names), metadata_names(metadata)) {}
+
+  LoadReport report_;
+  std::vector<Load> loads_;
+
+ private:
+  friend class ArchiveBase<Derived>;
+
+  template <class T>
+  void metadata(T& value) {
+    const std::string name = this->register_name("metadata");
+    std::optional<T> parsed = loadable_metadata<T>(report_, name, metadata_, file_names_);
+    if (!parsed) return;
+    loads_.push_back([&value, parsed = std::move(*parsed)](auto&...) { value = parsed; });
+  }
+
+  // Containers take the shape the checkpoint gives them (see file_names.hpp);
+  // entries it lacks are reported missing.
+  template <class Map>
+  void prepare_map(Map& map) {
+    file_names_.adopt_map_keys(map, this->current_name());
+  }
+  template <class Sequence>
+  void prepare_sequence(Sequence& sequence) {
+    file_names_.size_sequence(sequence, this->current_name());
+  }
+  template <class T>
+  bool prepare_optional(std::optional<T>& optional) {
+    return file_names_.prepare_optional(optional, this->current_name(),
+                                        [&] { loads_.push_back([&optional](auto&...) { optional.reset(); }); });
+  }
+
+  static std::set<std::string> metadata_names(const nlohmann::json& metadata) {
+    std::set<std::string> names;
+    if (metadata.is_object()) {
+      for (const auto& entry : metadata.items()) names.insert(entry.key());
+    }
+    return names;
+  }
+
+  const nlohmann::json& metadata_;
+  FileNames file_names_;
+};
+
 }  // namespace detail
 
 // Collects what a save writes: views of the state's tensors (no copy) and its
@@ -170,7 +226,7 @@ class SavingArchive : public detail::ArchiveBase<SavingArchive> {
 // records every problem and plans every load; finish() then either throws
 // (strict, with all problems in one error) or performs the loads, reading
 // each tensor straight into the state's memory where its traits allow.
-class LoadingArchive : public detail::ArchiveBase<LoadingArchive> {
+class LoadingArchive : public detail::LoadingArchiveBase<LoadingArchive, std::function<void()>> {
  public:
   static constexpr bool is_saving = false;
   static constexpr bool is_loading = true;
@@ -179,7 +235,7 @@ class LoadingArchive : public detail::ArchiveBase<LoadingArchive> {
   // (see "Compile time" in docs/architecture.md).
   template <class = void>
   explicit LoadingArchive(const Reader& reader)
-      : ArchiveBase(reader.path()), reader_(reader), file_names_(tensor_names(reader), metadata_names(reader)) {}
+      : LoadingArchiveBase(reader.path(), tensor_names(reader), reader.metadata()), reader_(reader) {}
 
   // Strict: throws MismatchError listing every problem and loads nothing.
   // Otherwise loads what matches and returns the problems.
@@ -234,13 +290,6 @@ class LoadingArchive : public detail::ArchiveBase<LoadingArchive> {
     for (const TensorInfo& info : reader.tensors()) names.insert(info.name);
     return names;
   }
-  static std::set<std::string> metadata_names(const Reader& reader) {
-    std::set<std::string> names;
-    if (reader.metadata().is_object()) {
-      for (const auto& entry : reader.metadata().items()) names.insert(entry.key());
-    }
-    return names;
-  }
 
   // A tensor's bytes and the memory its traits gave for them.
   struct PendingRead {
@@ -268,35 +317,8 @@ class LoadingArchive : public detail::ArchiveBase<LoadingArchive> {
     }
   }
 
-  template <class T>
-  void metadata(T& value) {
-    const std::string name = register_name("metadata");
-    std::optional<T> parsed = detail::loadable_metadata<T>(report_, name, reader_.metadata(), file_names_);
-    if (!parsed) return;
-    loads_.push_back([&value, parsed = std::move(*parsed)] { value = parsed; });
-  }
-
-  // Containers take the shape the file gives them (see file_names.hpp);
-  // entries the file lacks are reported missing.
-  template <class Map>
-  void prepare_map(Map& map) {
-    file_names_.adopt_map_keys(map, current_name());
-  }
-  template <class Sequence>
-  void prepare_sequence(Sequence& sequence) {
-    file_names_.size_sequence(sequence, current_name());
-  }
-  template <class T>
-  bool prepare_optional(std::optional<T>& optional) {
-    return file_names_.prepare_optional(optional, current_name(),
-                                        [&] { loads_.push_back([&optional] { optional.reset(); }); });
-  }
-
   const Reader& reader_;
-  detail::FileNames file_names_;
-  std::vector<std::function<void()>> loads_;
   std::vector<PendingRead> reads_;
-  LoadReport report_;
 };
 
 }  // namespace ckpt
