@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ckpt/ckpt.hpp"
+#include "support/expect_error.hpp"
 
 namespace ckpt::detail {
 namespace {
@@ -65,14 +66,9 @@ template <class Edit>
 void expect_refused(Edit&& edit, ErrorId id, const std::string& text) {
   nlohmann::json json = nlohmann::json::parse(index_to_json(sample_index()));
   edit(json);
-  try {
-    IndexParser("run/model.safetensors.index.json").parse(json.dump());
-    FAIL() << "expected a refusal containing: " << text;
-  } catch (const FormatError& error) {
-    EXPECT_EQ(error.id(), id);
-    EXPECT_EQ(error.file(), "run/model.safetensors.index.json");
-    EXPECT_NE(std::string(error.what()).find(text), std::string::npos) << error.what();
-  }
+  const auto error = test::expect_error<FormatError>(
+      [&] { IndexParser("run/model.safetensors.index.json").parse(json.dump()); }, id, {text});
+  if (error) EXPECT_EQ(error->file(), "run/model.safetensors.index.json");
 }
 
 TEST(Index, RefusesDamagedOrInconsistentIndices) {
@@ -130,12 +126,8 @@ TEST(Index, RefusesPiecesOfTooManyRunsBeforeEnumeratingThem) {
 }
 
 TEST(Index, RefusesTextThatIsNotJson) {
-  try {
-    IndexParser("i.json").parse("{\"metadata\": ");
-    FAIL();
-  } catch (const FormatError& error) {
-    EXPECT_EQ(error.id(), ErrorId::format_header_json);
-  }
+  test::expect_error<FormatError>([] { IndexParser("i.json").parse("{\"metadata\": "); }, ErrorId::format_header_json,
+                                  {"file 'i.json': expected the index to be JSON: "});
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "ckpt/ckpt.hpp"
+#include "support/expect_error.hpp"
 
 namespace ckpt::detail {
 namespace {
@@ -79,15 +80,10 @@ TEST(SavePlan, EveryRankComputesTheSamePlan) {
 }
 
 void expect_plan_error(const ByRank& by_rank, ErrorId id, const std::string& tensor, const std::string& text) {
-  try {
-    make_save_plan(by_rank, "run/step-1");
-    FAIL() << "expected an error containing: " << text;
-  } catch (const ArgumentError& error) {
-    EXPECT_EQ(error.id(), id);
-    EXPECT_EQ(error.file(), "run/step-1");
-    EXPECT_EQ(error.tensor(), tensor);
-    EXPECT_NE(std::string(error.what()).find(text), std::string::npos) << error.what();
-  }
+  const auto error = test::expect_error<ArgumentError>([&] { make_save_plan(by_rank, "run/step-1"); }, id, {text});
+  if (!error) return;
+  EXPECT_EQ(error->file(), "run/step-1");
+  EXPECT_EQ(error->tensor(), tensor);
 }
 
 TEST(SavePlan, RanksThatDisagreeOnATensorAreRefused) {
