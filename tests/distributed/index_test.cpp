@@ -68,7 +68,8 @@ void expect_refused(Edit&& edit, ErrorId id, const std::string& text) {
   edit(json);
   const auto error = test::expect_error<FormatError>(
       [&] { IndexParser("run/model.safetensors.index.json").parse(json.dump()); }, id, {text});
-  if (error) EXPECT_EQ(error->file(), "run/model.safetensors.index.json");
+  if (!error) return;
+  EXPECT_EQ(error->file(), "run/model.safetensors.index.json");
 }
 
 TEST(Index, RefusesDamagedOrInconsistentIndices) {
