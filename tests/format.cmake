@@ -9,11 +9,18 @@ ckpt_add_test(format_tests
 ckpt_add_test(format_thread_tests SOURCES format/blocks_threads_test.cpp LABELS format threads)
 
 # A json + numpy reader written from docs/format.md reads the files the C++
-# side writes and compares every value bit-exact.
+# side writes and compares every value bit-exact. It is told whether this
+# build has the zstd codecs, so that a missing compressed sample fails
+# instead of going unchecked.
 if(TARGET format_tests)
+  if(CKPT_WITH_ZSTD)
+    set(ckpt_format_zstd with-zstd)
+  else()
+    set(ckpt_format_zstd without-zstd)
+  endif()
   ckpt_add_command_test(format.python_reader
     COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/format/safetensors_reader.py
-            --check-samples $<TARGET_FILE:format_tests>
+            --check-samples $<TARGET_FILE:format_tests> ${ckpt_format_zstd}
     LABELS format
     TIMEOUT 120)
 endif()

@@ -21,6 +21,7 @@
 // A user's state: how it is described, saved and loaded.
 #include "ckpt/checkpoint.hpp"
 #include "ckpt/describe.hpp"
+#include "ckpt/load_report.hpp"
 #include "ckpt/optim.hpp"
 #include "ckpt/tensor_traits.hpp"
 

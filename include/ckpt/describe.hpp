@@ -34,8 +34,10 @@
 
 #include "ckpt/detail/state/archive.hpp"
 #include "ckpt/detail/state/file_names.hpp"
+#include "ckpt/detail/state/loading_archive.hpp"
 #include "ckpt/detail/state/metadata_value.hpp"
 #include "ckpt/error.hpp"
+#include "ckpt/load_report.hpp"
 #include "ckpt/reader.hpp"
 #include "ckpt/tensor.hpp"
 #include "ckpt/tensor_traits.hpp"
@@ -50,81 +52,6 @@ struct CollectedState {
   nlohmann::json metadata = nlohmann::json(nlohmann::json::value_t::object);
   std::vector<Tensor> owned;  // converted tensors the views point into
 };
-
-// How a checkpoint file differs from the state it is loaded into. Each entry
-// is one line that starts with the tensor or metadata name.
-struct LoadReport {
-  std::vector<std::string> missing;         // described by the state, absent from the file
-  std::vector<std::string> unexpected;      // tensors in the file that the state does not describe
-  std::vector<std::string> dtype_mismatch;  // wrong dtype, or a metadata value of the wrong type
-  std::vector<std::string> shape_mismatch;
-
-  std::size_t problem_count() const noexcept {
-    return missing.size() + unexpected.size() + dtype_mismatch.size() + shape_mismatch.size();
-  }
-  bool ok() const noexcept { return problem_count() == 0; }
-
-  std::string to_string() const {
-    if (ok()) return "the checkpoint matches the state";
-    std::string text = "the checkpoint does not match the state (" + std::to_string(problem_count()) + " problem" +
-                       (problem_count() == 1 ? "" : "s") + ")";
-    const auto section = [&text](const char* title, const std::vector<std::string>& lines) {
-      if (lines.empty()) return;
-      text += "\n  " + std::string(title) + ":";
-      for (const std::string& line : lines) text += "\n    " + line;
-    };
-    section("missing from the file", missing);
-    section("in the file but not in the state", unexpected);
-    section("wrong dtype", dtype_mismatch);
-    section("wrong shape", shape_mismatch);
-    return text;
-  }
-};
-
-namespace detail {
-
-// Whether a tensor the state expects (`expected`) can load from the one the
-// file has (`found`, null when absent); if not, the problem is recorded in
-// `report`. `any_dtype`: the target takes the file's dtype; `takes_file_shape`:
-// an empty resizable target takes the file's shape.
-inline bool tensor_loadable(LoadReport& report, const std::string& name, const TensorLayout& expected,
-                            const TensorLayout* found, bool any_dtype, bool takes_file_shape) {
-  if (found == nullptr) {
-    report.missing.push_back(name + ": tensor " + layout_text(expected.dtype, expected.shape));
-    return false;
-  }
-  if (!any_dtype && found->dtype != expected.dtype) {
-    report.dtype_mismatch.push_back(name + ": expected " + std::string(dtype_name(expected.dtype)) + ", found " +
-                                    std::string(dtype_name(found->dtype)));
-    return false;
-  }
-  if (!takes_file_shape && found->shape != expected.shape) {
-    report.shape_mismatch.push_back(name + ": expected " + shape_to_string(expected.shape) + ", found " +
-                                    shape_to_string(found->shape));
-    return false;
-  }
-  return true;
-}
-
-// The metadata value `name` of the file's metadata `all` as a T, or nullopt
-// with the problem recorded in `report`.
-template <class T>
-std::optional<T> loadable_metadata(LoadReport& report, const std::string& name, const nlohmann::json& all,
-                                   const FileNames& file_names) {
-  if (!file_names.has_metadata(name)) {
-    report.missing.push_back(name + ": metadata " + metadata_kind<T>());
-    return std::nullopt;
-  }
-  const nlohmann::json& stored = all.at(name);
-  std::optional<T> parsed = from_metadata<T>(stored);
-  if (!parsed) {
-    report.dtype_mismatch.push_back(name + ": expected metadata " + metadata_kind<T>() + ", found " +
-                                    metadata_excerpt(stored));
-  }
-  return parsed;
-}
-
-}  // namespace detail
 
 // Collects what a save writes: views of the state's tensors (no copy) and its
 // metadata. It never writes to the state it walks.
@@ -170,7 +97,7 @@ class SavingArchive : public detail::ArchiveBase<SavingArchive> {
 // records every problem and plans every load; finish() then either throws
 // (strict, with all problems in one error) or performs the loads, reading
 // each tensor straight into the state's memory where its traits allow.
-class LoadingArchive : public detail::ArchiveBase<LoadingArchive> {
+class LoadingArchive : public detail::LoadingArchiveBase<LoadingArchive, std::function<void()>> {
  public:
   static constexpr bool is_saving = false;
   static constexpr bool is_loading = true;
@@ -179,7 +106,7 @@ class LoadingArchive : public detail::ArchiveBase<LoadingArchive> {
   // (see "Compile time" in docs/architecture.md).
   template <class = void>
   explicit LoadingArchive(const Reader& reader)
-      : ArchiveBase(reader.path()), reader_(reader), file_names_(tensor_names(reader), metadata_names(reader)) {}
+      : LoadingArchiveBase(reader.path(), tensor_names(reader), reader.metadata()), reader_(reader) {}
 
   // Strict: throws MismatchError listing every problem and loads nothing.
   // Otherwise loads what matches and returns the problems.
@@ -234,13 +161,6 @@ class LoadingArchive : public detail::ArchiveBase<LoadingArchive> {
     for (const TensorInfo& info : reader.tensors()) names.insert(info.name);
     return names;
   }
-  static std::set<std::string> metadata_names(const Reader& reader) {
-    std::set<std::string> names;
-    if (reader.metadata().is_object()) {
-      for (const auto& entry : reader.metadata().items()) names.insert(entry.key());
-    }
-    return names;
-  }
 
   // A tensor's bytes and the memory its traits gave for them.
   struct PendingRead {
@@ -268,35 +188,8 @@ class LoadingArchive : public detail::ArchiveBase<LoadingArchive> {
     }
   }
 
-  template <class T>
-  void metadata(T& value) {
-    const std::string name = register_name("metadata");
-    std::optional<T> parsed = detail::loadable_metadata<T>(report_, name, reader_.metadata(), file_names_);
-    if (!parsed) return;
-    loads_.push_back([&value, parsed = std::move(*parsed)] { value = parsed; });
-  }
-
-  // Containers take the shape the file gives them (see file_names.hpp);
-  // entries the file lacks are reported missing.
-  template <class Map>
-  void prepare_map(Map& map) {
-    file_names_.adopt_map_keys(map, current_name());
-  }
-  template <class Sequence>
-  void prepare_sequence(Sequence& sequence) {
-    file_names_.size_sequence(sequence, current_name());
-  }
-  template <class T>
-  bool prepare_optional(std::optional<T>& optional) {
-    return file_names_.prepare_optional(optional, current_name(),
-                                        [&] { loads_.push_back([&optional] { optional.reset(); }); });
-  }
-
   const Reader& reader_;
-  detail::FileNames file_names_;
-  std::vector<std::function<void()>> loads_;
   std::vector<PendingRead> reads_;
-  LoadReport report_;
 };
 
 }  // namespace ckpt

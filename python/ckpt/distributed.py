@@ -23,6 +23,10 @@ from .format import MAX_HEADER_ARRAY, MAX_METADATA_DEPTH, _json_type, byte_size,
 INDEX_FILE = "model.safetensors.index.json"
 INDEX_FORMAT_VERSION = 1  # the newest index layout this reader knows (detail/distributed/index.hpp)
 HEADER_CHECKSUM_KEY = "ckpt.header_xxh3"
+# The most runs of consecutive elements the pieces of one tensor may form, as
+# geometry.hpp's max_tensor_runs: the tiling check holds each in memory.
+MAX_TENSOR_RUNS = 1 << 22
+_U64_MAX = (1 << 64) - 1
 
 
 _RANK_FILE = re.compile(r"model-[0-9]{5,}-of-[0-9]{5,}\.safetensors")
@@ -78,6 +82,21 @@ class Piece:
             return f"flat elements [{self.flat[0]}, {self.flat[1]})"
         return f"offsets {shape_text(self.offsets)}, extents {shape_text(self.extents)}"
 
+    def _split_dimension(self, shape):
+        """The dimension a box's runs are cut at: those after it are taken whole."""
+        split = len(shape) - 1
+        while split > 0 and self.offsets[split] == 0 and self.extents[split] == shape[split]:
+            split -= 1
+        return split
+
+    def run_count(self, shape):
+        """How many runs ``runs`` returns, counted without building them."""
+        if self.element_count() == 0:
+            return 0
+        if self.flat is not None or not shape:
+            return 1
+        return int(np.prod(self.extents[:self._split_dimension(shape)], dtype=object))
+
     def runs(self, shape):
         """(begins, ends) of the global row-major runs the piece covers, in
         increasing order, as numpy int64 arrays (section 4's "Reading a tensor")."""
@@ -90,9 +109,7 @@ class Piece:
         strides = [1] * len(shape)
         for d in range(len(shape) - 1, 0, -1):
             strides[d - 1] = strides[d] * shape[d]
-        split = len(shape) - 1  # dimensions after it are taken whole: each run spans them
-        while split > 0 and self.offsets[split] == 0 and self.extents[split] == shape[split]:
-            split -= 1
+        split = self._split_dimension(shape)  # dimensions after it are taken whole: each run spans them
         begins = np.array([self.offsets[split] * strides[split]], np.int64)
         for d in range(split - 1, -1, -1):  # the outer dimensions, the last one fastest
             starts = (self.offsets[d] + np.arange(self.extents[d], dtype=np.int64)) * strides[d]
@@ -232,6 +249,10 @@ class Index:
             if "raw_xxh3" in item:
                 self._checksum(item, "raw_xxh3", name)  # the file's own record is what decoding checks
             pieces.append(piece)
+        # Counted before the tiling check builds them: a few bytes of index can declare 10^12 runs.
+        problem = _run_count_problem(pieces, shape)
+        if problem:
+            self._fail(name, problem)
         problem = _tiling_problem(pieces, shape)
         if problem:
             self._fail(name, f"the pieces do not tile {shape_text(shape)}: {problem}")
@@ -267,6 +288,15 @@ def _index_text(index, shape):
         coordinates[d] = index % shape[d]
         index //= shape[d]
     return shape_text(coordinates)
+
+
+def _run_count_problem(pieces, shape):
+    """How ``pieces`` form more than MAX_TENSOR_RUNS runs, or None (geometry.hpp's run_count_problem)."""
+    total = min(sum(piece.run_count(shape) for piece in pieces), _U64_MAX)  # C++ saturates at 2^64 - 1
+    if total <= MAX_TENSOR_RUNS:
+        return None
+    return (f"expected the pieces to form at most {MAX_TENSOR_RUNS} runs of consecutive elements (a box forms one "
+            f"per row it does not span whole), found {total}")
 
 
 def _tiling_problem(pieces, shape):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import ckpt
+from ckpt.distributed import Piece
 from support import Dump, expect_same_as_cpp, run_module
 
 INDEX = "model.safetensors.index.json"
@@ -240,6 +241,9 @@ def _edit_index(directory, edit):
                 "element [3, 0]"),
     ("outside", "expected a box within the global shape [13, 7], found offsets [5, 0], extents [4, 8] "
                 "(dimension 1)"),
+    # Two columns of 10^12 rows: runs counted, never built (they would need tens of terabytes).
+    ("too many runs", "expected the pieces to form at most 4194304 runs of consecutive elements (a box forms one "
+                      "per row it does not span whole), found 2000000000000"),
 ])
 def test_an_index_that_does_not_tile_a_tensor_is_refused(fixtures, fixture_writer, tmp_path, damage, expected):
     directory = _copy(fixtures, tmp_path)
@@ -250,12 +254,33 @@ def test_an_index_that_does_not_tile_a_tensor_is_refused(fixtures, fixture_write
             del index["weight_map"][pieces.pop(1)["name"]]
         elif damage == "overlap":
             pieces[1]["offsets"] = [3, 0]
+        elif damage == "too many runs":
+            rows = 10 ** 12
+            index["metadata"]["ckpt.tensors"]["layers/0/rows"]["shape"] = [rows, 7]
+            for dropped in pieces[2:]:
+                del index["weight_map"][dropped["name"]]
+            pieces[2:] = []
+            pieces[0]["offsets"], pieces[0]["extents"] = [0, 0], [rows, 3]
+            pieces[1]["offsets"], pieces[1]["extents"] = [0, 3], [rows, 4]
         else:
             pieces[1]["extents"] = [4, 8]
     _edit_index(directory, edit)
     error = _expect_refused(fixture_writer, directory, tmp_path, ckpt.FormatError, ckpt.ErrorId.format_metadata,
                             directory / INDEX, "layers/0/rows")
     assert error.what == expected
+
+
+@pytest.mark.parametrize("piece, shape", [
+    (Piece("f", "p", "raw", 0, offsets=(1, 0), extents=(2, 8)), (4, 8)),  # rows: one run
+    (Piece("f", "p", "raw", 0, offsets=(0, 2), extents=(3, 2)), (3, 5)),  # columns: one per row
+    (Piece("f", "p", "raw", 0, offsets=(1, 2, 1), extents=(1, 2, 2)), (2, 4, 3)),
+    (Piece("f", "p", "raw", 0, flat=(5, 12)), (3, 4)),
+    (Piece("f", "p", "raw", 0, offsets=(), extents=()), ()),  # a scalar
+    (Piece("f", "p", "raw", 0, offsets=(0, 3), extents=(4, 0)), (4, 3)),  # empty: none
+])
+def test_runs_are_counted_without_building_them_as_many_as_built(piece, shape):
+    begins, ends = piece.runs(shape)
+    assert piece.run_count(shape) == len(begins) == len(ends), (piece.text(), shape)
 
 
 def _rows(index):

@@ -11,6 +11,7 @@
 
 #include "ckpt/interop/hdf5.hpp"
 #include "cli_test_support.hpp"
+#include "support/expect_error.hpp"
 
 namespace {
 
@@ -55,15 +56,13 @@ void edit_file(const std::string& path, Edit edit) {
   H5Fclose(file);
 }
 
-void expect_format_error(const std::string& path, const std::string& tensor, const std::string& message) {
-  try {
-    ckpt::load_hdf5(path);
-    ADD_FAILURE() << "expected a FormatError about " << message;
-  } catch (const ckpt::FormatError& error) {
-    EXPECT_EQ(error.file(), path);
-    EXPECT_EQ(error.tensor(), tensor);
-    EXPECT_THAT(error.what(), HasSubstr(message));
-  }
+// Loading `path` throws FormatError `id` naming the file and `tensor`, with `message` in its text.
+void expect_format_error(const std::string& path, const std::string& tensor, ckpt::ErrorId id,
+                         const std::string& message) {
+  const auto error = ckpt::test::expect_error<ckpt::FormatError>([&] { ckpt::load_hdf5(path); }, id, {message});
+  if (!error) return;
+  EXPECT_EQ(error->file(), path);
+  EXPECT_EQ(error->tensor(), tensor);
 }
 
 TEST(Hdf5, RefusesDatasetsOfTypesCkptCannotHold) {
@@ -82,7 +81,7 @@ TEST(Hdf5, RefusesDatasetsOfTypesCkptCannotHold) {
     H5Sclose(space);
     H5Tclose(type);
   });
-  expect_format_error(path, "group/labels", "unsupported HDF5 element type");
+  expect_format_error(path, "group/labels", ckpt::ErrorId::format_tensor_entry, "unsupported HDF5 element type");
 }
 
 TEST(Hdf5, RefusesARealDtypeThatDoesNotMatchTheStoredBits) {
@@ -95,14 +94,14 @@ TEST(Hdf5, RefusesARealDtypeThatDoesNotMatchTheStoredBits) {
     ckpt::detail::write_hdf5_string_attribute(dataset, ckpt::hdf5_dtype_attribute, "BF16", path, "w");
     H5Dclose(dataset);
   });
-  expect_format_error(path, "w", "says BF16, expected U16 bits, found F32");
+  expect_format_error(path, "w", ckpt::ErrorId::format_tensor_entry, "says BF16, expected U16 bits, found F32");
 }
 
 TEST(Hdf5, NotAnHdf5FileOrMissingFileIsReportedClearly) {
   TempDir dir;
   const std::string garbage = dir.file("garbage.h5");
   ckpt::test::write_file(garbage, std::string(100, 'x'));
-  expect_format_error(garbage, "", "not an HDF5 file");
+  expect_format_error(garbage, "", ckpt::ErrorId::format_header_size, "not an HDF5 file");
   try {
     ckpt::load_hdf5(dir.file("missing.h5"));
     ADD_FAILURE();

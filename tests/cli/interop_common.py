@@ -19,6 +19,12 @@ NUMPY_BITS = {
 DTYPE_OF_NUMPY = {np.dtype(v).str: k for k, v in NUMPY_BITS.items() if k not in ("BF16", "F8_E4M3", "F8_E5M2")}
 
 
+def expect(condition, message):
+    """An explicit failure: unlike assert, not removed when Python runs with -O."""
+    if not condition:
+        raise AssertionError(message)
+
+
 def run_checks(*checks):
     """Runs each check(tool, directory) with the tool named on the command line, in a fresh directory."""
     if len(sys.argv) != 2:
@@ -56,21 +62,21 @@ def read_safetensors(path):
     with open(path, "rb") as f:
         content = f.read()
     (size,) = struct.unpack("<Q", content[:8])
-    assert 8 + size <= len(content) and size <= 100_000_000, "header size out of bounds"
+    expect(8 + size <= len(content) and size <= 100_000_000, "header size out of bounds")
     header = json.loads(content[8:8 + size])
     metadata = header.pop("__metadata__", {})
-    assert all(isinstance(v, str) for v in metadata.values()), "__metadata__ must map strings to strings"
+    expect(all(isinstance(v, str) for v in metadata.values()), "__metadata__ must map strings to strings")
     data = content[8 + size:]
     tensors, end = {}, 0
     for name, entry in sorted(header.items(), key=lambda item: item[1]["data_offsets"]):
-        assert set(entry) == {"dtype", "shape", "data_offsets"}, "extra fields in " + name
+        expect(set(entry) == {"dtype", "shape", "data_offsets"}, "extra fields in " + name)
         begin, stop = entry["data_offsets"]
-        assert begin == end, "offsets of %s are not contiguous" % name
+        expect(begin == end, "offsets of %s are not contiguous" % name)
         count = int(np.prod(entry["shape"], dtype=np.uint64))
-        assert stop - begin == count * np.dtype(NUMPY_BITS[entry["dtype"]]).itemsize, "size of " + name
+        expect(stop - begin == count * np.dtype(NUMPY_BITS[entry["dtype"]]).itemsize, "size of " + name)
         tensors[name] = (entry["dtype"], tuple(entry["shape"]), data[begin:stop])
         end = stop
-    assert end == len(data), "trailing bytes after the last tensor"
+    expect(end == len(data), "trailing bytes after the last tensor")
     return tensors, metadata
 
 
@@ -99,18 +105,17 @@ def sample_tensors(seed=1):
 
 
 def assert_bits_equal(name, expected, found_bytes):
-    if np.asarray(expected).tobytes() != found_bytes:
-        raise AssertionError("%s: bits differ" % name)
+    expect(np.asarray(expected).tobytes() == found_bytes, "%s: bits differ" % name)
 
 
 def check_against_samples(path, samples, metadata_check=None):
     """The safetensors file at `path` holds exactly `samples`, bit for bit."""
     tensors, metadata = read_safetensors(path)
-    assert set(tensors) == set(samples), "tensor names differ: %s" % sorted(set(tensors) ^ set(samples))
+    expect(set(tensors) == set(samples), "tensor names differ: %s" % sorted(set(tensors) ^ set(samples)))
     for name, (dtype, array) in samples.items():
         found_dtype, shape, data = tensors[name]
-        assert found_dtype == dtype, "%s: dtype %s, expected %s" % (name, found_dtype, dtype)
-        assert shape == array.shape, "%s: shape %s, expected %s" % (name, shape, array.shape)
+        expect(found_dtype == dtype, "%s: dtype %s, expected %s" % (name, found_dtype, dtype))
+        expect(shape == array.shape, "%s: shape %s, expected %s" % (name, shape, array.shape))
         assert_bits_equal(name, array, data)
     if metadata_check:
         metadata_check(metadata)

@@ -7,7 +7,7 @@ import os
 import h5py
 import numpy as np
 
-from interop_common import (DTYPE_OF_NUMPY, check_against_samples, check_round_trip, run, run_checks,
+from interop_common import (DTYPE_OF_NUMPY, check_against_samples, check_round_trip, expect, run, run_checks,
                             sample_tensors, write_safetensors)
 
 
@@ -21,17 +21,20 @@ def h5py_reads_ckpt_h5(tool, directory):
         with h5py.File(target, "r") as f:
             datasets = {}
             f.visititems(lambda name, item: datasets.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset) else None)
-            assert sorted(datasets) == sorted(samples), sorted(set(datasets) ^ set(samples))
+            expect(sorted(datasets) == sorted(samples),
+                   "datasets differ: %s" % sorted(set(datasets) ^ set(samples)))
             for name, (dtype, bits) in samples.items():
                 array = np.asarray(datasets[name])
-                assert array.dtype == bits.dtype, "%s: %s, expected %s" % (name, array.dtype, bits.dtype)
-                assert array.shape == bits.shape, name
-                assert array.tobytes() == bits.tobytes(), "%s: bits differ" % name
+                expect(array.dtype == bits.dtype, "%s: %s, expected %s" % (name, array.dtype, bits.dtype))
+                expect(array.shape == bits.shape, "%s: shape %s, expected %s" % (name, array.shape, bits.shape))
+                expect(array.tobytes() == bits.tobytes(), "%s: bits differ" % name)
                 real = f[name].attrs.get("__ckpt_dtype__")
-                assert real == (dtype if dtype in ("BF16", "F8_E4M3", "F8_E5M2") else None), (name, real)
+                wanted = dtype if dtype in ("BF16", "F8_E4M3", "F8_E5M2") else None
+                expect(real == wanted, "%s: __ckpt_dtype__ %r, expected %r" % (name, real, wanted))
             if codec != "raw":
-                assert f["encoder/layer0/weight"].compression == "gzip"
-            assert f.attrs["note"] == "from python" and f.attrs["epoch"] == "3", dict(f.attrs)
+                compression = f["encoder/layer0/weight"].compression
+                expect(compression == "gzip", "compression %r, expected 'gzip'" % compression)
+            expect(f.attrs["note"] == "from python" and f.attrs["epoch"] == "3", "attributes %s" % dict(f.attrs))
         print("h5py reads ckpt's HDF5 (%s): ok" % codec)
 
 
@@ -64,7 +67,7 @@ def ckpt_reads_h5py_files(tool, directory):
         expected[name] = (DTYPE_OF_NUMPY[little.dtype.str], little)
     check_against_samples(target, expected)
     info = json.loads(run(tool, "info", source, "--json"))
-    assert info["metadata"] == {"epoch": 4, "lr": 0.5, "run": "alpha"}, info["metadata"]
+    expect(info["metadata"] == {"epoch": 4, "lr": 0.5, "run": "alpha"}, "metadata %s" % info["metadata"])
     print("ckpt reads h5py's files: ok")
 
 

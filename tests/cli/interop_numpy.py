@@ -7,7 +7,7 @@ import zipfile
 
 import numpy as np
 
-from interop_common import (DTYPE_OF_NUMPY, check_against_samples, check_round_trip, run, run_checks,
+from interop_common import (DTYPE_OF_NUMPY, check_against_samples, check_round_trip, expect, run, run_checks,
                             sample_tensors, write_safetensors)
 
 
@@ -19,18 +19,21 @@ def numpy_reads_ckpt_npz(tool, directory):
         target = os.path.join(directory, "ckpt-%s.npz" % codec.split(":")[0])
         run(tool, "convert", source, target, "--codec", codec)
         with zipfile.ZipFile(target) as archive:
-            assert archive.testzip() is None, "CRC-32 mismatch"
-            assert {info.compress_type for info in archive.infolist()} == {method}
+            expect(archive.testzip() is None, "CRC-32 mismatch")
+            methods = {info.compress_type for info in archive.infolist()}
+            expect(methods == {method}, "compression methods %s, expected {%s}" % (methods, method))
         with np.load(target, allow_pickle=False) as npz:
             sidecar = json.loads(npz["__ckpt__.json"])
-            assert sidecar["metadata"] == {"note": "from python"}, sidecar
-            assert sidecar["dtypes"] == {"bf16": "BF16", "fp8_e4m3": "F8_E4M3", "fp8_e5m2": "F8_E5M2"}, sidecar
-            assert sorted(k for k in npz.files if k != "__ckpt__.json") == sorted(samples)
+            expect(sidecar["metadata"] == {"note": "from python"}, "sidecar %s" % sidecar)
+            expect(sidecar["dtypes"] == {"bf16": "BF16", "fp8_e4m3": "F8_E4M3", "fp8_e5m2": "F8_E5M2"},
+                   "sidecar %s" % sidecar)
+            names = sorted(k for k in npz.files if k != "__ckpt__.json")
+            expect(names == sorted(samples), "arrays differ: %s" % sorted(set(names) ^ set(samples)))
             for name, (dtype, bits) in samples.items():
                 array = npz[name]
-                assert array.dtype == bits.dtype, "%s: %s, expected %s" % (name, array.dtype, bits.dtype)
-                assert array.shape == bits.shape, name
-                assert array.tobytes() == bits.tobytes(), "%s: bits differ" % name
+                expect(array.dtype == bits.dtype, "%s: %s, expected %s" % (name, array.dtype, bits.dtype))
+                expect(array.shape == bits.shape, "%s: shape %s, expected %s" % (name, array.shape, bits.shape))
+                expect(array.tobytes() == bits.tobytes(), "%s: bits differ" % name)
         print("numpy reads ckpt's npz (%s): ok" % codec)
 
 

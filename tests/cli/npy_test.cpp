@@ -8,6 +8,7 @@
 #include <string>
 
 #include "ckpt/detail/interop/npy.hpp"
+#include "support/expect_error.hpp"
 
 namespace {
 
@@ -79,15 +80,7 @@ TEST(NpyHeader, AcceptsVersion3AndNumpysSpellingVariants) {
 }
 
 void expect_format_error(const std::function<void()>& parse, ckpt::ErrorId id, const std::string& message) {
-  try {
-    parse();
-    ADD_FAILURE() << "expected a FormatError about " << message;
-  } catch (const ckpt::FormatError& error) {
-    EXPECT_EQ(error.id(), id) << error.what();
-    EXPECT_THAT(error.what(), HasSubstr(message));
-    EXPECT_THAT(error.what(), HasSubstr("file 'model.npz'"));
-    EXPECT_THAT(error.what(), HasSubstr("tensor 'w'"));
-  }
+  ckpt::test::expect_error<ckpt::FormatError>(parse, id, {message, "file 'model.npz'", "tensor 'w'"});
 }
 
 TEST(NpyHeader, RefusesBadPreambles) {

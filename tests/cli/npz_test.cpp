@@ -13,6 +13,7 @@
 
 #include "ckpt/interop/npz.hpp"
 #include "cli_test_support.hpp"
+#include "support/expect_error.hpp"
 
 namespace {
 
@@ -67,15 +68,10 @@ std::string npy(const std::string& dict, const std::string& data) {
 template <class Exception>
 void expect_error(const std::function<void()>& load, ckpt::ErrorId id, const std::string& file,
                   const std::string& tensor, const std::string& message) {
-  try {
-    load();
-    ADD_FAILURE() << "expected an error about " << message;
-  } catch (const Exception& error) {
-    EXPECT_EQ(error.id(), id) << error.what();
-    EXPECT_EQ(error.file(), file) << error.what();
-    EXPECT_EQ(error.tensor(), tensor) << error.what();
-    EXPECT_THAT(error.what(), HasSubstr(message));
-  }
+  const auto error = ckpt::test::expect_error<Exception>(load, id, {message});
+  if (!error) return;
+  EXPECT_EQ(error->file(), file) << error->what();
+  EXPECT_EQ(error->tensor(), tensor) << error->what();
 }
 
 class NpzRoundTrip : public testing::TestWithParam<bool> {};

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ckpt/error.hpp"
+#include "support/expect_error.hpp"
 
 namespace ckpt_test {
 
@@ -25,20 +26,6 @@ inline std::vector<std::byte> tensor_like_bytes(std::size_t size, std::uint32_t 
   return bytes;
 }
 
-// Runs `action`, expects an exception of class E with `id`, whose message
-// contains every one of `fragments`.
-template <class E>
-void expect_error(const std::function<void()>& action, ckpt::ErrorId id, std::initializer_list<std::string> fragments) {
-  try {
-    action();
-    ADD_FAILURE() << "expected an exception with id " << static_cast<int>(id);
-  } catch (const E& error) {
-    EXPECT_EQ(error.id(), id) << error.what();
-    for (const std::string& fragment : fragments) {
-      EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos)
-          << "message '" << error.what() << "' lacks '" << fragment << "'";
-    }
-  }
-}
+using ckpt::test::expect_error;
 
 }  // namespace ckpt_test

@@ -21,6 +21,7 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> runs_of(const PieceGeometry
     runs.emplace_back(cursor.run().begin, cursor.run().end);
   }
   EXPECT_EQ(local, geometry.element_count());
+  EXPECT_EQ(run_count(geometry, shape), runs.size()) << "counted without enumerating, as many";
   return runs;
 }
 
@@ -128,6 +129,33 @@ TEST(Tiling, ReportsGapsAndOverlapsWithIndices) {
   const auto overlap = tiling_problem({&top, &bottom, &middle}, shape, label);
   ASSERT_TRUE(overlap);
   EXPECT_EQ(*overlap, "piece 0 and piece 2 both hold element [1, 2]");
+}
+
+TEST(Tiling, PiecesOfTooManyRunsAreRefusedBeforeTheyAreEnumerated) {
+  // Two columns of a tall tensor: one run per row each, 2 * rows in all.
+  const auto columns_of = [](std::uint64_t rows) {
+    return std::vector<PieceGeometry>{PieceGeometry::box({0, 0}, {rows, 1}), PieceGeometry::box({0, 1}, {rows, 1})};
+  };
+  const std::vector<PieceGeometry> at_limit = columns_of(max_tensor_runs / 2);
+  EXPECT_FALSE(run_count_problem({&at_limit[0], &at_limit[1]}, {max_tensor_runs / 2, 2}));
+  const std::vector<PieceGeometry> over = columns_of(max_tensor_runs / 2 + 1);
+  const auto problem = run_count_problem({&over[0], &over[1]}, {max_tensor_runs / 2 + 1, 2});
+  ASSERT_TRUE(problem);
+  EXPECT_EQ(*problem,
+            "expected the pieces to form at most 4194304 runs of consecutive elements (a box forms one per row it "
+            "does not span whole), found 4194306");
+  // What a hostile index can declare in a few bytes: counted, not enumerated.
+  const std::uint64_t rows = 1'000'000'000'000;
+  const std::vector<PieceGeometry> hostile = columns_of(rows);
+  const auto hostile_problem = run_count_problem({&hostile[0], &hostile[1]}, {rows, 2});
+  ASSERT_TRUE(hostile_problem);
+  EXPECT_NE(hostile_problem->find("found 2000000000000"), std::string::npos) << *hostile_problem;
+  // A count past 2^64 - 1 saturates rather than wrapping below the limit.
+  const Shape huge{std::uint64_t(1) << 62, 2};
+  const PieceGeometry left = PieceGeometry::box({0, 0}, {huge[0], 1});
+  const auto saturated = run_count_problem({&left, &left, &left, &left, &left}, huge);
+  ASSERT_TRUE(saturated);
+  EXPECT_NE(saturated->find("found 18446744073709551615"), std::string::npos) << *saturated;
 }
 
 TEST(Split, EvenSplitsCoverTheExtentWithLongerFirstParts) {

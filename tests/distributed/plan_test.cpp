@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "ckpt/ckpt.hpp"
+#include "support/expect_error.hpp"
 
 namespace ckpt::detail {
 namespace {
@@ -79,15 +80,10 @@ TEST(SavePlan, EveryRankComputesTheSamePlan) {
 }
 
 void expect_plan_error(const ByRank& by_rank, ErrorId id, const std::string& tensor, const std::string& text) {
-  try {
-    make_save_plan(by_rank, "run/step-1");
-    FAIL() << "expected an error containing: " << text;
-  } catch (const ArgumentError& error) {
-    EXPECT_EQ(error.id(), id);
-    EXPECT_EQ(error.file(), "run/step-1");
-    EXPECT_EQ(error.tensor(), tensor);
-    EXPECT_NE(std::string(error.what()).find(text), std::string::npos) << error.what();
-  }
+  const auto error = test::expect_error<ArgumentError>([&] { make_save_plan(by_rank, "run/step-1"); }, id, {text});
+  if (!error) return;
+  EXPECT_EQ(error->file(), "run/step-1");
+  EXPECT_EQ(error->tensor(), tensor);
 }
 
 TEST(SavePlan, RanksThatDisagreeOnATensorAreRefused) {
@@ -103,6 +99,18 @@ TEST(SavePlan, PiecesThatLeaveGapsOrOverlapAreRefused) {
   expect_plan_error({{rows("w", {6, 2}, 0, 4)}, {rows("w", {6, 2}, 3, 3)}}, ErrorId::argument_invalid, "w",
                     "the piece of rank 0 (offsets [0, 0], extents [4, 2]) and the piece of rank 1 (offsets [3, 0], "
                     "extents [3, 2]) both hold element [3, 0]");
+}
+
+TEST(SavePlan, PiecesSplitIntoMoreRunsThanALoadAcceptsAreRefused) {
+  // Two columns of 2^21 + 1 rows: one run per row each, two past the limit.
+  const std::uint64_t rows = max_tensor_runs / 2 + 1;
+  const auto column = [&](std::uint64_t c) {
+    return PieceDescription{"w", DType::F32, {rows, 2}, PieceGeometry::box({0, c}, {rows, 1})};
+  };
+  expect_plan_error({{column(0)}, {column(1)}}, ErrorId::argument_invalid, "w",
+                    "the ranks' pieces of F32 [2097153, 2] are split too finely: expected the pieces to form at most "
+                    "4194304 runs of consecutive elements (a box forms one per row it does not span whole), found "
+                    "4194306");
 }
 
 TEST(SavePlan, AStoredPieceNameThatCollidesWithATensorIsRefused) {

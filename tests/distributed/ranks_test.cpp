@@ -3,7 +3,6 @@
 // loading under another split; one rank's failure failing every rank; the
 // writes of replicated data balanced; asynchronous commits.
 
-#include <cerrno>
 #include <exception>
 #include <filesystem>
 #include <stdexcept>
@@ -15,6 +14,8 @@
 #include "ckpt/ckpt.hpp"
 #include "distributed/sample_state.hpp"
 #include "distributed/thread_communicator.hpp"
+#include "support/expect_error.hpp"
+#include "support/fault_fs.hpp"
 #include "support/temp_dir.hpp"
 
 namespace ckpt::test {
@@ -112,14 +113,7 @@ void expect_every_rank_threw(const std::vector<std::exception_ptr>& failures, Er
   for (std::size_t rank = 0; rank < failures.size(); ++rank) {
     SCOPED_TRACE("rank " + std::to_string(rank));
     ASSERT_TRUE(failures[rank]) << "this rank returned as if the save had succeeded";
-    try {
-      std::rethrow_exception(failures[rank]);
-    } catch (const Kind& error) {
-      EXPECT_EQ(error.id(), id);
-      EXPECT_NE(std::string(error.what()).find(text), std::string::npos) << error.what();
-    } catch (const std::exception& error) {
-      ADD_FAILURE() << "unexpected exception: " << error.what();
-    }
+    expect_error<Kind>([&] { std::rethrow_exception(failures[rank]); }, id, {text});
   }
 }
 
@@ -135,30 +129,19 @@ TEST(Ranks, AnExceptionInOneRanksDescribeFailsTheSaveOnEveryRank) {
   EXPECT_FALSE(is_committed_checkpoint(temp.file("c")));
 }
 
-// Writes fail with ENOSPC on the threads that set `full`: one rank's disk.
-class DiskFullOnSomeThreads : public detail::FileSystem {
- public:
-  static inline thread_local bool full = false;
-  long pwrite(int fd, const void* data, std::size_t size, std::uint64_t offset) override {
-    if (full) {
-      errno = ENOSPC;
-      return -1;
-    }
-    return detail::FileSystem::pwrite(fd, data, size, offset);
-  }
-};
-
 TEST(Ranks, ADiskFullOnOneRankFailsTheSaveEverywhereAndCommitsNothing) {
   TempDir temp;
   save_sample(temp.file("step-1"), 3, 1);
-  DiskFullOnSomeThreads file_system;
-  detail::set_file_system(&file_system);
-  const auto failures = run_ranks(3, [&](Communicator& communicator) {
-    DiskFullOnSomeThreads::full = communicator.rank() == 2;
-    DistributedCheckpoint<SampleState>(communicator)
-        .save(temp.file("step-2"), 2, sample_for_saving(communicator.rank(), 3, 2));
-  });
-  detail::set_file_system(nullptr);
+  FaultFileSystem file_system;
+  std::vector<std::exception_ptr> failures;
+  {
+    ScopedFileSystem scoped(file_system);
+    failures = run_ranks(3, [&](Communicator& communicator) {
+      if (communicator.rank() == 2) file_system.fill_disk_of_this_thread();  // rank 2's disk
+      DistributedCheckpoint<SampleState>(communicator)
+          .save(temp.file("step-2"), 2, sample_for_saving(communicator.rank(), 3, 2));
+    });
+  }
   expect_every_rank_threw<IoError>(failures, ErrorId::io_no_space, "rank 2 of 3: the disk is full");
   EXPECT_FALSE(is_committed_checkpoint(temp.file("step-2")));
   EXPECT_FALSE(is_uncommitted_checkpoint(temp.file("step-2"))) << "every rank removed the file it wrote";

@@ -13,6 +13,7 @@
 
 #include "ckpt/ckpt.hpp"
 #include "distributed/sample_state.hpp"
+#include "support/expect_error.hpp"
 #include "support/files.hpp"
 #include "support/temp_dir.hpp"
 
@@ -121,16 +122,6 @@ TEST(SingleProcess, EncodedPiecesLoadByteRangesAcrossChunks) {
   }
 }
 
-void expect_state_error(const std::function<void()>& action, ErrorId id, const std::string& text) {
-  try {
-    action();
-    FAIL() << "expected StateError " << static_cast<int>(id);
-  } catch (const StateError& error) {
-    EXPECT_EQ(error.id(), id);
-    EXPECT_NE(std::string(error.what()).find(text), std::string::npos) << error.what();
-  }
-}
-
 TEST(SingleProcess, ADirectoryWithoutIndexIsNeverLoaded) {
   TempDir temp;
   SingleProcessCommunicator world;
@@ -138,13 +129,14 @@ TEST(SingleProcess, ADirectoryWithoutIndexIsNeverLoaded) {
   checkpoint.save(temp.file("c"), 7, sample_weights());
   std::filesystem::remove(temp.file("c/") + index_name);  // what a save killed before its commit leaves
   Weights state;
-  expect_state_error([&] { checkpoint.load(temp.file("c"), state); }, ErrorId::state_uncommitted,
-                     "expected model.safetensors.index.json, found none: the save that wrote this directory never "
-                     "committed");
+  expect_error<StateError>(
+      [&] { checkpoint.load(temp.file("c"), state); }, ErrorId::state_uncommitted,
+      {"expected model.safetensors.index.json, found none: the save that wrote this directory never "
+       "committed"});
   EXPECT_TRUE(state.w.empty()) << "nothing was loaded";
   EXPECT_TRUE(is_uncommitted_checkpoint(temp.file("c")));
-  expect_state_error([&] { checkpoint.load(temp.file("missing"), state); }, ErrorId::state_not_found,
-                     "expected a checkpoint directory, found none");
+  expect_error<StateError>([&] { checkpoint.load(temp.file("missing"), state); }, ErrorId::state_not_found,
+                           {"expected a checkpoint directory, found none"});
 }
 
 TEST(SingleProcess, TheNextSaveRemovesWhatAnUncommittedSaveLeft) {
@@ -172,8 +164,8 @@ TEST(SingleProcess, ACommittedCheckpointIsReplacedOnlyWhenAsked) {
   checkpoint.save(temp.file("c"), 7, sample_weights());
   Weights changed = sample_weights();
   changed.step = 8;
-  expect_state_error([&] { checkpoint.save(temp.file("c"), 8, changed); }, ErrorId::state_exists,
-                     "a committed checkpoint is already in this directory");
+  expect_error<StateError>([&] { checkpoint.save(temp.file("c"), 8, changed); }, ErrorId::state_exists,
+                           {"a committed checkpoint is already in this directory"});
   EXPECT_EQ(read_distributed_index(temp.file("c")).step, 7u) << "the refused save changed nothing";
   DistributedOptions options;
   options.overwrite = true;

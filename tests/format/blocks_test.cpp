@@ -210,7 +210,7 @@ TEST_P(FormatV2, MalformedBlockMembersAreFormatMetadataErrors) {
       const ckpt::Reader reader(path_);
       ADD_FAILURE() << "expected FormatError";
     } catch (const ckpt::FormatError& error) {
-      expect_error(error, ErrorId::format_metadata, parts);
+      expect_id_and_message(error, ErrorId::format_metadata, parts);
       EXPECT_EQ(error.tensor(), "t");
       EXPECT_EQ(error.file(), path_);
     }

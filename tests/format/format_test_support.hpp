@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ckpt/ckpt.hpp"
+#include "support/expect_error.hpp"
 #include "support/files.hpp"
 #include "support/temp_dir.hpp"
 
@@ -93,28 +94,11 @@ void rewrite_metadata_json(const std::string& path, const std::string& key, Edit
   });
 }
 
-// Checks an error's id and that its message contains every one of `parts`
-// (the file, the tensor, what was expected and what was found).
-inline void expect_error(const ckpt::Error& error, ckpt::ErrorId id, const std::vector<std::string>& parts) {
-  EXPECT_EQ(error.id(), id) << error.what();
-  for (const std::string& part : parts) {
-    EXPECT_NE(std::string(error.what()).find(part), std::string::npos)
-        << "message lacks '" << part << "': " << error.what();
-  }
-}
+using ckpt::test::expect_id_and_message;
 
 // Expects `statement` to throw `Class` with `error_id` and a message holding
 // every further argument.
-#define CKPT_EXPECT_ERROR(statement, Class, error_id, ...)                             \
-  do {                                                                                 \
-    try {                                                                              \
-      statement;                                                                       \
-      ADD_FAILURE() << "expected " #Class " " #error_id ", nothing was thrown";        \
-    } catch (const Class& error) {                                                     \
-      ::ckpt_format_test::expect_error(error, error_id, {__VA_ARGS__});                \
-    } catch (const std::exception& error) {                                            \
-      ADD_FAILURE() << "expected " #Class ", got another exception: " << error.what(); \
-    }                                                                                  \
-  } while (false)
+#define CKPT_EXPECT_ERROR(statement, Class, error_id, ...) \
+  ::ckpt::test::expect_error<Class>([&] { statement; }, error_id, {__VA_ARGS__})
 
 }  // namespace ckpt_format_test

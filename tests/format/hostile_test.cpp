@@ -116,7 +116,7 @@ TEST_P(FormatHostileFile, IsRefusedWithItsErrorId) {
     EXPECT_EQ(error.file(), path);
     std::vector<std::string> parts = GetParam().message_parts;
     parts.push_back(path);
-    expect_error(error, GetParam().id, parts);
+    expect_id_and_message(error, GetParam().id, parts);
   }
 }
 

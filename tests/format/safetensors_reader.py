@@ -2,9 +2,12 @@
 """A strict safetensors reader written from docs/format.md with json and numpy only.
 
 Library use:   header, metadata, tensors = read_safetensors(path)
-Test use:      safetensors_reader.py --check-samples FORMAT_TESTS_EXECUTABLE
+Test use:      safetensors_reader.py --check-samples FORMAT_TESTS_EXECUTABLE with-zstd|without-zstd
     runs the C++ test that writes sample checkpoints, then reads them here and
     compares every value bit-exact with the patterns the C++ side generated.
+    The build says whether it has the zstd codecs: with them, the compressed
+    sample must have been written (a missing one fails, never skips); without
+    them, it must not have been.
 
 It enforces the reference reader's rules (header size, UTF-8, no duplicate
 keys, entries with exactly dtype/shape/data_offsets, contiguous offsets from
@@ -223,7 +226,7 @@ def check_rejects(path):
             raise AssertionError(f"the reader accepted a file with a {label}")
 
 
-def check_samples(executable):
+def check_samples(executable, zstd_built):
     with tempfile.TemporaryDirectory() as directory:
         env = dict(os.environ, CKPT_FORMAT_SAMPLE_DIR=directory)
         subprocess.run([executable, "--gtest_filter=PythonSamples.*"], env=env, check=True, stdout=subprocess.DEVNULL)
@@ -243,7 +246,10 @@ def check_samples(executable):
         checked = len(tensors)
 
         compressed = os.path.join(directory, "compressed.safetensors")
-        if os.path.exists(compressed):
+        written = os.path.exists(compressed)
+        expect(written == zstd_built, f"compressed.safetensors {'missing' if zstd_built else 'written'}, expected it "
+               f"{'written by a build with' if zstd_built else 'absent from a build without'} the zstd codecs")
+        if written:
             header, metadata, tensors = read_safetensors(compressed)  # still valid safetensors
             infos = check_layout(compressed, header, metadata)
             for name, stored in tensors.items():
@@ -259,8 +265,8 @@ def check_samples(executable):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--check-samples":
-        check_samples(sys.argv[2])
+    if len(sys.argv) == 4 and sys.argv[1] == "--check-samples" and sys.argv[3] in ("with-zstd", "without-zstd"):
+        check_samples(sys.argv[2], sys.argv[3] == "with-zstd")
     elif len(sys.argv) == 2:
         _, meta, arrays = read_safetensors(sys.argv[1])
         print(json.dumps(meta, indent=2))

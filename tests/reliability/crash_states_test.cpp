@@ -11,6 +11,7 @@
 // (a file of 33 sectors), whose torn versions are too many to enumerate: up
 // to 256 per crash point and namespace choice are sampled.
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -246,26 +247,39 @@ std::string judge_distributed_restore(const std::string& run, const Marks& marks
   }
 }
 
-TEST(CrashStates, DistributedCommitOfTwoRanks) {
-  const CrashStateCounts counts = run_scenario(
-      "distributed",
-      [](const std::string& root, RecordingFileSystem& recorder) {
-        const auto failures = run_ranks(2, [&](Communicator& communicator) {
-          DistributedOptions options;
-          options.save.threads = 1;
-          options.overwrite = true;
-          DistributedCheckpoint<RankShards> checkpoint(communicator, options);
-          // Steps 1 and 2 in their own directories, then step 3 over step 1's.
-          for (std::uint64_t step : {1, 2, 3}) {
-            RankShards shards;
-            shards.rank = communicator.rank();
-            shards.step = step;
-            for (std::size_t i = 0; i < 12; ++i) shards.rows.push_back(weight_value(step, 12 * shards.rank + i));
-            if (communicator.rank() == 0) recorder.mark("begin " + std::to_string(step));
-            checkpoint.save(root + "/run/step-" + std::to_string(step == 3 ? 1 : step), step, shards);
-            if (communicator.rank() == 0) recorder.mark("done " + std::to_string(step));
-          }
-        });
+// Two ranks save steps 1 and 2 in their own directories, then step 3 over
+// step 1's. Async, each rank overwrites its pieces as soon as save() returns
+// (the background write must use its own copies), and a save is done when
+// wait() returns: the commit runs on a background thread over a duplicate
+// communicator (`background`) or in that wait() call.
+CrashStateCounts distributed_scenario(const std::string& name, bool async, bool background) {
+  return run_scenario(
+      name,
+      [&](const std::string& root, RecordingFileSystem& recorder) {
+        const auto failures = run_ranks(
+            2,
+            [&](Communicator& communicator) {
+              DistributedOptions options;
+              options.save.threads = 1;
+              options.overwrite = true;
+              options.async = async;
+              DistributedCheckpoint<RankShards> checkpoint(communicator, options);
+              for (std::uint64_t step : {1, 2, 3}) {
+                RankShards shards;
+                shards.rank = communicator.rank();
+                shards.step = step;
+                for (std::size_t i = 0; i < 12; ++i) shards.rows.push_back(weight_value(step, 12 * shards.rank + i));
+                if (communicator.rank() == 0) recorder.mark("begin " + std::to_string(step));
+                checkpoint.save(root + "/run/step-" + std::to_string(step == 3 ? 1 : step), step, shards);
+                if (async) {
+                  std::fill(shards.rows.begin(), shards.rows.end(), -1.0f);
+                  shards.step = 0;
+                  checkpoint.wait();
+                }
+                if (communicator.rank() == 0) recorder.mark("done " + std::to_string(step));
+              }
+            },
+            background);
         for (const std::exception_ptr& failure : failures) {
           if (failure) std::rethrow_exception(failure);
         }
@@ -273,10 +287,27 @@ TEST(CrashStates, DistributedCommitOfTwoRanks) {
       [](const std::string& directory, const Marks& marks) {
         return judge_distributed_restore(directory + "/run", marks);
       });
-  // The ranks' threads interleave their calls differently from run to run,
-  // so the counts vary a little; their floors are asserted.
+}
+
+// The ranks' threads interleave their calls differently from run to run, so
+// the counts vary a little; their floors are asserted.
+void expect_distributed_counts(const CrashStateCounts& counts) {
+  if (long_run()) return;
+  EXPECT_FALSE(counts.sampled) << "the default run checks every state the model allows";
   EXPECT_GE(counts.crash_points, 55u);
   EXPECT_GE(counts.states, 150u);
+}
+
+TEST(CrashStates, DistributedCommitOfTwoRanks) {
+  expect_distributed_counts(distributed_scenario("distributed", false, true));
+}
+
+TEST(CrashStates, AsyncDistributedCommitInTheBackground) {
+  expect_distributed_counts(distributed_scenario("async distributed (background commit)", true, true));
+}
+
+TEST(CrashStates, AsyncDistributedCommitAtTheNextCall) {
+  expect_distributed_counts(distributed_scenario("async distributed (commit in wait)", true, false));
 }
 
 // Regression (found by the crash states above): a directory the manager or a

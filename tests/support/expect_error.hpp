@@ -14,6 +14,15 @@
 
 namespace ckpt::test {
 
+// Checks an error already caught: its id, and a message holding every fragment.
+inline void expect_id_and_message(const Error& error, ErrorId id, const std::vector<std::string>& fragments) {
+  EXPECT_EQ(error.id(), id) << error.what();
+  for (const std::string& fragment : fragments) {
+    EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos)
+        << "message '" << error.what() << "' lacks '" << fragment << "'";
+  }
+}
+
 // Runs `action`, expecting it to throw `Kind` with `id` and a message holding
 // every fragment; returns the error caught (nothing when none was).
 template <class Kind = Error, class Action>
@@ -21,11 +30,7 @@ std::optional<Kind> expect_error(Action&& action, ErrorId id, const std::vector<
   try {
     action();
   } catch (const Kind& error) {
-    EXPECT_EQ(error.id(), id) << error.what();
-    for (const std::string& fragment : fragments) {
-      EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos)
-          << "message '" << error.what() << "' lacks '" << fragment << "'";
-    }
+    expect_id_and_message(error, id, fragments);
     return error;
   } catch (const std::exception& error) {
     ADD_FAILURE() << "expected another kind of error (id " << static_cast<int>(id) << "), got: " << error.what();

@@ -17,8 +17,10 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ckpt/detail/os/file_system.hpp"
@@ -102,6 +104,13 @@ class FaultFileSystem : public detail::FileSystem {
     std::lock_guard<std::mutex> lock(mutex_);
     space_left_ = bytes;
     space_limited_ = true;
+  }
+  // Writes from the calling thread fail with ENOSPC from now on, as
+  // limit_space(0) makes every thread's: one rank's full disk when ranks run
+  // on threads (the rank's own thread writes its file).
+  void fill_disk_of_this_thread() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    full_threads_.insert(std::this_thread::get_id());
   }
   // Legal but unusual kernel behaviour the writer must cope with: every write
   // stores at most `max_bytes`, and every other write is interrupted (EINTR).
@@ -200,13 +209,13 @@ class FaultFileSystem : public detail::FileSystem {
         }
         size = std::min(size, short_write_bytes_);
       }
-      if (space_limited_) {
-        if (space_left_ == 0 && size != 0) {
-          errno = ENOSPC;
-          return -1;
-        }
-        size = static_cast<std::size_t>(std::min<std::uint64_t>(size, space_left_));
+      const bool disk_full =
+          full_threads_.count(std::this_thread::get_id()) != 0 || (space_limited_ && space_left_ == 0);
+      if (disk_full && size != 0) {
+        errno = ENOSPC;
+        return -1;
       }
+      if (space_limited_) size = static_cast<std::size_t>(std::min<std::uint64_t>(size, space_left_));
     }
     const long written = detail::FileSystem::pwrite(fd, data, size, offset);
     if (written > 0 && space_limited_) {
@@ -281,6 +290,7 @@ class FaultFileSystem : public detail::FileSystem {
   std::uint64_t crash_nth_ = 0;
   bool space_limited_ = false;
   std::uint64_t space_left_ = 0;
+  std::set<std::thread::id> full_threads_;
   std::size_t short_write_bytes_ = 0;
   std::uint64_t writes_seen_ = 0;
   bool writes_held_ = false;

@@ -113,17 +113,17 @@ class DistributedSavingArchive : public ArchiveBase<DistributedSavingArchive> {
 // Checks a state against a checkpoint's index and plans its loads. Like
 // LoadingArchive, nothing is loaded before every problem is known: check()
 // reports them, and load() runs only once every rank has agreed.
-class DistributedLoadingArchive : public ArchiveBase<DistributedLoadingArchive> {
+class DistributedLoadingArchive
+    : public LoadingArchiveBase<DistributedLoadingArchive, std::function<void(PieceReader<>&)>> {
  public:
   static constexpr bool is_saving = false;
   static constexpr bool is_loading = true;
 
   template <class = void>
   DistributedLoadingArchive(const CheckpointIndex& index, std::string directory)
-      : ArchiveBase(directory),
+      : LoadingArchiveBase(directory, tensor_names(index), index.metadata),
         index_(index),
-        directory_(std::move(directory)),
-        file_names_(tensor_names(index), metadata_names(index)) {}
+        directory_(std::move(directory)) {}
 
   // Strict: throws MismatchError listing every problem. Otherwise returns them.
   template <class = void>
@@ -218,46 +218,15 @@ class DistributedLoadingArchive : public ArchiveBase<DistributedLoadingArchive> 
     for (std::uint64_t i = 0; i < count; ++i) bytes[i] = bytes[i] != std::byte{0} ? std::byte{1} : std::byte{0};
   }
 
-  template <class T>
-  void metadata(T& value) {
-    const std::string name = register_name("metadata");
-    std::optional<T> parsed = loadable_metadata<T>(report_, name, index_.metadata, file_names_);
-    if (!parsed) return;
-    loads_.push_back([&value, parsed = std::move(*parsed)](PieceReader<>&) { value = parsed; });
-  }
-
-  template <class Map>
-  void prepare_map(Map& map) {
-    file_names_.adopt_map_keys(map, current_name());
-  }
-  template <class Sequence>
-  void prepare_sequence(Sequence& sequence) {
-    file_names_.size_sequence(sequence, current_name());
-  }
-  template <class T>
-  bool prepare_optional(std::optional<T>& optional) {
-    return file_names_.prepare_optional(optional, current_name(),
-                                        [&] { loads_.push_back([&optional](PieceReader<>&) { optional.reset(); }); });
-  }
-
   template <class = void>
   static std::set<std::string> tensor_names(const CheckpointIndex& index) {
     std::set<std::string> names;
     for (const auto& entry : index.tensors) names.insert(entry.first);
     return names;
   }
-  template <class = void>
-  static std::set<std::string> metadata_names(const CheckpointIndex& index) {
-    std::set<std::string> names;
-    for (const auto& entry : index.metadata.items()) names.insert(entry.key());
-    return names;
-  }
 
   const CheckpointIndex& index_;
   std::string directory_;
-  FileNames file_names_;
-  std::vector<std::function<void(PieceReader<>&)>> loads_;
-  LoadReport report_;
 };
 
 }  // namespace ckpt::detail

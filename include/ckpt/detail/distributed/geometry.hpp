@@ -130,6 +130,51 @@ struct Run {
   std::uint64_t end = 0;
 };
 
+// The dimension a box's runs are cut at: the dimensions after it are taken
+// whole, so each run spans all of them, and the box has one run per index of
+// the dimensions before it. `shape` has at least one dimension.
+template <class = void>
+std::size_t run_split_dimension(const PieceGeometry& geometry, const Shape& shape) {
+  std::size_t split = shape.size() - 1;
+  while (split > 0 && geometry.offsets[split] == 0 && geometry.extents[split] == shape[split]) --split;
+  return split;
+}
+
+// How many runs a piece (valid for `shape`) has, counted without visiting
+// them: an index can declare a box of 10^12 runs in a few bytes.
+template <class = void>
+std::uint64_t run_count(const PieceGeometry& geometry, const Shape& shape) {
+  if (geometry.element_count() == 0) return 0;
+  if (geometry.kind == PieceGeometry::Kind::flat || shape.empty()) return 1;
+  std::uint64_t count = 1;  // at most the piece's element count, so it never overflows
+  const std::size_t split = run_split_dimension(geometry, shape);
+  for (std::size_t d = 0; d < split; ++d) count *= geometry.extents[d];
+  return count;
+}
+
+// The most runs the pieces of one tensor may form in all. Checking that they
+// tile it holds every run in memory (24 bytes each here, about as much in
+// Python's arrays), and loading visits each; 2^22 runs bound that to about
+// 100 MB, while a column split of a tensor of a million rows over 4 ranks
+// forms 4 million. A save refuses more (so that it never writes what a load
+// refuses) and a reader refuses an index that declares more.
+inline constexpr std::uint64_t max_tensor_runs = std::uint64_t(1) << 22;
+
+// How `pieces` (each valid for `shape`) form more runs than max_tensor_runs,
+// or nullopt. Run before tiling_problem, which enumerates them.
+template <class = void>
+std::optional<std::string> run_count_problem(const std::vector<const PieceGeometry*>& pieces, const Shape& shape) {
+  std::uint64_t total = 0;  // saturates: a count past 2^64 - 1 reads as 2^64 - 1
+  for (const PieceGeometry* piece : pieces) {
+    const std::uint64_t runs = run_count(*piece, shape);
+    total = runs > UINT64_MAX - total ? UINT64_MAX : total + runs;
+  }
+  if (total <= max_tensor_runs) return std::nullopt;
+  return "expected the pieces to form at most " + std::to_string(max_tensor_runs) +
+         " runs of consecutive elements (a box forms one per row it does not span whole), found " +
+         std::to_string(total);
+}
+
 // The runs of a piece in increasing order, each with the position of its
 // first element in the piece's own row-major order. For a box, the runs are
 // its rows over the first dimension that is not taken whole, together with
@@ -152,9 +197,7 @@ class RunCursor {
       remaining_ = 1;
       return;
     }
-    // Dimensions after `split` are taken whole, so each run spans all of them.
-    std::size_t split = rank - 1;
-    while (split > 0 && geometry.offsets[split] == 0 && geometry.extents[split] == shape[split]) --split;
+    const std::size_t split = run_split_dimension(geometry, shape);
     strides_.assign(rank, 1);
     for (std::size_t d = rank - 1; d > 0; --d) strides_[d - 1] = strides_[d] * shape[d];
     length_ = geometry.extents[split] * strides_[split];
@@ -258,7 +301,8 @@ void for_each_overlap(const PieceGeometry& source, const PieceGeometry& target, 
 
 // How a set of pieces fails to tile a tensor of `shape` exactly (every
 // element held by exactly one piece), or nullopt. `label(i)` names piece i in
-// the message. O(runs log runs).
+// the message. O(runs log runs) in time and O(runs) in memory: check
+// run_count_problem first.
 template <class Label>
 std::optional<std::string> tiling_problem(const std::vector<const PieceGeometry*>& pieces, const Shape& shape,
                                           Label&& label) {

@@ -248,6 +248,9 @@ class IndexParser {
     }
     std::vector<const PieceGeometry*> geometries;
     for (const IndexPiece& piece : tensor.pieces) geometries.push_back(&piece.geometry);
+    // Counted before the tiling check enumerates them: a few bytes of index
+    // can declare 10^12 runs.
+    if (const auto problem = run_count_problem(geometries, tensor.shape)) fail(name, *problem);
     const auto label = [&](std::size_t i) { return "piece '" + tensor.pieces[i].stored_name + "'"; };
     if (const auto problem = tiling_problem(geometries, tensor.shape, label)) {
       fail(name, "the pieces do not tile " + shape_to_string(tensor.shape) + ": " + *problem);

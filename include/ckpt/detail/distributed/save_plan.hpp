@@ -156,6 +156,12 @@ void finish_tensor(TensorPlan& tensor, const std::string& directory) {
     return "the piece of " + ranks_text(tensor.pieces[i].holders) + " (" + geometry_text(tensor.pieces[i].geometry) +
            ")";
   };
+  // A save refuses what a load of its index would refuse.
+  if (const auto problem = run_count_problem(geometries, tensor.shape)) {
+    throw ArgumentError(ErrorId::argument_invalid, directory, tensor.name,
+                        "the ranks' pieces of " + std::string(dtype_name(tensor.dtype)) + " " +
+                            shape_to_string(tensor.shape) + " are split too finely: " + *problem);
+  }
   if (const auto problem = tiling_problem(geometries, tensor.shape, label)) {
     throw ArgumentError(ErrorId::argument_invalid, directory, tensor.name,
                         "the ranks' pieces of " + std::string(dtype_name(tensor.dtype)) + " " +
