@@ -289,15 +289,22 @@ void flip_byte_at_end(const std::string& path) {
   file.put(static_cast<char>(byte ^ 0x5A));
 }
 
+// Saves steps 1 to `steps` with 3 ranks, keeping them all; returns the
+// options used.
+ManagerOptions every_step_saved_by_three_ranks(const std::string& directory, std::uint64_t steps) {
+  ManagerOptions options = step_directories();
+  options.save_policy.every_steps = 1;
+  options.retention.max_to_keep = 0;
+  saved_steps(directory, 3, steps, options);
+  return options;
+}
+
 // The newest step has a corrupt file (which only one rank verifies) and the
 // one before lost a file: every rank skips both, reports both, and restores
 // the step before them.
 TEST(DistributedManager, RestoreFallsBackTogetherPastCorruptAndIncompleteSteps) {
   TempDir temp;
-  ManagerOptions options = step_directories();
-  options.save_policy.every_steps = 1;
-  options.retention.max_to_keep = 0;
-  saved_steps(temp.path(), 3, 3, options);
+  const ManagerOptions options = every_step_saved_by_three_ranks(temp.path(), 3);
   flip_byte_at_end(temp.file("step-000003/model-00003-of-00003.safetensors"));
   fs::remove(temp.file("step-000002/model-00002-of-00003.safetensors"));
   std::mutex mutex;
@@ -318,6 +325,63 @@ TEST(DistributedManager, RestoreFallsBackTogetherPastCorruptAndIncompleteSteps) 
   ASSERT_EQ(reasons[0].size(), 2u);
   EXPECT_NE(reasons[0][0].find("step-000003/model-00003-of-00003.safetensors"), std::string::npos) << reasons[0][0];
   EXPECT_NE(reasons[0][1].find("step-000002/model-00002-of-00003.safetensors"), std::string::npos) << reasons[0][1];
+}
+
+// A state for rank `rank` of `world` loading ranks whose every byte is a
+// sentinel, to see whether a failed restore wrote into it.
+SampleState sentinel_state(int rank, int world) {
+  SampleState state = sample_for_loading(rank, world);
+  for (const SampleTensor& tensor : sample_tensors()) {
+    Tensor local = Tensor::allocate(tensor.dtype, state.piece(tensor).stored_shape(tensor.shape));
+    std::fill(local.mutable_data(), local.mutable_data() + local.nbytes(), std::byte{0xEE});
+    state.locals[tensor.name] = std::move(local);
+  }
+  state.step = 77;
+  state.note = "before the restore";
+  return state;
+}
+
+// What differs from sentinel_state(), one line per tensor or field.
+std::vector<std::string> sentinel_changes(const SampleState& state) {
+  const SampleState sentinel = sentinel_state(state.rank, state.world);
+  std::vector<std::string> changes;
+  for (const auto& [name, expected] : sentinel.locals) {
+    const auto found = state.locals.find(name);
+    const bool same = found != state.locals.end() && found->second.shape() == expected.shape() &&
+                      std::equal(expected.data(), expected.data() + expected.nbytes(), found->second.data());
+    if (!same) changes.push_back(name);
+  }
+  if (state.locals.size() != sentinel.locals.size()) changes.push_back("the set of tensors");
+  if (state.step != sentinel.step) changes.push_back("step " + std::to_string(state.step));
+  if (state.note != sentinel.note) changes.push_back("note '" + state.note + "'");
+  return changes;
+}
+
+// Step 2 has a corrupt file that only rank 1 of 2 verifies: restore(2)
+// throws that file's error on every rank before a byte is loaded, so every
+// rank's state is as it was; the manager then restores step 1.
+TEST(DistributedManager, RestoreOfACorruptStepThrowsOnEveryRankWithTheStateUntouched) {
+  TempDir temp;
+  const ManagerOptions options = every_step_saved_by_three_ranks(temp.path(), 2);
+  const std::string corrupt = temp.file("step-000002/model-00002-of-00003.safetensors");
+  flip_byte_at_end(corrupt);
+  constexpr int world = 2;
+  std::mutex mutex;
+  std::vector<std::string> changes;
+  on_ranks(world, [&](Communicator& communicator) {
+    DistributedCheckpointManager manager(communicator, temp.path(), options);
+    SampleState state = sentinel_state(communicator.rank(), world);
+    expect_error<IntegrityError>([&] { manager.restore(2, state); }, ErrorId::integrity_tensor_checksum,
+                                 {corrupt, "rank 1 of 2", "expected", "found"});
+    std::vector<std::string> mine = sentinel_changes(state);
+    const RestoreResult result = manager.restore(1, state);
+    std::lock_guard<std::mutex> lock(mutex);
+    for (const std::string& change : mine) changes.push_back("rank " + std::to_string(state.rank) + ": " + change);
+    EXPECT_EQ(result.checkpoint.step, 1u);
+    EXPECT_EQ(state.step, 1u);
+    EXPECT_EQ(sample_differences(state), std::vector<std::string>());
+  });
+  EXPECT_EQ(changes, std::vector<std::string>());
 }
 
 TEST(DistributedManager, NoValidStepIsAnErrorOnEveryRankNotAFreshStart) {
