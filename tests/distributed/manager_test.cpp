@@ -10,12 +10,15 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -167,6 +170,92 @@ TEST(DistributedManager, PreemptionSignalOnOneRankSavesOnEveryRankAtTheSameStep)
   EXPECT_GE(saved[0][0], 5u);
   EXPECT_EQ(stopped_after, std::vector<std::uint64_t>(world, saved[0][0]));
   EXPECT_EQ(listed_steps(temp.path()), saved[0]);
+}
+
+// A rank's communicator that tells the test when the first exchange after
+// arm() has completed: in maybe_save, the moment the ranks have decided and
+// the save decided has not begun.
+class WatchedCommunicator final : public Communicator {
+ public:
+  explicit WatchedCommunicator(Communicator& inner) : inner_(inner) {}
+
+  int rank() const override { return inner_.rank(); }
+  int size() const override { return inner_.size(); }
+  std::vector<std::string> all_gather(std::string_view bytes) override {
+    std::vector<std::string> all = inner_.all_gather(bytes);
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (armed_) {
+      armed_ = false;
+      exchanged_ = true;
+      changed_.notify_all();
+    }
+    return all;
+  }
+  std::vector<std::string> gather(std::string_view bytes, int root) override { return inner_.gather(bytes, root); }
+  std::string broadcast(std::string_view bytes, int root) override { return inner_.broadcast(bytes, root); }
+  bool allows_background_collectives() const override { return inner_.allows_background_collectives(); }
+  std::unique_ptr<Communicator> duplicate() override { return inner_.duplicate(); }
+
+  void arm() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    armed_ = true;
+  }
+  void wait_for_exchange() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [&] { return exchanged_; });
+  }
+
+ private:
+  Communicator& inner_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool armed_ = false;
+  bool exchanged_ = false;
+};
+
+// The race of a signal that arrives while a policy save is pending: rank 1's
+// background save of step 2 raises SIGUSR1 from its on_save, after the ranks
+// decided to save step 3 (busy: they wait for that background save) and
+// before step 3's save begins. Step 3's decision did not see the signal, so
+// its save must not count as answering it: every rank saves step 4 for it
+// and stops there.
+TEST(DistributedManager, SignalDuringAPendingPolicySaveStopsEveryRankAtTheNextStep) {
+  TempDir temp;
+  constexpr int world = 3;
+  constexpr std::uint64_t step_limit = 8;
+  StepsByRank saved(world);
+  std::vector<std::uint64_t> stopped_after(world, 0);
+  on_ranks(world, [&](Communicator& communicator) {
+    const int rank = communicator.rank();
+    WatchedCommunicator watched(communicator);
+    ManagerOptions options = step_directories();
+    options.async = true;
+    options.when_busy = ManagerOptions::WhenBusy::wait;
+    options.save_policy.every_steps = 1;
+    options.save_policy.on_preemption = true;
+    options.save_policy.preemption_signals = {SIGUSR1};
+    options.retention.max_to_keep = 0;
+    options.on_save = [&watched, rank](const SaveEvent& event) {
+      if (rank != 1 || event.step != 2) return;
+      watched.wait_for_exchange();
+      ::raise(SIGUSR1);
+    };
+    DistributedCheckpointManager manager(watched, temp.path(), options);
+    std::uint64_t step = 0;
+    while (step < step_limit && !manager.preemption_requested()) {
+      ++step;
+      if (rank == 1 && step == 3) watched.arm();
+      if (manager.maybe_save(step, sample_for_saving(rank, world, step))) {
+        saved[static_cast<std::size_t>(rank)].push_back(step);
+      }
+    }
+    manager.wait();
+    stopped_after[static_cast<std::size_t>(rank)] = step;
+  });
+  EXPECT_EQ(stopped_after, std::vector<std::uint64_t>(world, 4)) << "each rank's last step";
+  expect_all_ranks_agree(saved);
+  EXPECT_EQ(saved[0], (std::vector<std::uint64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(listed_steps(temp.path()), (std::vector<std::uint64_t>{1, 2, 3, 4}));
 }
 
 TEST(DistributedManager, RetentionKeepsNewestMilestonesAndPinsAndDeletesTheRest) {
