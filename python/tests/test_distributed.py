@@ -387,6 +387,25 @@ def test_a_distributed_manager_run_is_listed_as_the_cpp_manager_lists_it(fixture
             assert checkpoint.tensor("head/mask").tobytes() == sample("head/mask", "BOOL", (9,)).tobytes()
 
 
+def test_a_step_whose_index_is_damaged_is_listed_by_its_name_and_refused_when_opened(fixtures, tmp_path):
+    """As the C++ manager lists it: the name of the template still names the
+    step, so that opening it (or a restore) says what is wrong; without the
+    template nothing names it."""
+    parent = tmp_path / "run"
+    shutil.copytree(fixtures / "distributed-manager-run", parent)
+    index = parent / "step-00000030" / INDEX
+    index.write_text("not json")
+    run = ckpt.open_run(parent, "step-{step:08}")
+    assert run.steps.tolist() == [10, 30, 40]
+    damaged = run.checkpoint(30)
+    assert (damaged.bytes, damaged.world_size, damaged.metrics) == (len("not json"), None, {})
+    with pytest.raises(ckpt.FormatError) as caught:
+        run.open(30)
+    assert (caught.value.id, caught.value.file) == (ckpt.ErrorId.format_header_json, str(index))
+    assert "expected the index to be JSON" in caught.value.what
+    assert ckpt.open_run(parent).steps.tolist() == [10, 40]
+
+
 def test_python_m_ckpt_info_shows_a_directory(fixtures):
     directory = fixtures / "distributed" / "world-4"
     shown = run_module("info", directory, "--json")
