@@ -62,8 +62,9 @@ DistributedVerification::File verify_committed_file(const std::string& directory
   };
   try {
     const Reader reader(directory + "/" + name, ReadOptions{true, 0});
-    if (const auto problem = committed_file_problem(reader, expected))
+    if (const auto problem = committed_file_problem(reader, expected)) {
       note(*problem, std::make_exception_ptr(*problem));
+    }
     for (const TensorInfo& info : reader.tensors()) {
       try {
         reader.tensor(info.name);  // checks the checksum, and decodes
