@@ -51,11 +51,6 @@ def is_checkpoint_directory(path):
         return False
 
 
-def is_committed(directory):
-    """True when ``directory`` holds an index: the save that wrote it committed."""
-    return os.path.isfile(os.path.join(directory, INDEX_FILE))
-
-
 class Piece:
     """One piece of a global tensor: a box (``offsets``, ``extents``) or a
     flat range (``flat`` = (begin, end)), stored as ``name`` in ``file``."""

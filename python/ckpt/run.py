@@ -7,7 +7,10 @@ epoch, time, metrics and pin from the index ``.ckpt-index.json`` when the index
 records the file at its current size, else from the file's own record (the
 ``ckpt.manager`` key of its metadata) and its modification time. Each
 subdirectory holding a committed distributed checkpoint (docs/distributed.md,
-one directory per step) is a checkpoint too, its step from its index.
+one directory per step, as a DistributedCheckpointManager keeps them:
+include/ckpt/detail/distributed/manager_catalog.hpp) is a checkpoint too, its
+step from its index, its pin from the manager's index; a dotted directory is a
+step being deleted and is not listed.
 Nothing is locked or written: a run can be studied while training writes to it.
 """
 import json
@@ -37,6 +40,7 @@ class CheckpointEntry:
     epoch: int = None
     metrics: dict = field(default_factory=dict)
     pinned: bool = False
+    world_size: int = None  # the ranks that saved a distributed checkpoint directory; None for a file
 
 
 def _is_number(value):
@@ -82,19 +86,34 @@ def _facts_from_file(entry):
         pass  # an unreadable checkpoint is listed by name; reading it will say what is wrong
 
 
-def _distributed_entry(path):
-    """[the entry of a committed distributed checkpoint directory], [] when its
-    index is unreadable. Its time is the commit's (the index's modification),
-    its bytes those of its files; metrics come from a ``ckpt.manager`` record
-    in its metadata, as for a file."""
+def _distributed_entry(path, parsed):
+    """The entry of a committed distributed checkpoint directory, as the C++
+    manager lists it: its step from its name (``parsed``) when the name is the
+    template's, else from its index; its time the manager's record
+    (``ckpt.manager`` in the index's metadata) or else the commit's (the index's
+    modification), its bytes those of its files and its index. An unreadable
+    index still names a step when the directory's name (``parsed``) does, so
+    that opening it says what is wrong; else None."""
+    index_path = os.path.join(path, distributed.INDEX_FILE)
+    try:
+        committed = os.stat(index_path)
+    except OSError:
+        return None
+    entry = CheckpointEntry(0, path, committed.st_size, float(int(committed.st_mtime)))
     try:
         index = distributed.read_index(path)
-        committed = os.stat(os.path.join(path, distributed.INDEX_FILE)).st_mtime
-    except (Error, OSError):
-        return []
-    entry = CheckpointEntry(index.step, path, sum(size for size, _ in index.files.values()), float(int(committed)))
-    _apply_record(index.metadata.get(MANAGER_METADATA_KEY), entry)
-    return [entry]
+    except Error:
+        if parsed is None:
+            return None
+    else:
+        entry.step, entry.world_size = index.step, index.world_size
+        entry.bytes += sum(size for size, _ in index.files.values())
+        _apply_record(index.metadata.get(MANAGER_METADATA_KEY), entry)
+    if parsed is not None:  # what the name records, where the record does not
+        entry.step = parsed.step
+        entry.epoch = parsed.epoch if entry.epoch is None else entry.epoch
+        entry.metrics = entry.metrics or dict(parsed.metrics)
+    return entry
 
 
 def list_checkpoints(directory, naming):
@@ -112,8 +131,13 @@ def list_checkpoints(directory, naming):
             status = os.stat(path)
         except OSError:
             continue  # deleted by a rotation since the listing
-        if stat.S_ISDIR(status.st_mode) and distributed.is_committed(path):
-            checkpoints.extend(_distributed_entry(path))
+        if stat.S_ISDIR(status.st_mode):
+            # A dotted directory is a step being deleted (renamed out of the
+            # listing first); any other committed one is a step, whatever the template.
+            entry = None if name.startswith(".") else _distributed_entry(path, parsed)
+            if entry is not None:
+                entry.pinned = name in known and known[name].pinned
+                checkpoints.append(entry)
             continue
         if parsed is None or not stat.S_ISREG(status.st_mode):
             continue

@@ -374,10 +374,11 @@ def test_a_run_of_distributed_checkpoints(fixtures):
     parent = fixtures / "distributed-run"
     run = ckpt.open_run(parent)
     assert run.steps.tolist() == [10, 20, 30]
+    assert [entry.world_size for entry in run] == [2, 3, 2]
     for entry in run:
-        files = [name for name in os.listdir(entry.path) if name.startswith("model-")]
-        assert entry.bytes == sum(os.path.getsize(os.path.join(entry.path, name)) for name in files)
-        assert entry.metrics == {}  # nothing records metrics in a distributed checkpoint (docs/python.md)
+        # Its files and its index, as the C++ manager counts a step's bytes.
+        assert entry.bytes == sum(os.path.getsize(os.path.join(entry.path, name)) for name in os.listdir(entry.path))
+        assert entry.metrics == {}  # a DistributedCheckpoint alone records no metrics (docs/python.md)
     assert run.tensor_names("layers/*") == ["layers/0/columns", "layers/0/rows", "layers/1/blocks", "layers/1/uneven"]
     norms = run.trajectory("layers/1/*", stat="norm")  # integers: the float tensors' sample bits hold NaNs
     for index, step in enumerate(run.steps):
@@ -387,6 +388,47 @@ def test_a_run_of_distributed_checkpoints(fixtures):
                 assert norms[name][index] == pytest.approx(np.linalg.norm(values), rel=1e-12)
     # The sample content is the same at every step: nothing moved.
     assert run.trajectory("layers/1/blocks", stat="dist_prev")["layers/1/blocks"].tolist()[1:] == [0.0, 0.0]
+
+
+def test_a_distributed_manager_run_is_listed_as_the_cpp_manager_lists_it(fixtures):
+    """A DistributedCheckpointManager's directory, with what a killed job leaves
+    (a step renamed for deletion with its index, a step never committed): the
+    steps, sizes, times, epochs, metrics and pins the C++ manager lists, and
+    each step opens and reads."""
+    parent = fixtures / "distributed-manager-run"
+    expected = json.loads((fixtures / "distributed-manager-run.json").read_text())
+    assert [entry["step"] for entry in expected] == [10, 30, 40]  # 20 deleted by retention, 10 pinned
+    assert {".step-00000020.removing", "step-00000050"} <= set(os.listdir(parent))
+    for template in ("step-{step:08}", "ckpt-{step:08}.safetensors"):  # the steps are listed whatever the template
+        run = ckpt.open_run(parent, template)
+        listed = [{"step": entry.step, "path": entry.path, "bytes": entry.bytes, "time": entry.time,
+                   "epoch": entry.epoch, "metrics": entry.metrics, "pinned": entry.pinned} for entry in run]
+        assert listed == expected
+        assert [entry.world_size for entry in run] == [2, 2, 2]
+    assert run.metric("loss").tolist() == [1 / 10, 1 / 30, 1 / 40]
+    for step in run.steps:
+        with run.open(step) as checkpoint:
+            assert checkpoint.step == step
+            assert checkpoint.tensor("head/mask").tobytes() == sample("head/mask", "BOOL", (9,)).tobytes()
+
+
+def test_a_step_whose_index_is_damaged_is_listed_by_its_name_and_refused_when_opened(fixtures, tmp_path):
+    """As the C++ manager lists it: the name of the template still names the
+    step, so that opening it (or a restore) says what is wrong; without the
+    template nothing names it."""
+    parent = tmp_path / "run"
+    shutil.copytree(fixtures / "distributed-manager-run", parent)
+    index = parent / "step-00000030" / INDEX
+    index.write_text("not json")
+    run = ckpt.open_run(parent, "step-{step:08}")
+    assert run.steps.tolist() == [10, 30, 40]
+    damaged = run.checkpoint(30)
+    assert (damaged.bytes, damaged.world_size, damaged.metrics) == (len("not json"), None, {})
+    with pytest.raises(ckpt.FormatError) as caught:
+        run.open(30)
+    assert (caught.value.id, caught.value.file) == (ckpt.ErrorId.format_header_json, str(index))
+    assert "expected the index to be JSON" in caught.value.what
+    assert ckpt.open_run(parent).steps.tolist() == [10, 40]
 
 
 def test_python_m_ckpt_info_shows_a_directory(fixtures):

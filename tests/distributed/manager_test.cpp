@@ -10,12 +10,15 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -169,6 +172,92 @@ TEST(DistributedManager, PreemptionSignalOnOneRankSavesOnEveryRankAtTheSameStep)
   EXPECT_EQ(listed_steps(temp.path()), saved[0]);
 }
 
+// A rank's communicator that tells the test when the first exchange after
+// arm() has completed: in maybe_save, the moment the ranks have decided and
+// the save decided has not begun.
+class WatchedCommunicator final : public Communicator {
+ public:
+  explicit WatchedCommunicator(Communicator& inner) : inner_(inner) {}
+
+  int rank() const override { return inner_.rank(); }
+  int size() const override { return inner_.size(); }
+  std::vector<std::string> all_gather(std::string_view bytes) override {
+    std::vector<std::string> all = inner_.all_gather(bytes);
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (armed_) {
+      armed_ = false;
+      exchanged_ = true;
+      changed_.notify_all();
+    }
+    return all;
+  }
+  std::vector<std::string> gather(std::string_view bytes, int root) override { return inner_.gather(bytes, root); }
+  std::string broadcast(std::string_view bytes, int root) override { return inner_.broadcast(bytes, root); }
+  bool allows_background_collectives() const override { return inner_.allows_background_collectives(); }
+  std::unique_ptr<Communicator> duplicate() override { return inner_.duplicate(); }
+
+  void arm() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    armed_ = true;
+  }
+  void wait_for_exchange() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [&] { return exchanged_; });
+  }
+
+ private:
+  Communicator& inner_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool armed_ = false;
+  bool exchanged_ = false;
+};
+
+// The race of a signal that arrives while a policy save is pending: rank 1's
+// background save of step 2 raises SIGUSR1 from its on_save, after the ranks
+// decided to save step 3 (busy: they wait for that background save) and
+// before step 3's save begins. Step 3's decision did not see the signal, so
+// its save must not count as answering it: every rank saves step 4 for it
+// and stops there.
+TEST(DistributedManager, SignalDuringAPendingPolicySaveStopsEveryRankAtTheNextStep) {
+  TempDir temp;
+  constexpr int world = 3;
+  constexpr std::uint64_t step_limit = 8;
+  StepsByRank saved(world);
+  std::vector<std::uint64_t> stopped_after(world, 0);
+  on_ranks(world, [&](Communicator& communicator) {
+    const int rank = communicator.rank();
+    WatchedCommunicator watched(communicator);
+    ManagerOptions options = step_directories();
+    options.async = true;
+    options.when_busy = ManagerOptions::WhenBusy::wait;
+    options.save_policy.every_steps = 1;
+    options.save_policy.on_preemption = true;
+    options.save_policy.preemption_signals = {SIGUSR1};
+    options.retention.max_to_keep = 0;
+    options.on_save = [&watched, rank](const SaveEvent& event) {
+      if (rank != 1 || event.step != 2) return;
+      watched.wait_for_exchange();
+      ::raise(SIGUSR1);
+    };
+    DistributedCheckpointManager manager(watched, temp.path(), options);
+    std::uint64_t step = 0;
+    while (step < step_limit && !manager.preemption_requested()) {
+      ++step;
+      if (rank == 1 && step == 3) watched.arm();
+      if (manager.maybe_save(step, sample_for_saving(rank, world, step))) {
+        saved[static_cast<std::size_t>(rank)].push_back(step);
+      }
+    }
+    manager.wait();
+    stopped_after[static_cast<std::size_t>(rank)] = step;
+  });
+  EXPECT_EQ(stopped_after, std::vector<std::uint64_t>(world, 4)) << "each rank's last step";
+  expect_all_ranks_agree(saved);
+  EXPECT_EQ(saved[0], (std::vector<std::uint64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(listed_steps(temp.path()), (std::vector<std::uint64_t>{1, 2, 3, 4}));
+}
+
 TEST(DistributedManager, RetentionKeepsNewestMilestonesAndPinsAndDeletesTheRest) {
   TempDir temp;
   ManagerOptions options = step_directories();
@@ -289,15 +378,22 @@ void flip_byte_at_end(const std::string& path) {
   file.put(static_cast<char>(byte ^ 0x5A));
 }
 
+// Saves steps 1 to `steps` with 3 ranks, keeping them all; returns the
+// options used.
+ManagerOptions every_step_saved_by_three_ranks(const std::string& directory, std::uint64_t steps) {
+  ManagerOptions options = step_directories();
+  options.save_policy.every_steps = 1;
+  options.retention.max_to_keep = 0;
+  saved_steps(directory, 3, steps, options);
+  return options;
+}
+
 // The newest step has a corrupt file (which only one rank verifies) and the
 // one before lost a file: every rank skips both, reports both, and restores
 // the step before them.
 TEST(DistributedManager, RestoreFallsBackTogetherPastCorruptAndIncompleteSteps) {
   TempDir temp;
-  ManagerOptions options = step_directories();
-  options.save_policy.every_steps = 1;
-  options.retention.max_to_keep = 0;
-  saved_steps(temp.path(), 3, 3, options);
+  const ManagerOptions options = every_step_saved_by_three_ranks(temp.path(), 3);
   flip_byte_at_end(temp.file("step-000003/model-00003-of-00003.safetensors"));
   fs::remove(temp.file("step-000002/model-00002-of-00003.safetensors"));
   std::mutex mutex;
@@ -318,6 +414,63 @@ TEST(DistributedManager, RestoreFallsBackTogetherPastCorruptAndIncompleteSteps) 
   ASSERT_EQ(reasons[0].size(), 2u);
   EXPECT_NE(reasons[0][0].find("step-000003/model-00003-of-00003.safetensors"), std::string::npos) << reasons[0][0];
   EXPECT_NE(reasons[0][1].find("step-000002/model-00002-of-00003.safetensors"), std::string::npos) << reasons[0][1];
+}
+
+// A state for rank `rank` of `world` loading ranks whose every byte is a
+// sentinel, to see whether a failed restore wrote into it.
+SampleState sentinel_state(int rank, int world) {
+  SampleState state = sample_for_loading(rank, world);
+  for (const SampleTensor& tensor : sample_tensors()) {
+    Tensor local = Tensor::allocate(tensor.dtype, state.piece(tensor).stored_shape(tensor.shape));
+    std::fill(local.mutable_data(), local.mutable_data() + local.nbytes(), std::byte{0xEE});
+    state.locals[tensor.name] = std::move(local);
+  }
+  state.step = 77;
+  state.note = "before the restore";
+  return state;
+}
+
+// What differs from sentinel_state(), one line per tensor or field.
+std::vector<std::string> sentinel_changes(const SampleState& state) {
+  const SampleState sentinel = sentinel_state(state.rank, state.world);
+  std::vector<std::string> changes;
+  for (const auto& [name, expected] : sentinel.locals) {
+    const auto found = state.locals.find(name);
+    const bool same = found != state.locals.end() && found->second.shape() == expected.shape() &&
+                      std::equal(expected.data(), expected.data() + expected.nbytes(), found->second.data());
+    if (!same) changes.push_back(name);
+  }
+  if (state.locals.size() != sentinel.locals.size()) changes.push_back("the set of tensors");
+  if (state.step != sentinel.step) changes.push_back("step " + std::to_string(state.step));
+  if (state.note != sentinel.note) changes.push_back("note '" + state.note + "'");
+  return changes;
+}
+
+// Step 2 has a corrupt file that only rank 1 of 2 verifies: restore(2)
+// throws that file's error on every rank before a byte is loaded, so every
+// rank's state is as it was; the manager then restores step 1.
+TEST(DistributedManager, RestoreOfACorruptStepThrowsOnEveryRankWithTheStateUntouched) {
+  TempDir temp;
+  const ManagerOptions options = every_step_saved_by_three_ranks(temp.path(), 2);
+  const std::string corrupt = temp.file("step-000002/model-00002-of-00003.safetensors");
+  flip_byte_at_end(corrupt);
+  constexpr int world = 2;
+  std::mutex mutex;
+  std::vector<std::string> changes;
+  on_ranks(world, [&](Communicator& communicator) {
+    DistributedCheckpointManager manager(communicator, temp.path(), options);
+    SampleState state = sentinel_state(communicator.rank(), world);
+    expect_error<IntegrityError>([&] { manager.restore(2, state); }, ErrorId::integrity_tensor_checksum,
+                                 {corrupt, "rank 1 of 2", "expected", "found"});
+    std::vector<std::string> mine = sentinel_changes(state);
+    const RestoreResult result = manager.restore(1, state);
+    std::lock_guard<std::mutex> lock(mutex);
+    for (const std::string& change : mine) changes.push_back("rank " + std::to_string(state.rank) + ": " + change);
+    EXPECT_EQ(result.checkpoint.step, 1u);
+    EXPECT_EQ(state.step, 1u);
+    EXPECT_EQ(sample_differences(state), std::vector<std::string>());
+  });
+  EXPECT_EQ(changes, std::vector<std::string>());
 }
 
 TEST(DistributedManager, NoValidStepIsAnErrorOnEveryRankNotAFreshStart) {

@@ -5,6 +5,7 @@
 //                               the reliability suite's hostile files, and the
 //                               library's XXH3 of random bytes
 //                               and distributed checkpoint directories
+//                               and a DistributedCheckpointManager's run
 //   write_fixtures --dump FILE|DIR OUT
 //                               what the C++ Reader reads from FILE, or what a
 //                               single process loads from a distributed
@@ -213,6 +214,50 @@ void write_distributed_checkpoints(const std::string& dir) {
   write_distributed(dir + "/distributed-run", "step-00000030", 2, 30, "shuffle+zstd");
 }
 
+// A DistributedCheckpointManager's run of the sample state, 2 ranks on
+// threads: steps 10 to 40 with epoch and metrics, step 10 pinned, step 20
+// deleted by retention; then what a killed job leaves: step 20's directory
+// renamed for deletion with its index still in it, and a step directory whose
+// save never committed. run.json is the listing the C++ manager makes.
+void write_distributed_manager_run(const std::string& dir) {
+  ckpt::ManagerOptions options;
+  options.name_template = "step-{step:08}";
+  options.save_policy.every_steps = 10;
+  options.retention.max_to_keep = 2;
+  constexpr int world = 2;
+  const auto failures = ckpt::test::run_ranks(world, [&](ckpt::Communicator& communicator) {
+    double now = 1.7e9;
+    ckpt::ManagerOptions mine = options;
+    mine.clock = [&now] { return now; };
+    ckpt::DistributedCheckpointManager manager(communicator, dir, mine);
+    for (std::uint64_t step = 1; step <= 40; ++step) {
+      now += 1;
+      const ckpt::StepInfo info{step / 20, {{"loss", 1.0 / static_cast<double>(step)}}};
+      manager.maybe_save(step, ckpt::test::sample_for_saving(communicator.rank(), world, step), info);
+      if (step == 10) manager.pin(10);
+    }
+  });
+  for (const std::exception_ptr& failure : failures) {
+    if (failure) std::rethrow_exception(failure);
+  }
+  std::filesystem::copy(dir + "/step-00000030", dir + "/.step-00000020.removing");
+  std::filesystem::create_directories(dir + "/step-00000050");
+  std::ofstream(dir + "/step-00000050/model-00001-of-00002.safetensors") << "partial";
+  options.read_only = true;
+  ckpt::SingleProcessCommunicator one;
+  nlohmann::json listing = nlohmann::json::array();
+  for (const ckpt::CheckpointInfo& info : ckpt::DistributedCheckpointManager(one, dir, options).list()) {
+    listing.push_back({{"step", info.step},
+                       {"path", info.path},
+                       {"bytes", info.bytes},
+                       {"time", info.time},
+                       {"epoch", info.epoch ? nlohmann::json(*info.epoch) : nlohmann::json()},
+                       {"metrics", info.metrics},
+                       {"pinned", info.pinned}});
+  }
+  write_json(dir + ".json", listing);
+}
+
 // Each hostile file of the reliability suite, with the ids the C++ reader
 // may refuse it with.
 void write_hostile_files(const std::string& dir) {
@@ -265,6 +310,7 @@ int main(int argc, char** argv) {
     write_run(dir + "/run-template", "run-e{epoch:03}-{step:08}-{val_loss:.4f}.safetensors", 30);
     write_hostile_files(dir);
     write_distributed_checkpoints(dir);
+    write_distributed_manager_run(dir + "/distributed-manager-run");
     write_checksums(dir);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "write_fixtures: %s\n", error.what());

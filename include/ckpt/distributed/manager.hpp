@@ -180,13 +180,15 @@ class DistributedCheckpointManager {
   }
 
   // Collective: exactly that step; its error is thrown as is, on every rank.
+  // The files are verified before the load, so a corrupt step throws with
+  // the state untouched.
   template <class State>
   RestoreResult restore(std::uint64_t step, State& state) {
     wait();
     for (const CheckpointInfo& info : agreed_checkpoints()) {
       if (info.step != step) continue;
       RestoreResult result;
-      result.report = load(info.path, state, options_.load);
+      result.report = verify_and_load(info.path, state);
       result.restored = true;
       result.checkpoint = info;
       last_saved_step_ = step;
@@ -436,30 +438,34 @@ class DistributedCheckpointManager {
         comm_, [&] { return detail::encode_checkpoints(detail::scan_step_directories(directory_, naming_)); }));
   }
 
-  // The first problem any rank found in the files of the checkpoint in
-  // `path` (each rank verifies every size()-th file), the same on every
-  // rank; empty when every file verifies.
+  // Throws on every rank the first problem the ranks found in the files of
+  // the checkpoint in `path` (each rank verifies every size()-th file), of
+  // its own kind and id, naming the rank that found it.
   template <class = void>
-  std::string verify_collectively(const std::string& path) {
-    std::string mine;
-    try {
-      const detail::CheckpointIndex index = detail::read_index_of(path);
-      std::size_t position = 0;
-      for (const auto& [name, expected] : index.files) {
-        if (position++ % static_cast<std::size_t>(comm_.size()) != static_cast<std::size_t>(comm_.rank())) continue;
-        const detail::DistributedVerification::File file = detail::verify_committed_file(path, name, expected);
-        if (!file.problems.empty()) {
-          mine = file.problems.front();
-          break;
-        }
-      }
-    } catch (const Error& error) {
-      mine = error.what();
-    }
-    for (const std::string& problem : comm_.all_gather(mine)) {
-      if (!problem.empty()) return problem;
-    }
-    return std::string();
+  void verify_collectively(const std::string& path) {
+    detail::agree_on_outcome(comm_, detail::run_step(comm_.rank(), [&] {
+                               const detail::CheckpointIndex index = detail::read_index_of(path);
+                               const auto ranks = static_cast<std::size_t>(comm_.size());
+                               std::size_t position = 0;
+                               for (const auto& [name, expected] : index.files) {
+                                 if (position++ % ranks != static_cast<std::size_t>(comm_.rank())) continue;
+                                 const detail::DistributedVerification::File file =
+                                     detail::verify_committed_file(path, name, expected);
+                                 if (file.first_problem) std::rethrow_exception(file.first_problem);
+                               }
+                               return std::string();
+                             }));
+  }
+
+  // Every restore's load: the files verified by the ranks together first,
+  // so that no byte reaches the state from a checkpoint that fails.
+  template <class State>
+  LoadReport verify_and_load(const std::string& path, State& state) {
+    if (!options_.load.verify_checksums) return load(path, state, options_.load);
+    verify_collectively(path);
+    LoadOptions verified = options_.load;
+    verified.verify_checksums = false;  // just done, every file
+    return load(path, state, verified);
   }
 
   template <class State>
@@ -474,24 +480,18 @@ class DistributedCheckpointManager {
   template <class State>
   RestoreResult restore_newest_valid(const std::vector<CheckpointInfo>& candidates, State& state) {
     RestoreResult result;
-    LoadOptions verified = options_.load;
-    verified.verify_checksums = false;  // verified below, before the state is touched
     for (auto it = candidates.rbegin(); it != candidates.rend(); ++it) {
-      std::string reason = options_.load.verify_checksums ? verify_collectively(it->path) : std::string();
-      if (reason.empty()) {
-        try {
-          result.report = load(it->path, state, verified);
-          result.restored = true;
-          result.checkpoint = *it;
-          last_saved_step_ = it->step;
-          return result;
-        } catch (const MismatchError&) {
-          throw;
-        } catch (const Error& error) {
-          reason = error.what();
-        }
+      try {
+        result.report = verify_and_load(it->path, state);
+        result.restored = true;
+        result.checkpoint = *it;
+        last_saved_step_ = it->step;
+        return result;
+      } catch (const MismatchError&) {
+        throw;
+      } catch (const Error& error) {
+        result.skipped.push_back(SkippedCheckpoint{it->step, it->path, error.what()});
       }
-      result.skipped.push_back(SkippedCheckpoint{it->step, it->path, reason});
     }
     std::vector<std::string> reasons;
     for (const SkippedCheckpoint& skipped : result.skipped) reasons.push_back(skipped.reason);

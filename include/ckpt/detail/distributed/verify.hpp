@@ -8,8 +8,10 @@
 // shape, codec and checksum the index records). What `ckpt verify DIR` runs.
 
 #include <cstdint>
+#include <exception>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ckpt/detail/distributed/directory.hpp"
@@ -25,6 +27,9 @@ struct DistributedVerification {
     std::string name;
     std::uint64_t tensors = 0;
     std::vector<std::string> problems;  // one error message each
+    // The first of `problems` as it was thrown, so that a restore can throw
+    // it again with its own kind and id.
+    std::exception_ptr first_problem;
   };
   bool index_read = false;
   std::uint64_t step = 0;
@@ -50,21 +55,27 @@ template <class = void>
 DistributedVerification::File verify_committed_file(const std::string& directory, const std::string& name,
                                                     const IndexFile& expected,
                                                     std::map<std::string, RecordedTensor>* recorded = nullptr) {
-  DistributedVerification::File file{name, 0, {}};
+  DistributedVerification::File file{name, 0, {}, nullptr};
+  const auto note = [&file](const Error& error, std::exception_ptr thrown) {
+    file.problems.push_back(error.what());
+    if (!file.first_problem) file.first_problem = std::move(thrown);
+  };
   try {
     const Reader reader(directory + "/" + name, ReadOptions{true, 0});
-    if (const auto problem = committed_file_problem(reader, expected)) file.problems.push_back(problem->what());
+    if (const auto problem = committed_file_problem(reader, expected)) {
+      note(*problem, std::make_exception_ptr(*problem));
+    }
     for (const TensorInfo& info : reader.tensors()) {
       try {
         reader.tensor(info.name);  // checks the checksum, and decodes
       } catch (const Error& error) {
-        file.problems.push_back(error.what());
+        note(error, std::current_exception());
       }
     }
     file.tensors = reader.tensors().size();
     if (recorded != nullptr) *recorded = recorded_tensors(reader);
   } catch (const Error& error) {
-    file.problems.push_back(error.what());
+    note(error, std::current_exception());
   }
   return file;
 }
