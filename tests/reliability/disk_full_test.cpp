@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "ckpt/ckpt.hpp"
+#include "support/expect_error.hpp"
 #include "support/fault_fs.hpp"
 #include "support/temp_dir.hpp"
 
@@ -40,9 +41,7 @@ struct BigCheckpoint {
 };
 
 void expect_no_space_error(const IoError& e, const std::string& file_name) {
-  EXPECT_EQ(e.id(), ErrorId::io_no_space) << e.what();
-  EXPECT_NE(std::string(e.what()).find("disk is full"), std::string::npos) << e.what();
-  EXPECT_NE(std::string(e.what()).find(file_name), std::string::npos) << e.what();
+  ckpt::test::expect_id_and_message(e, ErrorId::io_no_space, {"disk is full", file_name});
 }
 
 TEST(DiskFull, FaultLayerEnospcFailsCleanlyAndTheNextSaveSucceeds) {
