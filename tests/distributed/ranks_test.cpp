@@ -12,7 +12,7 @@
 
 #include <gtest/gtest.h>
 
-#include "ckpt/ckpt.hpp"
+#include "ckpt/distributed.hpp"
 #include "distributed/sample_state.hpp"
 #include "distributed/thread_communicator.hpp"
 #include "support/temp_dir.hpp"

@@ -19,7 +19,7 @@
 
 #include <gtest/gtest.h>
 
-#include "ckpt/ckpt.hpp"
+#include "ckpt/distributed.hpp"
 #include "distributed/thread_communicator.hpp"
 #include "manager/step_state.hpp"
 #include "reliability/report.hpp"
