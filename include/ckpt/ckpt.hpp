@@ -35,3 +35,7 @@
 
 // Tensors loaded whole from another format (what load_npz and load_hdf5 return).
 #include "ckpt/interop/tensor_set.hpp"
+
+// With the CMake target ckpt::compiled (CKPT_COMPILED), the file format's code
+// is compiled once in that library instead of in every translation unit.
+#include "ckpt/compiled.hpp"
