@@ -8,15 +8,18 @@
 #       and load of two vectors) vs json_only.cpp (the same round trip with
 #       nlohmann_json alone)
 #       limit: save_load.cpp at most 6 s
+#   (c) the same save_load.cpp in the optional compiled mode (-DCKPT_COMPILED=1,
+#       what linking ckpt::compiled adds): the file format's code is compiled
+#       once in that library, not in the program (include/ckpt/compiled.hpp)
 #
 #   bash benchmarks/compile_cost.sh [REPS]     # default 5; each figure is the median
 #
-# The four compilations alternate within each repetition, so a change in the
+# The compilations alternate within each repetition, so a change in the
 # machine's load affects all of them alike. Wall time is what the limits are
 # about; CPU time (user + sys) is printed beside it because the machine may be
 # shared, and with INSTRUCTIONS=1 the instructions the compiler executes, as
 # valgrind counts them: the same however busy the machine is (each compile
-# runs once, 20 to 60 times slower; about 15 minutes for the four).
+# runs once, 20 to 60 times slower; about 20 minutes for the five).
 # Environment: CXX (default g++, what CMake picks on Debian), CXXFLAGS (added
 # to every compilation), INSTRUCTIONS.
 set -euo pipefail
@@ -33,12 +36,13 @@ trap 'rm -rf "$work"' EXIT
 printf '#include <nlohmann/json.hpp>\n' > "$work/include_json.cpp"
 printf '#include <ckpt/ckpt.hpp>\n' > "$work/include_ckpt.cpp"
 
-names=(include_json include_ckpt json_only save_load)
+names=(include_json include_ckpt json_only save_load save_load_compiled)
 declare -A command=(
   [include_json]="-fsyntax-only $work/include_json.cpp"
   [include_ckpt]="-fsyntax-only $work/include_ckpt.cpp"
   [json_only]="-O2 -c $sources/json_only.cpp -o $work/json_only.o"
   [save_load]="-O2 -c $sources/save_load.cpp -o $work/save_load.o"
+  [save_load_compiled]="-O2 -c -DCKPT_COMPILED=1 $sources/save_load.cpp -o $work/save_load_compiled.o"
 )
 declare -A wall cpu
 
@@ -85,6 +89,7 @@ describe=(
   "include_ckpt|#include <ckpt/ckpt.hpp>, -fsyntax-only"
   "json_only|json_only.cpp, -O2 -c"
   "save_load|save_load.cpp, -O2 -c"
+  "save_load_compiled|save_load.cpp, -O2 -c, compiled mode"
 )
 for entry in "${describe[@]}"; do
   name=${entry%%|*}
@@ -102,6 +107,9 @@ printf 'include ckpt / include nlohmann:  %sx wall (%sx cpu), limit 1.5x  %s\n' 
   "$include_ratio" "$include_cpu_ratio" "$(verdict "$include_ratio" 1.5)"
 printf 'save_load.cpp at -O2:             %s s wall (%sx json_only.cpp), limit 6 s  %s\n' \
   "$program" "$program_ratio" "$(verdict "$program" 6)"
+compiled=$(median "${wall[save_load_compiled]}")
+printf 'the same, compiled mode:          %s s wall (%sx json_only.cpp), limit 6 s  %s\n' \
+  "$compiled" "$(ratio "$compiled" "$(median "${wall[json_only]}")")" "$(verdict "$compiled" 6)"
 
 if [[ ${INSTRUCTIONS:-0} == 1 ]]; then
   echo
@@ -110,4 +118,6 @@ if [[ ${INSTRUCTIONS:-0} == 1 ]]; then
   printf 'instructions (valgrind): include nlohmann %s G, include ckpt %s G (%sx); json_only.cpp %s G, save_load.cpp %s G (%sx)\n' \
     "${giga[include_json]}" "${giga[include_ckpt]}" "$(ratio "${giga[include_ckpt]}" "${giga[include_json]}")" \
     "${giga[json_only]}" "${giga[save_load]}" "$(ratio "${giga[save_load]}" "${giga[json_only]}")"
+  printf 'instructions (valgrind): save_load.cpp in compiled mode %s G (%sx json_only.cpp)\n' \
+    "${giga[save_load_compiled]}" "$(ratio "${giga[save_load_compiled]}" "${giga[json_only]}")"
 fi

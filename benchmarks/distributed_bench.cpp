@@ -29,7 +29,7 @@
 #include <vector>
 
 #include "ckpt/adapters/mpi.hpp"
-#include "ckpt/ckpt.hpp"
+#include "ckpt/distributed.hpp"
 
 namespace {
 

@@ -49,26 +49,38 @@ ckpt_add_test(foundation_odr_test
   LABELS foundation
   SEPARATE_UNITS)
 
+# A program built against `library` without warnings and run as test
+# foundation.<name> in a directory of its own (it writes its checkpoint there).
+function(ckpt_foundation_program name source library)
+  ckpt_test_selected(selected foundation)
+  if(selected)
+    add_executable(foundation_${name} ${source})
+    target_link_libraries(foundation_${name} PRIVATE ${library})
+    target_compile_options(foundation_${name} PRIVATE -Wall -Wextra -Wpedantic)
+    file(MAKE_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/${name})
+  endif()
+  ckpt_add_command_test(foundation.${name}
+    COMMAND foundation_${name}
+    WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/${name}
+    LABELS foundation)
+endfunction()
+
 # The README's usage example, built and run; and the README quotes it verbatim.
-ckpt_test_selected(selected foundation)
-if(selected)
-  add_executable(foundation_readme_example foundation/readme_example.cpp)
-  target_link_libraries(foundation_readme_example PRIVATE ckpt::ckpt)
-  target_compile_options(foundation_readme_example PRIVATE -Wall -Wextra -Wpedantic)
-  file(MAKE_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/readme_example)
-endif()
-ckpt_add_command_test(foundation.readme_example
-  COMMAND foundation_readme_example
-  WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/readme_example
-  LABELS foundation)
+ckpt_foundation_program(readme_example foundation/readme_example.cpp ckpt::ckpt)
 ckpt_add_command_test(foundation.readme_quotes_tested_code
   COMMAND ${CMAKE_COMMAND} -DSOURCE_DIR=${PROJECT_SOURCE_DIR}
           -P ${CMAKE_CURRENT_SOURCE_DIR}/foundation/check_readme_code.cmake
   LABELS foundation)
 
+# The optional compiled mode: the compile-cost program (benchmarks/compile_cost.sh)
+# linked with ckpt::compiled, whose library supplies the instantiations that
+# CKPT_COMPILED declares, saves a state and loads it back equal.
+ckpt_foundation_program(compiled_mode ${PROJECT_SOURCE_DIR}/benchmarks/compile_cost/save_load.cpp ckpt::compiled)
+
 # The layering docs/architecture.md describes: no cycle between folders,
 # vocabulary headers free of dependencies, <ckpt/ckpt.hpp> reaching every
-# public header without an optional dependency, forwarding headers that only
+# public header without an optional dependency but the distributed checkpoint
+# (which <ckpt/distributed.hpp> reaches), forwarding headers that only
 # forward, zstd named in its two headers only.
 ckpt_add_command_test(foundation.include_graph
   COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/foundation/check_include_graph.py ${ckpt_include_dir}

@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "ckpt/adapters/mpi.hpp"
-#include "ckpt/ckpt.hpp"
+#include "ckpt/distributed.hpp"
 #include "flags.hpp"
 #include "mlp.hpp"
 

@@ -3,7 +3,8 @@
 // The whole public surface of ckpt that needs only its required dependencies
 // (nlohmann_json, xxHash, and zstd when built with CKPT_WITH_ZSTD). Adapters
 // and formats with dependencies of their own (Eigen, libtorch, .npz through
-// libzip, HDF5) have their own headers under ckpt/adapters/ and ckpt/interop/.
+// libzip, HDF5) have their own headers under ckpt/adapters/ and ckpt/interop/;
+// distributed checkpoints have <ckpt/distributed.hpp>.
 // docs/architecture.md shows how the headers fit together.
 
 // Vocabulary: errors, element types, tensors, names.
@@ -25,13 +26,8 @@
 #include "ckpt/optim.hpp"
 #include "ckpt/tensor_traits.hpp"
 
-// Distributed checkpoints: shards in describe(), one directory saved by every
-// rank and loaded by any number of ranks. The MPI communicator is in
-// <ckpt/adapters/mpi.hpp> (target ckpt::mpi).
-#include "ckpt/distributed/checkpoint.hpp"
-#include "ckpt/distributed/communicator.hpp"
-#include "ckpt/distributed/directory.hpp"
-#include "ckpt/distributed/manager.hpp"
+// The shards a describe() can name (box_shard, flat_shard, replicated). The
+// distributed checkpoint that saves and loads them is <ckpt/distributed.hpp>.
 #include "ckpt/distributed/sharding.hpp"
 
 // The training loop's policy object.
@@ -40,3 +36,7 @@
 
 // Tensors loaded whole from another format (what load_npz and load_hdf5 return).
 #include "ckpt/interop/tensor_set.hpp"
+
+// With the CMake target ckpt::compiled (CKPT_COMPILED), the file format's code
+// is compiled once in that library instead of in every translation unit.
+#include "ckpt/compiled.hpp"

@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-#include "ckpt/ckpt.hpp"
+#include "ckpt/distributed.hpp"
 #include "cli_test_support.hpp"
 #include "distributed/sample_state.hpp"
 #include "distributed/thread_communicator.hpp"

@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-#include "ckpt/ckpt.hpp"
+#include "ckpt/distributed.hpp"
 
 namespace ckpt::detail {
 namespace {

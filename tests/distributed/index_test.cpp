@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "ckpt/ckpt.hpp"
+#include "ckpt/distributed.hpp"
 #include "support/expect_error.hpp"
 
 namespace ckpt::detail {

@@ -30,7 +30,7 @@
 #include <vector>
 
 #include "ckpt/adapters/mpi.hpp"
-#include "ckpt/ckpt.hpp"
+#include "ckpt/distributed.hpp"
 #include "distributed/sample_state.hpp"
 
 namespace {

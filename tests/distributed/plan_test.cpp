@@ -9,7 +9,7 @@
 
 #include <gtest/gtest.h>
 
-#include "ckpt/ckpt.hpp"
+#include "ckpt/distributed.hpp"
 #include "support/expect_error.hpp"
 
 namespace ckpt::detail {

@@ -11,7 +11,7 @@
 
 #include <gtest/gtest.h>
 
-#include "ckpt/ckpt.hpp"
+#include "ckpt/distributed.hpp"
 #include "distributed/sample_state.hpp"
 #include "distributed/thread_communicator.hpp"
 #include "support/expect_error.hpp"

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "ckpt/ckpt.hpp"
+#include "ckpt/distributed.hpp"
 
 namespace ckpt::test {
 

@@ -11,7 +11,7 @@
 
 #include <gtest/gtest.h>
 
-#include "ckpt/ckpt.hpp"
+#include "ckpt/distributed.hpp"
 #include "distributed/sample_state.hpp"
 #include "support/expect_error.hpp"
 #include "support/files.hpp"

@@ -9,7 +9,7 @@ set -euo pipefail
 clang_format=$1
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$repo"
-mapfile -t files < <(find include cli examples tests benchmarks -name '*.cpp' -o -name '*.hpp' | sort)
+mapfile -t files < <(find include src cli examples tests benchmarks -name '*.cpp' -o -name '*.hpp' | sort)
 unformatted=()
 for file in "${files[@]}"; do
   if ! "$clang_format" --style=file "$file" | cmp -s - "$file"; then unformatted+=("$file"); fi

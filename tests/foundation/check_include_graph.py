@@ -7,7 +7,10 @@ problem) when:
   - a vocabulary header includes more than the standard library and the
     std-only helpers of ckpt/detail/;
   - <ckpt/ckpt.hpp> does not reach every public header that needs no optional
-    dependency;
+    dependency, except distributed checkpoints, which <ckpt/distributed.hpp>
+    reaches instead (of ckpt/distributed/, <ckpt/ckpt.hpp> reaches only the
+    shard descriptors that describe() names: what most programs never run
+    stays out of the include most programs use);
   - a forwarding header (kept at an old path) does more than include the new one;
   - zstd is named outside the two headers that own it, or <mpi.h> included
     outside the MPI adapter;
@@ -31,6 +34,8 @@ FORWARDERS = {"ckpt/npz.hpp": "ckpt/interop/npz.hpp", "ckpt/hdf5.hpp": "ckpt/int
 ZSTD_MACRO_OWNER = "ckpt/codecs/registry.hpp"
 ZSTD_HEADER_OWNER = "ckpt/codecs/zstd.hpp"
 MPI_HEADER_OWNER = "ckpt/adapters/mpi.hpp"
+DISTRIBUTED_UMBRELLA = "ckpt/distributed.hpp"
+DISTRIBUTED_IN_CORE = "ckpt/distributed/sharding.hpp"
 MAX_DETAIL_LINES_IN_PUBLIC_HEADER = 80
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.MULTILINE)
@@ -122,16 +127,27 @@ def main(include_dir):
             if not allowed:
                 problems.append(f"vocabulary header {header} includes {included}")
 
-    reached, pending = set(), ["ckpt/ckpt.hpp"]
-    while pending:
-        header = pending.pop()
-        if header not in reached:
-            reached.add(header)
-            pending.extend(ckpt_includes.get(header, []))
+    def reached_from(umbrella):
+        reached, pending = set(), [umbrella]
+        while pending:
+            header = pending.pop()
+            if header not in reached:
+                reached.add(header)
+                pending.extend(ckpt_includes.get(header, []))
+        return reached
+
+    reached = reached_from("ckpt/ckpt.hpp")
+    reached_by_distributed = reached_from(DISTRIBUTED_UMBRELLA)
     for header in sorted(headers):
         public = not header.startswith("ckpt/detail/") and header not in FORWARDERS
+        distributed = header == DISTRIBUTED_UMBRELLA or header.startswith("ckpt/distributed/")
         if public and not OPTIONAL.match(header) and header not in reached:
-            problems.append(f"<ckpt/ckpt.hpp> does not reach {header}")
+            if not distributed:
+                problems.append(f"<ckpt/ckpt.hpp> does not reach {header}")
+            elif header not in reached_by_distributed:
+                problems.append(f"<{DISTRIBUTED_UMBRELLA}> does not reach {header}")
+        if distributed and header in reached and header != DISTRIBUTED_IN_CORE:
+            problems.append(f"<ckpt/ckpt.hpp> reaches {header}, which belongs to <{DISTRIBUTED_UMBRELLA}> alone")
         if header in reached and OPTIONAL.match(header):
             problems.append(f"<ckpt/ckpt.hpp> reaches {header}, which needs an optional dependency")
 

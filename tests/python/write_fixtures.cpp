@@ -26,7 +26,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ckpt/ckpt.hpp"
+#include "ckpt/distributed.hpp"
 #include "distributed/sample_state.hpp"
 #include "distributed/thread_communicator.hpp"
 #include "reliability/hostile_files.hpp"

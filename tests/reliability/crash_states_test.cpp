@@ -20,7 +20,7 @@
 
 #include <gtest/gtest.h>
 
-#include "ckpt/ckpt.hpp"
+#include "ckpt/distributed.hpp"
 #include "distributed/thread_communicator.hpp"
 #include "manager/step_state.hpp"
 #include "reliability/report.hpp"

@@ -84,14 +84,14 @@ struct tensor_traits<Shard<Local>> {
   static TensorView view(const S&) {
     static_assert(detail::dependent_false_v<S>,
                   "ckpt::box_shard / ckpt::flat_shard describe a piece of a distributed tensor: save and load the "
-                  "state with ckpt::DistributedCheckpoint (<ckpt/distributed/checkpoint.hpp>), not ckpt::Checkpoint");
+                  "state with ckpt::DistributedCheckpoint (<ckpt/distributed.hpp>), not ckpt::Checkpoint");
     return {};
   }
   template <class S = Shard<Local>>
   static void* load_target(S&, const Shape&) {
     static_assert(detail::dependent_false_v<S>,
                   "ckpt::box_shard / ckpt::flat_shard describe a piece of a distributed tensor: save and load the "
-                  "state with ckpt::DistributedCheckpoint (<ckpt/distributed/checkpoint.hpp>), not ckpt::Checkpoint");
+                  "state with ckpt::DistributedCheckpoint (<ckpt/distributed.hpp>), not ckpt::Checkpoint");
     return nullptr;
   }
 };
