@@ -105,6 +105,7 @@ void kill_saving_children(bool incremental) {
   int killed_mid_write = 0;  // temp files found after the kill
   int resumes_checked = 0;
   int checkpoints_loaded = 0;
+  int children_loaded = 0;  // of those, incremental ones (references, xor-delta)
   for (int iteration = 0; iteration < iterations(); ++iteration) {
     int pipe_ends[2];
     ASSERT_EQ(::pipe(pipe_ends), 0);
@@ -163,6 +164,7 @@ void kill_saving_children(bool incremental) {
       ASSERT_EQ(loaded.moving.step, kept.step) << kept.path;
       ASSERT_EQ(loaded.frozen, expected.frozen) << kept.path;
       ++checkpoints_loaded;
+      if (ckpt::Reader(kept.path).chain_depth() > 0) ++children_loaded;
     }
     KillState restored = kill_state_at(0);
     const ckpt::RestoreResult result = manager.restore_or_initialize(restored, [](KillState&) {});
@@ -183,11 +185,13 @@ void kill_saving_children(bool incremental) {
   EXPECT_GE(resumes_checked, iterations() / 2);
   EXPECT_GE(killed_mid_write, iterations() / 10);
   EXPECT_GE(checkpoints_loaded, iterations());
+  // Incremental saves really made chains: most kept checkpoints are children.
+  if (incremental) EXPECT_GE(children_loaded, checkpoints_loaded / 2);
   std::printf(
       "killed %d %s saving children with SIGKILL (%d mid-write, %d resumes checked, %d kept checkpoints loaded "
-      "bit-exact), newest committed step %llu always restored\n",
+      "bit-exact, %d of them incremental), newest committed step %llu always restored\n",
       killed_while_running, incremental ? "incremental" : "full", killed_mid_write, resumes_checked, checkpoints_loaded,
-      static_cast<unsigned long long>(committed));
+      children_loaded, static_cast<unsigned long long>(committed));
   ::testing::Test::RecordProperty("killed_mid_write", killed_mid_write);
 }
 
