@@ -383,8 +383,12 @@ class CheckpointManager {
   template <class = void>
   std::vector<std::string> rotate(std::vector<CheckpointInfo>& checkpoints, std::uint64_t just_committed) {
     // Never a file a kept checkpoint of a chain still needs.
-    const std::vector<std::uint64_t> doomed = detail::unreachable_checkpoints(
+    std::vector<std::uint64_t> doomed = detail::unreachable_checkpoints(
         checkpoints, detail::checkpoints_to_delete(checkpoints, options_.retention, just_committed));
+    // Newest first: a file's sources are older, so a kill between two
+    // deletions leaves every checkpoint still listed with its whole chain
+    // (oldest first, it left doomed children whose parent was gone).
+    std::sort(doomed.begin(), doomed.end(), std::greater<>());
     std::vector<std::string> deleted;
     for (std::uint64_t step : doomed) {
       const auto found = std::find_if(checkpoints.begin(), checkpoints.end(),

@@ -22,7 +22,10 @@ try:
 except ImportError:  # only compressed tensors need it
     zstandard = None
 
-CODECS = ("zstd", "shuffle+zstd")
+CODECS = ("zstd", "shuffle+zstd", "xor-delta")
+# An xor-delta tensor's chunks are shuffle+zstd frames of its bytes XOR its
+# base's (docs/format.md, section 8); the reader applies the base.
+_FRAMES_OF = {"xor-delta": "shuffle+zstd"}
 
 
 class _Problem(Exception):
@@ -86,10 +89,12 @@ def check_known(codec, file, tensor):
 
 def decode(record, stored, file, threads):
     """The decoded bytes of an encoded tensor as a new uint8 array; ``stored``
-    is a memoryview of its stored bytes (already checksummed when asked)."""
+    is a memoryview of its stored bytes (already checksummed when asked).
+    An xor-delta tensor comes back as the XOR, before its base is applied."""
     check_known(record.codec, file, record.name)
     raw_bytes = byte_size(record.dtype, record.shape)
-    width = dtypes.size(record.dtype) if record.codec == "shuffle+zstd" else 1
+    frames = _FRAMES_OF.get(record.codec, record.codec)
+    width = dtypes.size(record.dtype) if frames == "shuffle+zstd" else 1
     out = np.empty(raw_bytes, np.uint8)
     starts = [0, *itertools.accumulate(record.chunk_sizes)]
     count = len(record.chunk_sizes)

@@ -31,6 +31,7 @@ class ErrorId(enum.IntEnum):
     format_newer_version = 209
     integrity_tensor_checksum = 301
     integrity_header_checksum = 302
+    integrity_reference = 303  # a file of an incremental checkpoint's chain is not the one it recorded
     codec_unknown = 401
     codec_decode = 402
     codec_encode = 403

@@ -6,12 +6,13 @@ Only the header is read here; tensor bytes are the reader's business.
 """
 from dataclasses import dataclass, field
 
+from . import chain as chain_metadata
 from . import dtypes
 from . import strict_json
 from .checksum import from_hex, header_checksum, to_hex
 from .errors import ErrorId, FormatError, IntegrityError
 
-FORMAT_VERSION = 2  # the newest layout this reader knows (include/ckpt/detail/format/layout.hpp)
+FORMAT_VERSION = 3  # the newest layout this reader knows (include/ckpt/detail/format/layout.hpp)
 FIRST_BLOCK_VERSION = 2  # the first with block checksums (section 4)
 
 # Section 1 and 7: limits that keep a hostile file from making a reader allocate.
@@ -74,6 +75,11 @@ class Header:
     raw_metadata: dict = field(default_factory=dict)  # __metadata__ verbatim
     user_metadata: dict = field(default_factory=dict)  # ckpt.metadata
     format_version: int = 0  # 0: not written by ckpt
+    header_xxh3: int = 0  # ckpt files: the header checksum (section 4)
+    # Incremental checkpoints (section 8): the content hash of each stored
+    # tensor (when the save recorded them) and the chain of a file with references.
+    content_hashes: dict = field(default_factory=dict)
+    chain: object = None  # a chain.Chain
 
 
 def byte_size(dtype, shape):
@@ -306,6 +312,42 @@ class _Parser:
             if record.name not in infos:
                 self.fail(ErrorId.format_metadata, "expected an entry in ckpt.tensors, found none", record.name)
             self.read_tensor_info(infos[record.name], record, header.format_version >= FIRST_BLOCK_VERSION)
+        header.header_xxh3 = from_hex(header.raw_metadata["ckpt.header_xxh3"]) or 0
+        self.read_chain_metadata(header)
+
+    def read_chain_metadata(self, header):
+        """ckpt.xxh128 and ckpt.chain (section 8). A chain in a file of an
+        earlier version is refused: that version's readers ignore it."""
+        hashes = self.metadata_json(header, chain_metadata.CONTENT_HASHES_KEY, MAX_HEADER_DEPTH)
+        if hashes is not None:
+            header.content_hashes = chain_metadata.parse_content_hashes(hashes, header.tensors, self.file)
+        chain = self.metadata_json(header, chain_metadata.CHAIN_KEY, MAX_HEADER_DEPTH)
+        deltas = sorted(record.name for record in header.tensors if record.codec == chain_metadata.XOR_DELTA_CODEC)
+        if chain is None:
+            if deltas:
+                self.fail_missing_delta_base(deltas[0])
+            return
+        if header.format_version < chain_metadata.FIRST_CHAIN_VERSION:
+            self.fail(ErrorId.format_metadata, f"expected no ckpt.chain in a file of format version "
+                      f"{header.format_version} (references need version {chain_metadata.FIRST_CHAIN_VERSION}), "
+                      "found one")
+        header.chain = chain_metadata.ChainParser(self.file, tensor_name_problem, byte_size).parse(chain)
+        for name in header.chain.deltas:
+            if name not in deltas:
+                self.fail(ErrorId.format_metadata, "expected a delta base in ckpt.chain only for a stored tensor "
+                          "of codec xor-delta, found one for another", name)
+        for name in deltas:
+            if name not in header.chain.deltas:
+                self.fail_missing_delta_base(name)
+        stored = {record.name for record in header.tensors}
+        for name in header.chain.references:
+            if name in stored:
+                self.fail(ErrorId.format_metadata, "expected a tensor either stored or referenced, found it both "
+                          "in the header and in ckpt.chain", name)
+
+    def fail_missing_delta_base(self, name):
+        self.fail(ErrorId.format_metadata, "expected a delta base in ckpt.chain for this xor-delta tensor, found none",
+                  name)
 
     def fail_info(self, record, info, expected):
         self.fail(ErrorId.format_metadata, f"expected {expected} in ckpt.tensors, "

@@ -138,5 +138,5 @@ def as_shape(value):
 
 
 def dump(value):
-    """Compact JSON, as nlohmann's dump() writes it in messages."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON, as nlohmann's dump() writes it in messages (objects by key: nlohmann keeps them in a std::map)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)

@@ -116,11 +116,11 @@ def test_a_truncated_file_names_the_tensor_past_the_end(copy):
 
 def test_a_file_of_a_newer_format_version_says_so(copy):
     path = copy("dtypes-raw.safetensors")
-    resign(path, lambda header: header["__metadata__"].update({"ckpt.format_version": "3"}))
+    resign(path, lambda header: header["__metadata__"].update({"ckpt.format_version": "4"}))
     with pytest.raises(ckpt.FormatError) as caught:
         ckpt.open(path)
     expect_refusal(caught.value, ckpt.ErrorId.format_newer_version, path)
-    assert "written by a newer ckpt: format version 3, this build reads versions up to 2" in str(caught.value)
+    assert "written by a newer ckpt: format version 4, this build reads versions up to 3" in str(caught.value)
 
 
 def test_an_unknown_codec_spoils_its_tensor_only(copy):

@@ -4,8 +4,9 @@
 //   write_fixtures DIR          every dtype with each codec, two manager runs,
 //                               the reliability suite's hostile files, and the
 //                               library's XXH3 of random bytes
-//                               and distributed checkpoint directories
-//                               and a DistributedCheckpointManager's run
+//                               and distributed checkpoint directories, a
+//                               DistributedCheckpointManager's run and a
+//                               chain of incremental checkpoints
 //   write_fixtures --dump FILE|DIR OUT
 //                               what the C++ Reader reads from FILE, or what a
 //                               single process loads from a distributed
@@ -14,6 +15,7 @@
 //
 // Every checkpoint written in DIR gets such a dump next to it.
 
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
@@ -178,6 +180,47 @@ void write_run(const std::string& dir, const std::string& name_template, std::ui
   }
 }
 
+// A chain of incremental checkpoints (docs/format.md, section 8) in
+// DIR/chain: step-0 full, then steps 1-4 each saved against the one before
+// with xor-delta. "frozen" never changes (referenced, at depth 4 still from
+// step-0); "weight" (F32) and "half" (BF16) change a little at every step
+// (xor-delta over xor-delta); "embedding" is renamed "tok/embedding" at step
+// 2, same content (referenced under its old name); "bias" differs at step 2
+// only (xor-delta there and at step 3, back to its first value, then
+// referenced by step 4: a reference to an xor-delta over an xor-delta over a
+// reference).
+void write_chain(const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  std::vector<float> frozen(20), weight(512), embedding(96), bias(6, 1.5f);
+  std::vector<ckpt::bfloat16> half(40);
+  for (std::size_t i = 0; i < frozen.size(); ++i) frozen[i] = 0.125f * float(i) - 1.0f;
+  for (std::size_t i = 0; i < weight.size(); ++i) weight[i] = std::sin(float(i)) * 3.0f;
+  for (std::size_t i = 0; i < embedding.size(); ++i) embedding[i] = float(i) / 7.0f;
+  for (std::size_t i = 0; i < half.size(); ++i) half[i].bits = static_cast<std::uint16_t>(0x3F00 + i * 5);
+  std::string parent;
+  for (int step = 0; step <= 4; ++step) {
+    for (std::size_t i = 0; i < weight.size(); ++i) weight[i] += 1e-4f * float(step) * float(i % 13);
+    for (std::size_t i = 0; i < half.size(); i += 3) half[i].bits = static_cast<std::uint16_t>(half[i].bits ^ step);
+    std::vector<float> changed_bias(bias);
+    if (step == 2) changed_bias[0] = -2.0f;
+    const std::vector<ckpt::NamedTensor> tensors = {
+        {"bias", ckpt::TensorView(changed_bias.data(), {changed_bias.size()})},
+        {step < 2 ? "embedding" : "tok/embedding", ckpt::TensorView(embedding.data(), {12, 8})},
+        {"frozen", ckpt::TensorView(frozen.data(), {4, 5})},
+        {"half", ckpt::TensorView(ckpt::DType::BF16, {half.size()}, half.data())},
+        {"weight", ckpt::TensorView(weight.data(), {32, 16})}};
+    ckpt::SaveOptions options;
+    options.incremental.parent = parent;
+    options.incremental.content_hashes = true;
+    options.incremental.xor_delta = true;
+    options.incremental.max_chain_fraction = 1e9;  // only full_every decides: never here
+    const std::string path = dir + "/step-" + std::to_string(step);
+    ckpt::write_checkpoint(path + ".safetensors", tensors, {{"step", step}}, options);
+    dump(path + ".safetensors", path);
+    parent = path + ".safetensors";
+  }
+}
+
 // Distributed checkpoint directories of the distributed tests' sample state
 // (rows, columns, 2-D blocks, uneven and reversed splits, flat ZeRO ranges,
 // replicated tensors and replicated row groups, BOOL, a scalar, an empty
@@ -312,6 +355,7 @@ int main(int argc, char** argv) {
     write_distributed_checkpoints(dir);
     write_distributed_manager_run(dir + "/distributed-manager-run");
     write_checksums(dir);
+    write_chain(dir + "/chain");
   } catch (const std::exception& error) {
     std::fprintf(stderr, "write_fixtures: %s\n", error.what());
     return 1;
