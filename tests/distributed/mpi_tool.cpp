@@ -16,22 +16,19 @@
 // index, before the commit point), broadcast (rank 0, after the commit).
 // --full-disk RANK makes every write of rank RANK fail with ENOSPC.
 
-#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "ckpt/adapters/mpi.hpp"
 #include "ckpt/distributed.hpp"
 #include "distributed/sample_state.hpp"
+#include "support/fault_fs.hpp"
 
 namespace {
 
@@ -41,60 +38,27 @@ namespace {
   std::abort();  // not reached
 }
 
-// The file system of a rank that is killed at one call, or whose disk is full.
-class FaultyFileSystem : public ckpt::detail::FileSystem {
- public:
-  std::string kill_point;  // write, fsync, rename, index-write, index-rename
-  bool disk_full = false;
-
-  int open(const char* path, int flags, unsigned mode) override {
-    const int fd = ckpt::detail::FileSystem::open(path, flags, mode);
-    if (fd >= 0) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      paths_[fd] = path;
-    }
-    return fd;
-  }
-  long pwrite(int fd, const void* data, std::size_t size, std::uint64_t offset) override {
-    if (disk_full) {
-      errno = ENOSPC;
-      return -1;
-    }
-    if ((kill_point == "write" && is_rank_file(fd)) || (kill_point == "index-write" && is_index(path_of(fd)))) {
-      die_by_sigkill();
-    }
-    return ckpt::detail::FileSystem::pwrite(fd, data, size, offset);
-  }
-  int fsync(int fd) override {
-    if (kill_point == "fsync" && path_of(fd).find("/model-") != std::string::npos) die_by_sigkill();
-    return ckpt::detail::FileSystem::fsync(fd);
-  }
-  int rename(const char* from, const char* to) override {
-    const std::string target = to;
-    if ((kill_point == "rename" && target.find("/model-") != std::string::npos) ||
-        (kill_point == "index-rename" && is_index(target))) {
-      die_by_sigkill();
-    }
-    return ckpt::detail::FileSystem::rename(from, to);
-  }
-
- private:
-  static bool is_index(const std::string& path) {
-    return path.find("model.safetensors.index.json") != std::string::npos;
-  }
-  bool is_rank_file(int fd) {
-    const std::string path = path_of(fd);
-    return path.find("/.model-") != std::string::npos;  // the temp file of this rank's file
-  }
-  std::string path_of(int fd) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    const auto found = paths_.find(fd);
-    return found == paths_.end() ? std::string() : found->second;
-  }
-
-  std::mutex mutex_;
-  std::map<int, std::string> paths_;
-};
+// Makes this rank SIGKILL itself at `point` of a save: right before the first
+// write of its file (write) or of the index (index-write), the fsync of its
+// file (fsync), or the rename of its file or of the index into place.
+void kill_at(ckpt::test::FaultFileSystem& file_system, const std::string& point) {
+  using ckpt::test::FsCall;
+  using ckpt::test::FsOp;
+  const auto names = [](const std::string& part) {
+    return [part](const std::string& path) { return path.find(part) != std::string::npos; };
+  };
+  const auto rank_temp_file = names("/.model-"), rank_file = names("/model-"),
+             index = names("model.safetensors.index.json");
+  if (point == "write")
+    file_system.kill_before(FsOp::pwrite, [=](const FsCall& call) { return rank_temp_file(call.path); });
+  if (point == "index-write")
+    file_system.kill_before(FsOp::pwrite, [=](const FsCall& call) { return index(call.path); });
+  if (point == "fsync") file_system.kill_before(FsOp::fsync, [=](const FsCall& call) { return rank_file(call.path); });
+  if (point == "rename")
+    file_system.kill_before(FsOp::rename, [=](const FsCall& call) { return rank_file(call.target); });
+  if (point == "index-rename")
+    file_system.kill_before(FsOp::rename, [=](const FsCall& call) { return index(call.target); });
+}
 
 // A communicator that kills its rank when a collective of the commit starts.
 class KillingCommunicator final : public ckpt::Communicator {
@@ -169,9 +133,9 @@ int agreed_exit_code(int mine) {
 int run_save(const Flags& flags, ckpt::Communicator& world) {
   const int rank = world.rank();
   const bool killed = rank == flags.kill_rank;
-  FaultyFileSystem file_system;
-  if (killed) file_system.kill_point = flags.kill_point;
-  file_system.disk_full = rank == flags.full_disk_rank;
+  ckpt::test::FaultFileSystem file_system;
+  if (killed) kill_at(file_system, flags.kill_point);
+  if (rank == flags.full_disk_rank) file_system.limit_space(0);
   ckpt::detail::set_file_system(&file_system);
   KillingCommunicator communicator(world, killed ? flags.kill_point : "");
   int code = 0;

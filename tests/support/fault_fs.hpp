@@ -2,7 +2,8 @@
 
 // The tests' one detail::FileSystem: it records every file-system call ckpt
 // makes and can make one of them fail (with an errno, as the kernel would),
-// crash the process right before it, fill the disk, shorten or interrupt
+// crash the process right before it (or kill it with SIGKILL before a call
+// it names), fill the disk, shorten or interrupt
 // writes, hold writes until the test lets them through, or serve a directory
 // that exists only for calls made through it. Installed with ScopedFileSystem.
 
@@ -12,7 +13,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <condition_variable>
+#include <csignal>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <map>
@@ -96,6 +99,14 @@ class FaultFileSystem : public detail::FileSystem {
   void crash_at(std::uint64_t nth) {
     std::lock_guard<std::mutex> lock(mutex_);
     crash_nth_ = nth;
+  }
+  // The process kills itself with SIGKILL right before the first call of
+  // `op` that `matches` (by its path, and for rename its target): a kill -9
+  // at a chosen point of a save, e.g. of one rank of an MPI job.
+  void kill_before(FsOp op, std::function<bool(const FsCall&)> matches) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    kill_op_ = op;
+    kill_matches_ = std::move(matches);
   }
   // Writes succeed until `bytes` in total were written, then the write that
   // crosses the limit writes what fits and the next one fails with ENOSPC,
@@ -256,6 +267,10 @@ class FaultFileSystem : public detail::FileSystem {
     trace_.push_back({op, path, target});
     const std::uint64_t nth_of_op = ++counts_[op];
     if (crash_nth_ != 0 && trace_.size() == crash_nth_) _exit(crash_exit_code);
+    if (kill_matches_ && op == kill_op_ && kill_matches_(trace_.back())) {
+      std::fflush(stdout);  // what the process printed so far reaches the test
+      ::raise(SIGKILL);
+    }
     if (const auto failure = failures_.find({op, nth_of_op}); failure != failures_.end()) {
       errno = failure->second;
       return false;
@@ -288,6 +303,8 @@ class FaultFileSystem : public detail::FileSystem {
   std::map<int, std::string> fd_paths_;
   std::map<std::pair<FsOp, std::uint64_t>, int> failures_;  // (call, nth of it) -> errno
   std::uint64_t crash_nth_ = 0;
+  FsOp kill_op_ = FsOp::open;
+  std::function<bool(const FsCall&)> kill_matches_;
   bool space_limited_ = false;
   std::uint64_t space_left_ = 0;
   std::set<std::thread::id> full_threads_;
