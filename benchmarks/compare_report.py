@@ -261,6 +261,11 @@ def chart(rows, sizes, out, load_lines):
                      fontsize=11)
     memory.text(0.01, 0.98, "bars left to right: " + ", ".join(size_label(s) for s in sizes) + " of state",
                 transform=memory.transAxes, ha="left", va="top", fontsize=8)
+    staged = [find(rows, z, "ckpt async raw total") for z in sizes]
+    if all(row and row["peak_extra_bytes"] is not None for row in staged):
+        memory.text(0.01, 0.92, "not drawn: ckpt's async save keeps a staging copy of the state (" +
+                    ", ".join(f"{mib(row['peak_extra_bytes'])}" for row in staged) + " MiB)",
+                    transform=memory.transAxes, ha="left", va="top", fontsize=8)
     memory.grid(axis="y", alpha=0.3)
 
     figure.suptitle(f"ckpt and its peers saving and loading one {size_label(size)} float32 state ({reps_note}); "
