@@ -2,8 +2,10 @@
 // and Adam moments, plus a bfloat16 copy for compression ratios), measures the
 // limits (raw write+fsync, raw read, memcpy), ckpt itself and, when built with
 // libtorch, torch::save. Every figure is the median of --reps runs and is
-// printed as one JSON object per line on stdout. The raw ckpt file it leaves in
-// --dir is what the Python peers read, so every peer saves the same bytes.
+// printed as one JSON object per line on stdout. Each save's peak extra memory
+// is measured once more, in a child process (peak_memory.hpp). The raw ckpt
+// file it leaves in --dir is what the Python peers read, so every peer saves
+// the same bytes.
 //
 //   ckpt_compare --dir DIR [--size-mib 256] [--reps 3]
 
@@ -23,6 +25,7 @@
 
 #include "bench_state.hpp"
 #include "ckpt/detail/format/chunked.hpp"
+#include "peak_memory.hpp"
 
 #ifdef CKPT_BENCH_WITH_TORCH
 #include <torch/serialize.h>
@@ -44,13 +47,18 @@ struct Measurement {
   std::string kind;   // save, load, open, stall, codec
   std::string cache;  // for loads: "warm" (page cache) or "cold" (evicted first)
   std::string dtype = "float32";
-  std::uint64_t bytes = 0;       // logical state bytes
-  std::uint64_t file_bytes = 0;  // bytes on disk, 0 when none
+  std::uint64_t bytes = 0;             // logical state bytes
+  std::uint64_t file_bytes = 0;        // bytes on disk, 0 when none
+  std::int64_t peak_extra_bytes = -1;  // of a save, measured in a child process; -1 when not measured
 };
 
+std::uint64_t state_mib = 0;  // the --size-mib of this run, in every line
+
 void emit(const Measurement& m, double seconds) {
-  nlohmann::json line = {{"name", m.name},   {"kind", m.kind},     {"cache", m.cache},          {"dtype", m.dtype},
-                         {"bytes", m.bytes}, {"seconds", seconds}, {"file_bytes", m.file_bytes}};
+  nlohmann::json line = {
+      {"name", m.name},   {"kind", m.kind},     {"cache", m.cache},           {"dtype", m.dtype},
+      {"bytes", m.bytes}, {"seconds", seconds}, {"file_bytes", m.file_bytes}, {"state_mib", state_mib}};
+  if (m.peak_extra_bytes >= 0) line["peak_extra_bytes"] = m.peak_extra_bytes;
   std::cout << line.dump() << std::endl;
   std::fprintf(stderr, "  %-40s %10.4f s\n", (m.name + (m.cache.empty() ? "" : " (" + m.cache + ")")).c_str(), seconds);
 }
@@ -184,7 +192,10 @@ void measure_ckpt_save(const Options& options, const bench::ModelState<T>& state
     const ckpt::Checkpoint<bench::ModelState<T>> checkpoint(save);
     const double seconds = median_seconds(
         options.reps, [&] { remove_if_present(path); }, [&] { checkpoint.save(path, state); });
-    emit({"ckpt save " + codec, "save", "", dtype, state.tensor_bytes(), file_size(path)}, seconds);
+    remove_if_present(path);
+    const auto peak =
+        static_cast<std::int64_t>(bench::peak_extra_bytes_in_child([&] { checkpoint.save(path, state); }));
+    emit({"ckpt save " + codec, "save", "", dtype, state.tensor_bytes(), file_size(path), peak}, seconds);
   }
 }
 
@@ -233,10 +244,17 @@ void measure_async(const Options& options, const State& state) {
       file_bytes = manager.latest()->bytes;
     }
     std::filesystem::remove_all(directory);
+    // A first save with its staging buffer: the memory an async save holds.
+    const auto peak = static_cast<std::int64_t>(bench::peak_extra_bytes_in_child([&] {
+      ckpt::CheckpointManager manager(directory, manager_options);
+      manager.save(0, state);
+      manager.wait();
+    }));
+    std::filesystem::remove_all(directory);
     for (auto* times : {&stalls, &totals}) std::sort(times->begin(), times->end());
     const std::uint64_t bytes = state.tensor_bytes();
     emit({"ckpt async " + codec + " stall", "stall", "", "float32", bytes, file_bytes}, stalls[stalls.size() / 2]);
-    emit({"ckpt async " + codec + " total", "save", "", "float32", bytes, file_bytes}, totals[totals.size() / 2]);
+    emit({"ckpt async " + codec + " total", "save", "", "float32", bytes, file_bytes, peak}, totals[totals.size() / 2]);
   }
 }
 
@@ -303,7 +321,12 @@ void measure_libtorch(const Options& options, const State& state) {
         torch::save(tensors, path);
         fsync_path(path);
       });
-  emit({"libtorch torch::save", "save", "", "float32", state.tensor_bytes(), file_size(path)}, save_s);
+  remove_if_present(path);
+  const auto peak = static_cast<std::int64_t>(bench::peak_extra_bytes_in_child([&] {
+    torch::save(tensors, path);
+    fsync_path(path);
+  }));
+  emit({"libtorch torch::save", "save", "", "float32", state.tensor_bytes(), file_size(path), peak}, save_s);
   for (const char* cache : {"warm", "cold"}) {
     const bool cold = std::string(cache) == "cold";
     std::vector<torch::Tensor> loaded;
@@ -342,6 +365,7 @@ Options parse(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   const Options options = parse(argc, argv);
+  state_mib = options.size_mib;
   std::filesystem::create_directories(options.dir);
   const State state = bench::make_state<float>(options.size_mib << 20, 8);
   std::fprintf(stderr, "state: %zu tensors, %.1f MiB float32\n", 3 * state.layers.size(),

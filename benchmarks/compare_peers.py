@@ -3,11 +3,14 @@ and HDF5 (h5py) on the state ckpt_compare wrote. The raw ckpt file is read
 with json + numpy, so every peer saves exactly the bytes ckpt saved. Saves end
 with an fsync of the file, like ckpt's durable saves. Each figure is the median
 of --reps runs, printed as one JSON object per line (the format ckpt_compare uses).
+Each save's peak extra memory is measured once more in a child process, as
+ckpt_compare measures ckpt's (benchmarks/peak_memory.hpp).
 
-    python3 compare_peers.py --dir DIR --state FILE [--reps 3]
+    python3 compare_peers.py --dir DIR --state FILE --size-mib N [--reps 3]
 """
 
 import argparse
+import ctypes
 import json
 import os
 import statistics
@@ -53,6 +56,43 @@ def evict(path):
         os.close(fd)
 
 
+def status_bytes(field):
+    """A field of /proc/self/status in bytes ("VmRSS", "VmHWM")."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) << 10
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def peak_extra_bytes_in_child(body):
+    """How far the resident set of a forked child rose above its level before
+    body(): the child first returns the allocator's free memory (malloc_trim),
+    then resets its peak (VmHWM) through /proc/self/clear_refs."""
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:
+        code = 1
+        try:
+            os.close(reader)
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+            before = status_bytes("VmRSS")
+            with open("/proc/self/clear_refs", "w") as clear:
+                clear.write("5")
+            body()
+            os.write(writer, str(max(0, status_bytes("VmHWM") - before)).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(writer)
+    with os.fdopen(reader) as f:
+        sent = f.read()
+    _, status = os.waitpid(child, 0)
+    if status != 0 or not sent:
+        raise RuntimeError("the measuring child process failed")
+    return int(sent)
+
+
 def median_seconds(reps, prepare, body):
     times = []
     for _ in range(reps):
@@ -63,16 +103,19 @@ def median_seconds(reps, prepare, body):
     return statistics.median(times)
 
 
-def emit(name, kind, cache, logical, seconds, file_bytes):
+def emit(name, kind, cache, logical, seconds, file_bytes, state_mib, peak_extra_bytes=None):
     line = {"name": name, "kind": kind, "cache": cache, "dtype": "float32", "bytes": logical,
-            "seconds": seconds, "file_bytes": file_bytes}
+            "seconds": seconds, "file_bytes": file_bytes, "state_mib": state_mib}
+    if peak_extra_bytes is not None:
+        line["peak_extra_bytes"] = peak_extra_bytes
     print(json.dumps(line), flush=True)
     label = name + (f" ({cache})" if cache else "")
     print(f"  {label:<40} {seconds:10.4f} s", file=sys.stderr)
 
 
-def measure_peer(name, path, save, load, arrays, reps):
-    """Times save(path) + fsync, then load(path) from the page cache and from the disk."""
+def measure_peer(name, path, save, load, arrays, reps, state_mib):
+    """Times save(path) + fsync and measures its peak extra memory, then times
+    load(path) from the page cache and from the disk."""
     logical = sum(a.nbytes for a in arrays.values())
 
     def remove():
@@ -83,11 +126,14 @@ def measure_peer(name, path, save, load, arrays, reps):
         save(path)
         fsync_path(path)
 
-    emit(name + " save", "save", "", logical, median_seconds(reps, remove, durable_save), os.path.getsize(path))
+    seconds = median_seconds(reps, remove, durable_save)
+    remove()
+    peak = peak_extra_bytes_in_child(durable_save)
+    emit(name + " save", "save", "", logical, seconds, os.path.getsize(path), state_mib, peak)
     for cache in ("warm", "cold"):
         prepare = (lambda: evict(path)) if cache == "cold" else (lambda: None)
         emit(name + " load", "load", cache, logical, median_seconds(reps, prepare, lambda: load(path)),
-             os.path.getsize(path))
+             os.path.getsize(path), state_mib)
     remove()
 
 
@@ -135,6 +181,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dir", required=True)
     parser.add_argument("--state", required=True, help="the raw ckpt file ckpt_compare left")
+    parser.add_argument("--size-mib", type=int, required=True, help="the state's size, recorded in every line")
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
     arrays = read_safetensors(args.state)
@@ -144,7 +191,7 @@ def main():
         except ImportError as error:
             print(f"  skipping {make_peer.__name__}: {error}", file=sys.stderr)
             continue
-        measure_peer(name, os.path.join(args.dir, file_name), save, load, arrays, args.reps)
+        measure_peer(name, os.path.join(args.dir, file_name), save, load, arrays, args.reps, args.size_mib)
 
 
 if __name__ == "__main__":

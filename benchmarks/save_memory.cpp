@@ -22,7 +22,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -32,6 +31,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_state.hpp"
+#include "peak_memory.hpp"
 
 namespace {
 
@@ -48,28 +48,6 @@ struct Options {
   std::exit(1);
 }
 
-// A field of /proc/self/status in bytes ("VmRSS", "VmHWM").
-std::uint64_t status_bytes(const std::string& field) {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.compare(0, field.size() + 1, field + ":") == 0) {
-      std::istringstream value(line.substr(field.size() + 1));
-      std::uint64_t kib = 0;
-      value >> kib;
-      return kib << 10;
-    }
-  }
-  fail("no " + field + " in /proc/self/status");
-}
-
-// Resets the peak resident set (VmHWM) to the current one.
-void reset_peak() {
-  std::ofstream clear("/proc/self/clear_refs");
-  clear << "5";
-  if (!clear) fail("cannot reset the peak resident set through /proc/self/clear_refs");
-}
-
 struct Run {
   double seconds = 0;
   std::uint64_t peak_extra = 0;  // bytes
@@ -77,14 +55,12 @@ struct Run {
 
 template <class Body>
 Run measure(const Body& body) {
-  const std::uint64_t before = status_bytes("VmRSS");
-  reset_peak();
-  const auto start = bench::Clock::now();
-  body();
   Run run;
-  run.seconds = bench::seconds_since(start);
-  const std::uint64_t peak = status_bytes("VmHWM");
-  run.peak_extra = peak > before ? peak - before : 0;
+  run.peak_extra = bench::peak_extra_bytes([&] {
+    const auto start = bench::Clock::now();
+    body();
+    run.seconds = bench::seconds_since(start);
+  });
   return run;
 }
 
