@@ -1,5 +1,6 @@
-// Reader::read_range: any byte range of a tensor's decoded bytes, from raw
-// and encoded tensors, checked against the same bytes read whole.
+// Reader::read_range and read_ranges: any byte ranges of a tensor's decoded
+// bytes, from raw and encoded tensors, checked against the same bytes read
+// whole.
 
 #include <cstdint>
 #include <cstring>
@@ -84,6 +85,80 @@ TEST(ReadRange, DamagedStoredBytesFailTheChecksumOfTheBlocksTheRangeTouches) {
       EXPECT_NE(std::string(error.what()).find("block 39 of 40"), std::string::npos) << error.what();
     }
   }
+}
+
+// Ranges of "t" (1000 floats, chunks and blocks of 100 bytes) that cut
+// blocks anywhere, span several, fall inside one, or are empty; each lands
+// 3 bytes after the previous one's place in the output.
+std::vector<ckpt::ByteRangeCopy> scattered_ranges() {
+  std::vector<ckpt::ByteRangeCopy> ranges;
+  std::uint64_t target = 3;
+  for (const auto& [begin, end] : std::vector<std::pair<std::uint64_t, std::uint64_t>>{
+           {0, 3}, {10, 250}, {399, 401}, {401, 460}, {1000, 1000}, {2000, 3990}, {3999, 4000}}) {
+    ranges.push_back({begin, end, target});
+    target += end - begin + 3;
+  }
+  return ranges;
+}
+
+void expect_scattered_ranges_read_exactly(const std::string& codec) {
+  TempDir temp;
+  const std::string path = temp.file("r.safetensors");
+  const std::vector<std::byte> whole = write_pattern(path, codec, 1000, 100);
+  const ckpt::Reader reader(path);
+  const std::vector<ckpt::ByteRangeCopy> ranges = scattered_ranges();
+  std::vector<std::byte> out(ranges.back().target + 1 + 3, std::byte{0xEE});
+  reader.read_ranges("t", ranges, out.data());
+  std::uint64_t untouched = 0;
+  for (const ckpt::ByteRangeCopy& range : ranges) {
+    SCOPED_TRACE(codec + " [" + std::to_string(range.begin) + ", " + std::to_string(range.end) + ")");
+    EXPECT_EQ(std::memcmp(out.data() + range.target, whole.data() + range.begin, range.end - range.begin), 0);
+    for (std::uint64_t i = untouched; i < range.target; ++i) ASSERT_EQ(out[i], std::byte{0xEE}) << "wrote byte " << i;
+    untouched = range.target + (range.end - range.begin);
+  }
+  for (std::uint64_t i = untouched; i < out.size(); ++i) ASSERT_EQ(out[i], std::byte{0xEE}) << "wrote byte " << i;
+}
+
+TEST(ReadRanges, RawTensorsCopyEveryRangeToItsPlace) { expect_scattered_ranges_read_exactly("raw"); }
+TEST(ReadRanges, EncodedTensorsToo) { expect_scattered_ranges_read_exactly("shuffle+zstd"); }
+
+TEST(ReadRanges, RangesOutOfOrderOverlappingOrBeyondTheTensorAreAnArgumentError) {
+  TempDir temp;
+  write_pattern(temp.file("r.safetensors"), "raw", 10, 1024);
+  const ckpt::Reader reader(temp.file("r.safetensors"));
+  std::vector<std::byte> out(64);
+  const auto refused = [&](std::vector<ckpt::ByteRangeCopy> ranges, const std::string& found) {
+    ckpt::test::expect_error<ckpt::ArgumentError>(
+        [&] { reader.read_ranges("t", ranges, out.data()); }, ckpt::ErrorId::argument_invalid,
+        {"r.safetensors", "tensor 't'", "expected sorted, disjoint byte ranges within the tensor's 40 bytes", found});
+  };
+  refused({{8, 12, 0}, {0, 4, 4}}, "found range 1 [0, 4) after [8, 12)");
+  refused({{0, 8, 0}, {4, 12, 8}}, "found range 1 [4, 12) after [0, 8)");
+  refused({{0, 4, 0}, {36, 41, 4}}, "found range 1 [36, 41) after [0, 4)");
+  refused({{5, 4, 0}}, "found range 0 [5, 4) after [0, 0)");
+}
+
+TEST(ReadRanges, OnlyTheBlocksTheRangesTouchAreCheckedAndADamagedOneFailsNamingIt) {
+  TempDir temp;
+  const std::string path = temp.file("r.safetensors");
+  const std::vector<std::byte> whole = write_pattern(path, "raw", 1000, 100);
+  std::string bytes = read_file(path);
+  const std::size_t damaged = bytes.size() - 4000 + 2050;  // stored byte 2050: block 20 of 40
+  bytes[damaged] = static_cast<char>(bytes[damaged] ^ 0x40);
+  write_file(path, bytes);
+  const ckpt::Reader reader(path);
+  std::vector<std::byte> out(4000);
+  // Ranges on both sides of the damaged block, none in it: read and intact.
+  reader.read_ranges("t", {{0, 8, 0}, {1990, 2000, 8}, {2100, 2110, 18}, {3900, 4000, 28}}, out.data());
+  EXPECT_EQ(std::memcmp(out.data() + 8, whole.data() + 1990, 10), 0);
+  EXPECT_EQ(std::memcmp(out.data() + 18, whole.data() + 2100, 10), 0);
+  // A small range inside the damaged block, far from the damaged byte.
+  ckpt::test::expect_error<ckpt::IntegrityError>(
+      [&] {
+        reader.read_ranges("t", {{0, 8, 0}, {2090, 2094, 8}}, out.data());
+      },
+      ckpt::ErrorId::integrity_tensor_checksum,
+      {"r.safetensors", "tensor 't'", "block 20 of 40 (stored bytes [2000, 2100))", "expected xxh3"});
 }
 
 }  // namespace

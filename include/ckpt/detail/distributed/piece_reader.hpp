@@ -3,11 +3,10 @@
 // Reads a piece of a global tensor (any box or flat range, in the loading
 // rank's split) from the pieces it was saved in (the saving ranks' split):
 // the overlaps of the two are contiguous element ranges on both sides, so
-// each becomes one Reader::read_range of exactly the bytes needed. Raw pieces
-// are copied range by range straight from the file, unless the ranges are
-// small; encoded pieces, and raw ones read in small ranges, are read in
-// windows, so that many small ranges of one chunk decode it once and many
-// small ranges of a raw piece cost one read_range, not one each.
+// each is a range of bytes needed. A raw piece's ranges, however many and
+// small (the row slices of a column split), are copied straight from the
+// file by one Reader::read_ranges; an encoded piece's are read in windows,
+// so that many small ranges of one chunk decode it once.
 
 #include <algorithm>
 #include <cstddef>
@@ -33,14 +32,8 @@ namespace ckpt::detail {
 template <class = void>
 class PieceReader {
  public:
-  // Bytes read at once from a piece to serve several small ranges.
+  // Bytes decoded at once from an encoded piece to serve several small ranges.
   static constexpr std::uint64_t window_bytes = std::uint64_t(32) << 20;
-  // Below this mean size, the ranges of a raw piece are read in windows too.
-  // Each read_range costs a system call (read-ahead advice) and a hand-off
-  // to the reader's threads: for the row slices of a column split (a few KiB
-  // each) that costs far more than copying the rows whole once more
-  // (BENCHMARKS.md, "Distributed": loads by columns of what was saved by rows).
-  static constexpr std::uint64_t small_range_bytes = std::uint64_t(64) << 10;
 
   PieceReader(std::string directory, const CheckpointIndex& index, ReadOptions options)
       : directory_(std::move(directory)), index_(index), options_(options) {}
@@ -56,13 +49,12 @@ class PieceReader {
       if (copies.empty()) continue;
       const Reader& reader = open(piece.file);
       check_stored(reader, name, tensor, piece);
-      std::uint64_t copied = 0;
-      for (const ElementCopy& copy : copies) copied += copy.count * element;
-      if (piece.codec == raw_codec && copied >= small_range_bytes * copies.size()) {
+      if (piece.codec == raw_codec) {
+        ranges_.clear();
         for (const ElementCopy& copy : copies) {
-          reader.read_range(piece.stored_name, copy.source * element, (copy.source + copy.count) * element,
-                            out + copy.target * element);
+          ranges_.push_back({copy.source * element, (copy.source + copy.count) * element, copy.target * element});
         }
+        reader.read_ranges(piece.stored_name, ranges_, out);
       } else {
         read_windows(reader, piece.stored_name, copies, element, out);
       }
@@ -131,6 +123,7 @@ class PieceReader {
   ReadOptions options_;
   std::map<std::string, std::unique_ptr<Reader>> readers_;
   std::vector<std::byte> window_;
+  std::vector<ByteRangeCopy> ranges_;
 };
 
 }  // namespace ckpt::detail

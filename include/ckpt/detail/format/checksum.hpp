@@ -32,6 +32,12 @@ class Xxh3Stream {
   XXH3_state_t state_;
 };
 
+// Bytes small enough to stay in a core's cache (L2 on current CPUs) between
+// two passes over them, e.g. copying then hashing, or feeding two checksums:
+// a pass over a larger range evicts them, and memory, not the hash, bounds a
+// second pass from memory.
+inline constexpr std::size_t cache_resident_bytes = std::size_t(128) << 10;
+
 inline constexpr std::size_t checksum_hex_digits = 16;
 
 // Checksums are written as exactly 16 lowercase hexadecimal digits.
