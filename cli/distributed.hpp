@@ -46,14 +46,23 @@ inline nlohmann::json describe_checkpoint_directory(const std::string& path) {
                            {"files", nlohmann::json::array()},
                            {"tensors", nlohmann::json::array()},
                            {"metadata", index.metadata}};
-  std::uint64_t file_bytes = 0, tensor_bytes = 0, pieces = 0;
+  if (index.chain) {
+    report["chain"] = {{"parent", index.chain->parent},
+                       {"depth", index.chain->depth},
+                       {"chain_bytes", index.chain->chain_bytes},
+                       {"sources", index.chain->sources}};
+  }
+  std::uint64_t file_bytes = 0, tensor_bytes = 0, pieces = 0, referenced = 0;
   for (const auto& [name, file] : index.files) {
     report["files"].push_back({{"name", name}, {"bytes", file.bytes}});
     file_bytes += file.bytes;
   }
   for (const auto& [name, tensor] : index.tensors) {
     std::set<std::string> files;
-    for (const DistributedPieceInfo& piece : tensor.pieces) files.insert(piece.file);
+    for (const DistributedPieceInfo& piece : tensor.pieces) {
+      files.insert(piece.file);
+      referenced += piece.referenced();
+    }
     const std::uint64_t bytes = byte_size(tensor.dtype, tensor.shape);
     report["tensors"].push_back({{"name", name},
                                  {"dtype", dtype_name(tensor.dtype)},
@@ -67,6 +76,7 @@ inline nlohmann::json describe_checkpoint_directory(const std::string& path) {
   report["file_bytes"] = file_bytes;
   report["tensor_bytes"] = tensor_bytes;
   report["pieces"] = pieces;
+  report["referenced_pieces"] = referenced;
   return report;
 }
 
@@ -76,7 +86,16 @@ inline void print_checkpoint_directory(const nlohmann::json& report, std::ostrea
   out << "step:      " << report["step"] << ", saved by " << report["world_size"] << " ranks into "
       << report["files"].size() << " files of " << human_bytes(report["file_bytes"]) << "\n";
   out << "tensors:   " << report["tensors"].size() << ", " << human_bytes(report["tensor_bytes"]) << " in "
-      << report["pieces"] << " pieces\n\n";
+      << report["pieces"] << " pieces\n";
+  if (report.contains("chain")) {
+    // An incremental checkpoint: where its referenced pieces are read from.
+    const nlohmann::json& chain = report["chain"];
+    out << "chain:     depth " << chain["depth"] << ", parent " << chain["parent"].get<std::string>() << "; "
+        << report["referenced_pieces"] << " pieces referenced, read from";
+    for (const nlohmann::json& source : chain["sources"]) out << " " << source.get<std::string>();
+    out << "\n";
+  }
+  out << "\n";
   std::vector<Row> rows;
   for (const nlohmann::json& tensor : report["tensors"]) {
     rows.push_back({tensor["name"], tensor["dtype"], shape_to_string(tensor["shape"].get<Shape>()),

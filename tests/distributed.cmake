@@ -13,6 +13,9 @@ ckpt_add_test(distributed_tests
     distributed/single_process_test.cpp
   LABELS distributed)
 ckpt_add_test(distributed_rank_tests SOURCES distributed/ranks_test.cpp LABELS distributed threads)
+# Incremental distributed checkpoints: chains of saves referencing unchanged
+# boxes, loaded under any split; the chain policy; a damaged parent.
+ckpt_add_test(distributed_incremental_tests SOURCES distributed/incremental_test.cpp LABELS distributed incremental threads)
 # CheckpointManager across thread ranks: policies, preemption, retention,
 # restores, async failures, the job's lock (docs/manager.md, "Across ranks").
 ckpt_add_test(distributed_manager_tests SOURCES distributed/manager_test.cpp LABELS distributed manager threads)

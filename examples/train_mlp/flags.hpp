@@ -17,12 +17,13 @@ struct Flags {
   std::size_t keep = 3;  // 0 keeps every checkpoint
   std::string codec = "raw";
   bool async = false;
+  bool incremental = false;  // each save references the unchanged tensors of the previous one
 };
 
 [[noreturn]] inline void usage(const char* program, const char* problem) {
   std::fprintf(stderr,
                "%s: %s\nusage: %s [--dir DIR] [--steps N] [--save-every K] [--keep K]\n"
-               "       [--codec raw|zstd|shuffle+zstd] [--async]\n",
+               "       [--codec raw|zstd|shuffle+zstd] [--async] [--incremental]\n",
                program, problem, program);
   std::exit(2);
 }
@@ -38,8 +39,8 @@ inline Flags parse_flags(int argc, char** argv, const char* program, Flags flags
   };
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
-    if (flag == "--async") {
-      flags.async = true;
+    if (flag == "--async" || flag == "--incremental") {
+      (flag == "--async" ? flags.async : flags.incremental) = true;
       continue;
     }
     if (i + 1 == argc) usage(program, (flag + " needs a value").c_str());

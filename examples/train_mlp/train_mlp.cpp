@@ -1,6 +1,7 @@
 // Trains a small MLP and checkpoints it through ckpt::CheckpointManager.
 //
 //   train_mlp --dir runs/mlp --steps 300 --save-every 25 --keep 3 --codec shuffle+zstd --async
+//   train_mlp --dir runs/mlp --incremental   # each save writes only the tensors that changed
 //
 // Run it again with more --steps, or kill it at any moment and restart it: it
 // resumes from the newest valid checkpoint in --dir, and the final weights are
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
   options.retention.max_to_keep = flags.keep;
   options.save.codecs = ckpt::CodecPolicy(flags.codec);
   options.async = flags.async;
+  options.incremental = flags.incremental;
   options.on_save = print_save;
 
   try {

@@ -191,6 +191,7 @@ int main(int argc, char** argv) {
     options.retention.max_to_keep = flags.keep;
     options.save.codecs = ckpt::CodecPolicy(flags.codec);
     options.async = flags.async;
+    options.incremental = flags.incremental;
     // Called on every rank once a save is committed (and the old ones
     // rotated): with --async, on the background thread.
     options.on_save = [lead](const ckpt::SaveEvent& event) {

@@ -87,7 +87,9 @@ struct ManagerOptions {
   // Incremental saves: each save references the unchanged tensors of the
   // newest committed checkpoint instead of writing them, under the chain
   // policy of save.incremental; retention keeps every file a kept
-  // checkpoint needs (detail/manager/chain_retention.hpp).
+  // checkpoint needs (detail/manager/chain_retention.hpp). A
+  // DistributedCheckpointManager references unchanged boxes of the newest
+  // step directory and keeps every directory a kept one reads from.
   bool incremental = false;
   // Lists and restores only: takes no lock, cleans nothing, saves nothing.
   // Works beside a writer in another process.

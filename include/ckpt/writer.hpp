@@ -36,6 +36,12 @@ struct SaveStats {
   double seconds = 0;
 };
 
+namespace detail {
+template <class = void>
+SaveStats write_content_plan(const std::string& path, const std::vector<NamedTensor>& stored,
+                             const nlohmann::json& metadata, const SaveOptions& options, const ContentPlan& content);
+}  // namespace detail
+
 // Writes `tensors` and the JSON object `metadata` to `path` as a ckpt
 // checkpoint (docs/format.md). Atomic: the bytes go to a temp file in the
 // target directory, which is fsynced, renamed over `path` and the directory
@@ -71,10 +77,26 @@ SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTenso
   detail::check_tensor_arguments(path, tensors);
   // An incremental save stores only what its parent does not hold already.
   const detail::ContentPlan content = detail::plan_content(path, tensors, options.incremental, options.threads);
+  SaveStats stats =
+      detail::write_content_plan(path, content.hashed ? content.stored : tensors, metadata, options, content);
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return stats;
+}
+
+namespace detail {
+
+// Writes `stored`, the tensors a ContentPlan leaves to store (all of them
+// for a save without one), with the header records `content` adds; the
+// arguments are checked. A distributed save plans its content across ranks
+// (distributed/incremental.hpp) and writes each rank's file through here.
+template <class>
+SaveStats write_content_plan(const std::string& path, const std::vector<NamedTensor>& stored,
+                             const nlohmann::json& metadata, const SaveOptions& options, const ContentPlan& content) {
+  const auto start = std::chrono::steady_clock::now();
   const detail::HeaderExtras extras = content.header_extras();
   detail::CodecCache<> codecs;
-  detail::FileLayout plan = detail::plan_tensors(path, content.hashed ? content.stored : tensors, options.codecs,
-                                                 options.chunk_bytes, codecs, content.bases);
+  detail::FileLayout plan =
+      detail::plan_tensors(path, stored, options.codecs, options.chunk_bytes, codecs, content.bases);
   const nlohmann::json& user_metadata = metadata.is_null() ? nlohmann::json(nlohmann::json::value_t::object) : metadata;
   const auto header_of = [&](auto build) {
     try {
@@ -105,10 +127,13 @@ SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTenso
   file.write_at(0, header.data(), header.size());
   file.commit(options.durable);
   stats.file_bytes = data_start + data_bytes;
-  for (const NamedTensor& tensor : tensors) stats.tensor_bytes += tensor.view.nbytes();
+  for (const NamedTensor& tensor : stored) stats.tensor_bytes += tensor.view.nbytes();
+  stats.tensor_bytes += content.referenced_bytes;
   stats.referenced_bytes = content.referenced_bytes;
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return stats;
 }
+
+}  // namespace detail
 
 }  // namespace ckpt

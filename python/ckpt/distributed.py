@@ -21,7 +21,9 @@ from .errors import ArgumentError, ErrorId, FormatError, IntegrityError, IoError
 from .format import MAX_HEADER_ARRAY, MAX_METADATA_DEPTH, _json_type, byte_size, shape_text, tensor_name_problem
 
 INDEX_FILE = "model.safetensors.index.json"
-INDEX_FORMAT_VERSION = 1  # the newest index layout this reader knows (detail/distributed/index.hpp)
+INDEX_FORMAT_VERSION = 2  # the newest index layout this reader knows (detail/distributed/index.hpp)
+FIRST_CHAIN_INDEX_VERSION = 2  # incremental checkpoints: referenced pieces and ckpt.chain
+REFERENCE_CODEC = "reference"  # a piece its file references (its bytes are in an earlier checkpoint's file)
 HEADER_CHECKSUM_KEY = "ckpt.header_xxh3"
 # The most runs of consecutive elements the pieces of one tensor may form, as
 # geometry.hpp's max_tensor_runs: the tiling check holds each in memory.
@@ -57,6 +59,7 @@ class Piece:
 
     def __init__(self, file, name, codec, xxh3, offsets=None, extents=None, flat=None):
         self.file, self.name, self.codec, self.xxh3 = file, name, codec, xxh3
+        self.xxh128 = None  # a referenced piece's content hash (codec "reference"; xxh3 is then None)
         self.offsets, self.extents, self.flat = offsets, extents, flat
 
     def element_count(self):
@@ -110,6 +113,15 @@ class Piece:
             starts = (self.offsets[d] + np.arange(self.extents[d], dtype=np.int64)) * strides[d]
             begins = (starts[:, None] + begins[None, :]).reshape(-1)
         return begins, begins + self.extents[split] * strides[split]
+
+
+class Chain:
+    """An incremental checkpoint's ``ckpt.chain``: the ``parent`` directory it
+    was saved against and the ``sources`` its files read referenced bytes
+    from (relative to its directory), its ``depth`` and ``chain_bytes``."""
+
+    def __init__(self, parent, depth, chain_bytes, sources):
+        self.parent, self.depth, self.chain_bytes, self.sources = parent, depth, chain_bytes, sources
 
 
 class Tensor:
@@ -166,6 +178,22 @@ class Index:
         if user is not None and not isinstance(user, dict):
             self._fail("", "expected ckpt.metadata to be a JSON object")
         self.metadata = user if user is not None else {}
+        chain = metadata.get("ckpt.chain")
+        self.chain = None if chain is None else self._chain(chain)
+
+    def _chain(self, chain):
+        if (self.format_version < FIRST_CHAIN_INDEX_VERSION or not isinstance(chain, dict)
+                or set(chain) != {"parent", "depth", "chain_bytes", "sources"}):
+            self._fail("", f"expected ckpt.chain, in an index of version {FIRST_CHAIN_INDEX_VERSION}, to be an object "
+                       f"of exactly parent, depth, chain_bytes and sources, found {chain!r:.200} in version "
+                       f"{self.format_version}")
+        names = [chain["parent"]] + (chain["sources"] if isinstance(chain["sources"], list) else [None])
+        if any(not isinstance(name, str) or not name or name.startswith("/") or "\0" in name for name in names):
+            self._fail("", f"expected ckpt.chain to name directories by relative names, found {chain!r:.200}")
+        depth, chain_bytes = self._number(chain, "depth"), self._number(chain, "chain_bytes")
+        if depth == 0:
+            self._fail("", f"expected ckpt.chain depth >= 1 and sources, an array, found {chain!r:.200}")
+        return Chain(chain["parent"], depth, chain_bytes, list(chain["sources"]))
 
     def _fail(self, tensor, what):
         raise FormatError(ErrorId.format_metadata, self.path, tensor, what)
@@ -236,10 +264,17 @@ class Index:
             problem = tensor_name_problem(stored_name)
             if problem:
                 self._fail(name, f"a piece's name: {problem}")
+            piece.codec = self._text(item, "codec", name)
+            if piece.codec == REFERENCE_CODEC:
+                # Not in weight_map: the file holds a reference, not the bytes.
+                piece.xxh128 = self._text(item, "xxh128", name)
+                if re.fullmatch("[0-9a-f]{32}", piece.xxh128) is None:
+                    self._fail(name, "expected a referenced piece's 'xxh128' to be 32 lowercase hexadecimal digits")
+                pieces.append(piece)
+                continue
             if weight_map.get(stored_name) != file:
                 self._fail(name, f"expected weight_map to map '{stored_name}' to '{file}'")
             del weight_map[stored_name]
-            piece.codec = self._text(item, "codec", name)
             piece.xxh3 = self._checksum(item, "xxh3", name)
             if "raw_xxh3" in item:
                 self._checksum(item, "raw_xxh3", name)  # the file's own record is what decoding checks
@@ -406,6 +441,7 @@ class Directory:
         self.step = self.index.step
         self.world_size = self.index.world_size
         self.metadata = self.index.metadata
+        self.chain = self.index.chain  # a Chain for an incremental checkpoint, else None
         # The rank files' bytes, as the index records them.
         self.file_size = sum(size for size, _ in self.index.files.values())
         self.tensors = [self._tensor_info(tensor) for tensor in self.index.tensors.values()]

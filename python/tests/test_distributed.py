@@ -349,7 +349,7 @@ def test_a_rank_file_of_another_size_than_committed_is_refused(fixtures, fixture
 
 def test_a_newer_index_is_refused(fixtures, fixture_writer, tmp_path):
     directory = _copy(fixtures, tmp_path)
-    _edit_index(directory, lambda index: index["metadata"].update({"ckpt.format_version": 2}))
+    _edit_index(directory, lambda index: index["metadata"].update({"ckpt.format_version": 3}))
     _expect_refused(fixture_writer, directory, tmp_path, ckpt.FormatError, ckpt.ErrorId.format_newer_version,
                     directory / INDEX)
 

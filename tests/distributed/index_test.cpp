@@ -74,8 +74,31 @@ void expect_refused(Edit&& edit, ErrorId id, const std::string& text) {
 
 TEST(Index, RefusesDamagedOrInconsistentIndices) {
   using nlohmann::json;
-  expect_refused([](json& j) { j["metadata"]["ckpt.format_version"] = 2; }, ErrorId::format_newer_version,
-                 "written by a newer ckpt");
+  expect_refused([](json& j) { j["metadata"]["ckpt.format_version"] = 3; }, ErrorId::format_newer_version,
+                 "expected an index of format version 2 or older, found version 3: written by a newer ckpt");
+  // Incremental checkpoints (docs/distributed.md, section 6): a chain needs version 2.
+  expect_refused(
+      [](json& j) {
+        j["metadata"]["ckpt.chain"] = {
+            {"parent", "../a"}, {"depth", 1}, {"chain_bytes", 0}, {"sources", json::array()}};
+      },
+      ErrorId::format_metadata,
+      "expected ckpt.chain, in an index of version 2, to be an object of exactly "
+      "parent, depth, chain_bytes and sources, found");
+  expect_refused(
+      [](json& j) {
+        j["metadata"]["ckpt.format_version"] = 2;
+        j["metadata"]["ckpt.chain"] = {
+            {"parent", "/abs"}, {"depth", 1}, {"chain_bytes", 0}, {"sources", json::array()}};
+      },
+      ErrorId::format_metadata, "expected ckpt.chain to name directories by relative names, found \"/abs\"");
+  expect_refused(
+      [](json& j) {
+        j["metadata"]["ckpt.format_version"] = 2;
+        j["metadata"]["ckpt.tensors"]["w"]["pieces"][0]["codec"] = "reference";
+        j["metadata"]["ckpt.tensors"]["w"]["pieces"][0]["xxh128"] = "123";
+      },
+      ErrorId::format_metadata, "expected a referenced piece's 'xxh128' to be 32 lowercase hexadecimal digits");
   expect_refused([](json& j) { j["metadata"].erase("ckpt.format_version"); }, ErrorId::format_metadata,
                  "not written by ckpt");
   expect_refused([](json& j) { j["metadata"]["ckpt.tensors"]["w"]["pieces"].erase(1); }, ErrorId::format_metadata,

@@ -6,12 +6,14 @@
 
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "ckpt/ckpt.hpp"
+#include "ckpt/distributed.hpp"
 #include "cli/cli_test_support.hpp"
 
 namespace {
@@ -94,6 +96,62 @@ TEST(IncrementalCli, ConvertMaterializesASelfContainedFile) {
   const ckpt::Tensor trained = reader.tensor("trained");
   EXPECT_EQ(std::memcmp(trained.data(), chain.trained.data(), chain.trained.size() * 4), 0);
   reader.verify();
+}
+
+// Two distributed checkpoint directories of one process: a/ stores both
+// tensors, b/ stores "trained" and references "frozen" in a/.
+struct DirectoryChain {
+  TempDir dir;
+  std::map<std::string, ckpt::Tensor> state;
+  DirectoryChain() {
+    std::vector<float> frozen(5000, 0.25f), trained(10, 1.0f);
+    state["frozen"] = ckpt::Tensor::copy_of(ckpt::TensorView(frozen.data(), {5000}));
+    ckpt::SingleProcessCommunicator one;
+    ckpt::DistributedOptions options;
+    options.save.incremental.content_hashes = true;
+    for (const char* name : {"a", "b"}) {
+      trained[0] += 1;
+      state["trained"] = ckpt::Tensor::copy_of(ckpt::TensorView(trained.data(), {10}));
+      ckpt::DistributedCheckpoint<std::map<std::string, ckpt::Tensor>>(one, options).save(dir.file(name), 1, state);
+      options.save.incremental.parent = dir.file(name);
+    }
+  }
+  std::string parent_file() const { return dir.file("a") + "/model-00001-of-00001.safetensors"; }
+};
+
+TEST(IncrementalCli, DirectoryChainInfoVerifyAndConvert) {
+  DirectoryChain chain;
+  const auto info = run_cli({"info", chain.dir.file("b")});
+  EXPECT_EQ(info.exit_code, 0) << info.err;
+  EXPECT_NE(info.out.find("chain:     depth 1, parent ../a; 1 pieces referenced, read from ../a"), std::string::npos)
+      << info.out;
+  const auto json = run_cli({"info", chain.dir.file("b"), "--json"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  const nlohmann::json report = nlohmann::json::parse(json.out);
+  EXPECT_EQ(report["format_version"], 2);
+  EXPECT_EQ(report["chain"]["sources"], nlohmann::json::array({"../a"}));
+  EXPECT_EQ(report["stored_bytes"], 40);
+
+  const std::string output = chain.dir.file("whole.safetensors");
+  ASSERT_EQ(run_cli({"convert", chain.dir.file("b"), output}).exit_code, 0);
+  const auto good = run_cli({"verify", chain.dir.file("b")});
+  EXPECT_EQ(good.exit_code, 0) << good.out << good.err;
+
+  ckpt::test::flip_byte(chain.parent_file(), -200);  // inside "frozen", stored first in a/
+  const auto bad = run_cli({"verify", chain.dir.file("b")});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.out.find("CORRUPT  [ckpt.integrity_error.301] file '"), std::string::npos) << bad.out;
+  EXPECT_NE(bad.out.find("a/model-00001-of-00001.safetensors': tensor 'frozen'"), std::string::npos) << bad.out;
+
+  // The converted file needs neither directory.
+  std::filesystem::remove_all(chain.dir.file("a"));
+  const ckpt::Reader reader(output);
+  EXPECT_EQ(reader.chain_depth(), 0u);
+  EXPECT_EQ(reader.find("frozen")->stored_in, "");
+  const ckpt::Tensor frozen = reader.tensor("frozen");
+  EXPECT_EQ(std::memcmp(frozen.data(), chain.state.at("frozen").data(), 5000 * 4), 0);
+  const ckpt::Tensor trained = reader.tensor("trained");
+  EXPECT_EQ(std::memcmp(trained.data(), chain.state.at("trained").data(), 10 * 4), 0);
 }
 
 }  // namespace

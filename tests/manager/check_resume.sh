@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bit-exact resume of the train_mlp demo: a run to step 300 in one go, a run
 # to 137 continued to 300, and runs SIGKILLed at random moments and restarted
-# until they finish must all print the same final weight hash.
+# until they finish (full and incremental saves) must all print the same
+# final weight hash.
 # usage: check_resume.sh TRAIN_MLP WORK_DIR
 set -euo pipefail
 train=$1
@@ -41,10 +42,15 @@ run_ms=$(( ($(date +%s%N) - started_ns) / 1000000 ))
 
 train_to 137 "$work/split" --codec zstd > /dev/null
 expect_same "run to 137, then to 300 (zstd)" "$(train_to 300 "$work/split" --codec zstd | final_hash)"
+train_to 137 "$work/split-incremental" --incremental > /dev/null
+expect_same "run to 137, then to 300 (incremental)" \
+  "$(train_to 300 "$work/split-incremental" --incremental | final_hash)"
 
 # Killed at random moments (mid-step, mid-save, mid-rotation), restarted until it finishes.
-for variant in "raw" "shuffle+zstd --async"; do
-  dir="$work/killed-${variant%% *}"
+# Incremental saves: a kill may land in a save that references its parent or
+# in a rotation that keeps the files a kept checkpoint references.
+for variant in "raw" "shuffle+zstd --async" "raw --incremental"; do
+  dir="$work/killed-${variant// /_}"
   kills=0
   max_delay_ms=$(( run_ms > 20 ? run_ms / 2 : 10 ))
   for attempt in $(seq 1 200); do

@@ -257,6 +257,36 @@ void write_distributed_checkpoints(const std::string& dir) {
   write_distributed(dir + "/distributed-run", "step-00000030", 2, 30, "shuffle+zstd");
 }
 
+// An incremental chain of distributed checkpoints (docs/distributed.md,
+// "Incremental checkpoints"), each with its dump: step-1 saved full by 3
+// ranks, step-2 by 3 ranks against it with one box of layers/0/rows
+// changed, step-3 by 3 ranks against step-2 with nothing changed (its boxes
+// read from step-1's and step-2's files).
+void write_distributed_chain(const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  std::string parent;
+  for (std::uint64_t step = 1; step <= 3; ++step) {
+    ckpt::DistributedOptions options;
+    options.save.incremental.content_hashes = true;
+    options.save.incremental.parent = parent;
+    const std::string path = dir + "/step-" + std::to_string(step);
+    const auto failures = ckpt::test::run_ranks(3, [&](ckpt::Communicator& communicator) {
+      ckpt::test::SampleState state = ckpt::test::sample_for_saving(communicator.rank(), 3, 1);
+      state.step = step;
+      if (step >= 2 && communicator.rank() == 0) {
+        std::byte* rows = state.locals.at("layers/0/rows").mutable_data();
+        rows[0] = ~rows[0];
+      }
+      ckpt::DistributedCheckpoint<ckpt::test::SampleState>(communicator, options).save(path, step, state);
+    });
+    for (const std::exception_ptr& failure : failures) {
+      if (failure) std::rethrow_exception(failure);
+    }
+    dump(path, path);
+    parent = path;
+  }
+}
+
 // A DistributedCheckpointManager's run of the sample state, 2 ranks on
 // threads: steps 10 to 40 with epoch and metrics, step 10 pinned, step 20
 // deleted by retention; then what a killed job leaves: step 20's directory
@@ -356,6 +386,7 @@ int main(int argc, char** argv) {
     write_distributed_manager_run(dir + "/distributed-manager-run");
     write_checksums(dir);
     write_chain(dir + "/chain");
+    write_distributed_chain(dir + "/distributed-chain");
   } catch (const std::exception& error) {
     std::fprintf(stderr, "write_fixtures: %s\n", error.what());
     return 1;

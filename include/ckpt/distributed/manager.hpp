@@ -57,6 +57,7 @@
 #include "ckpt/detail/distributed/save_protocol.hpp"
 #include "ckpt/detail/distributed/verify.hpp"
 #include "ckpt/detail/manager/background_worker.hpp"
+#include "ckpt/detail/manager/chain_retention.hpp"
 #include "ckpt/detail/manager/checkpoint_catalog.hpp"
 #include "ckpt/detail/manager/checkpoint_naming.hpp"
 #include "ckpt/detail/manager/preemption.hpp"
@@ -383,8 +384,25 @@ class DistributedCheckpointManager {
   template <class Collect>
   void commit(Communicator& comm, const CheckpointInfo& checkpoint, Collect&& collect,
               detail::StatsClock::time_point started, std::optional<double> async_blocked) {
+    SaveOptions save_options = options_.save;
+    if (options_.incremental) {
+      // Rank 0's choice, so that every rank names the same parent.
+      save_options.incremental.content_hashes = true;
+      save_options.incremental.parent = detail::broadcast_step(comm, [&] {
+        return detail::incremental_parent(detail::scan_step_directories(directory_, naming_), checkpoint.step,
+                                          [](const std::string& path) {
+                                            try {
+                                              detail::read_index_of(path);
+                                              return true;
+                                            } catch (const Error&) {
+                                              return false;
+                                            }
+                                          })
+            .value_or("");
+      });
+    }
     const detail::DistributedSaveStats stats =
-        saver_->save(checkpoint.path, checkpoint.step, options_.save, true, false, std::forward<Collect>(collect));
+        saver_->save(checkpoint.path, checkpoint.step, save_options, true, false, std::forward<Collect>(collect));
     SaveEvent event;
     const std::vector<std::string> rotated = detail::all_gather_step(comm, [&] {
       if (comm.rank() != 0) return std::string();
@@ -420,7 +438,14 @@ class DistributedCheckpointManager {
   std::vector<std::string> rotate(std::uint64_t just_committed) {
     std::vector<CheckpointInfo> checkpoints = detail::scan_step_directories(directory_, naming_);
     std::vector<std::string> deleted;
-    for (std::uint64_t step : detail::checkpoints_to_delete(checkpoints, options_.retention, just_committed)) {
+    // Never a directory a kept checkpoint of a chain still reads from.
+    std::vector<std::uint64_t> doomed = detail::unreachable_checkpoints(
+        checkpoints, detail::checkpoints_to_delete(checkpoints, options_.retention, just_committed),
+        detail::chain_sources_of_directory<>);
+    // Newest first: a checkpoint's sources are older, so a kill between two
+    // deletions leaves every listed checkpoint with its whole chain.
+    std::sort(doomed.begin(), doomed.end(), std::greater<>());
+    for (std::uint64_t step : doomed) {
       const auto found = std::find_if(checkpoints.begin(), checkpoints.end(),
                                       [&](const CheckpointInfo& info) { return info.step == step; });
       detail::delete_step_directory(found->path, options_.save.durable);

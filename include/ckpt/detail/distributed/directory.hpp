@@ -91,11 +91,13 @@ struct WrittenFile {
     std::uint64_t stored_bytes = 0;
     std::uint64_t xxh3 = 0;
     std::optional<std::uint64_t> raw_xxh3;
+    std::optional<ContentHash> xxh128;  // a referenced piece's (codec reference_codec)
   };
   std::string name;  // empty: the rank wrote no file
   std::uint64_t bytes = 0;
   std::uint64_t header_xxh3 = 0;
   std::vector<Piece> pieces;
+  std::vector<std::string> sources;  // the files its references read from, relative to its directory
 };
 
 template <class = void>
@@ -105,7 +107,11 @@ std::string encode_written_file(const WrittenFile& file) {
   for (const WrittenFile::Piece& piece : file.pieces) {
     writer.text(piece.stored_name).text(piece.codec).u64(piece.stored_bytes).u64(piece.xxh3);
     writer.u64(piece.raw_xxh3 ? 1 : 0).u64(piece.raw_xxh3.value_or(0));
+    writer.u64(piece.xxh128 ? 1 : 0).u64(piece.xxh128.value_or(ContentHash{}).high);
+    writer.u64(piece.xxh128.value_or(ContentHash{}).low);
   }
+  writer.u64(file.sources.size());
+  for (const std::string& source : file.sources) writer.text(source);
   return std::move(writer).take();
 }
 
@@ -125,7 +131,14 @@ WrittenFile decode_written_file(std::string_view bytes) {
     const bool encoded = reader.u64() != 0;
     const std::uint64_t raw = reader.u64();
     if (encoded) piece.raw_xxh3 = raw;
+    const bool referenced = reader.u64() != 0;
+    ContentHash hash;
+    hash.high = reader.u64();
+    hash.low = reader.u64();
+    if (referenced) piece.xxh128 = hash;
   }
+  file.sources.resize(reader.u64());
+  for (std::string& source : file.sources) source = reader.text();
   reader.expect_end();
   return file;
 }
@@ -148,7 +161,8 @@ std::string recorded_text(const RecordedTensor& tensor) {
 }
 
 // Every tensor of an open ckpt file with the checksums its header records
-// (none for a file not written by ckpt).
+// (none for a file not written by ckpt), and each tensor it references (an
+// incremental checkpoint's) with codec reference_codec and no checksum.
 template <class = void>
 std::map<std::string, RecordedTensor> recorded_tensors(const Reader& reader) {
   std::map<std::string, RecordedTensor> tensors;
@@ -160,6 +174,10 @@ std::map<std::string, RecordedTensor> recorded_tensors(const Reader& reader) {
   const nlohmann::json parsed =
       parse_strict_json(records->second, max_header_depth, records->second.size(), problem).value();
   for (const TensorInfo& info : reader.tensors()) {
+    if (!info.stored_in.empty()) {  // referenced: its file's record is the source's
+      tensors[info.name] = {info.dtype, info.shape, reference_codec, 0, std::nullopt, 0};
+      continue;
+    }
     const nlohmann::json& record = parsed.at(info.name);
     RecordedTensor& tensor = tensors[info.name];
     tensor = {info.dtype,   info.shape,
@@ -198,19 +216,22 @@ void fsync_file(const std::string& path) {
   fs.close(fd);
 }
 
-// Writes `tensors` as the file `name` of `directory` and reads back what the
-// index records of it. The file is renamed into place before its data is
+// Writes `tensors` as the file `name` of `directory`, with the references
+// and content hashes of `content` (an incremental save: `tensors` are then
+// the pieces it leaves to store, distributed/incremental.hpp), and reads
+// back what the index records of it. The file is renamed into place before its data is
 // fsynced, and its directory entry is left for the coordinator's one fsync
 // of the directory before the commit: nothing names the file before the
 // index does, and the index is written only once every rank's fsync
 // returned, so durability costs each rank one fsync, as a raw write would.
 template <class = void>
 WrittenFile write_rank_file(const std::string& directory, const std::string& name,
-                            const std::vector<NamedTensor>& tensors, const SaveOptions& options) {
+                            const std::vector<NamedTensor>& tensors, const SaveOptions& options,
+                            const ContentPlan& content) {
   const std::string path = directory + "/" + name;
   SaveOptions unsynced = options;
   unsynced.durable = false;
-  write_checkpoint(path, tensors, nlohmann::json::object(), unsynced);
+  write_content_plan(path, tensors, nlohmann::json::object(), unsynced, content);
   if (options.durable) fsync_file(path);
   // The header is in the page cache: reading it back costs a parse, and
   // takes the checksums exactly as the file records them.
@@ -219,8 +240,15 @@ WrittenFile write_rank_file(const std::string& directory, const std::string& nam
   file.name = name;
   file.bytes = reader.file_size();
   file.header_xxh3 = checksum_from_hex(reader.raw_metadata().at(keys::header_checksum)).value_or(0);
+  std::map<std::string, ContentHash> referenced;
+  if (content.chain) {
+    for (const TensorReference& reference : content.chain->references) referenced[reference.name] = reference.hash;
+    for (const ChainFile& source : content.chain->sources) file.sources.push_back(source.file);
+  }
   for (const auto& [stored_name, tensor] : recorded_tensors(reader)) {
-    file.pieces.push_back({stored_name, tensor.codec, tensor.stored_bytes, tensor.xxh3, tensor.raw_xxh3});
+    std::optional<ContentHash> hash;
+    if (tensor.codec == reference_codec) hash = referenced.at(stored_name);
+    file.pieces.push_back({stored_name, tensor.codec, tensor.stored_bytes, tensor.xxh3, tensor.raw_xxh3, hash});
   }
   return file;
 }

@@ -20,8 +20,10 @@
 
 #include "ckpt/detail/distributed/geometry.hpp"
 #include "ckpt/detail/format/checksum.hpp"
+#include "ckpt/detail/format/content_hash.hpp"
 #include "ckpt/detail/format/layout.hpp"
 #include "ckpt/detail/format/strict_json.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/dtype.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/names.hpp"
@@ -29,8 +31,16 @@
 
 namespace ckpt::detail {
 
-// The newest index layout this build reads and the one it writes.
-inline constexpr std::uint64_t distributed_format_version = 1;
+// The newest index layout this build reads. A checkpoint with references
+// to another (an incremental one) is written as version 2, so that older
+// readers refuse it instead of missing its referenced pieces; any other as
+// version 1.
+inline constexpr std::uint64_t distributed_format_version = 2;
+inline constexpr std::uint64_t first_chain_index_version = 2;
+
+// The codec an index records for a piece its file references (its bytes are
+// in a file of an earlier checkpoint, docs/distributed.md "Incremental").
+inline constexpr const char* reference_codec = "reference";
 
 namespace index_keys {
 inline constexpr const char* metadata = "metadata";
@@ -42,6 +52,7 @@ inline constexpr const char* world_size = "ckpt.world_size";
 inline constexpr const char* files = "ckpt.files";
 inline constexpr const char* tensors = "ckpt.tensors";
 inline constexpr const char* user_metadata = "ckpt.metadata";
+inline constexpr const char* chain = "ckpt.chain";
 }  // namespace index_keys
 
 // One piece of a tensor, stored whole as the tensor `stored_name` of `file`.
@@ -52,6 +63,11 @@ struct IndexPiece {
   std::string codec{raw_codec};
   std::uint64_t xxh3 = 0;                 // of the stored bytes, as the file records it
   std::optional<std::uint64_t> raw_xxh3;  // of the decoded bytes, for encoded pieces
+  // The content hash of a referenced piece (codec reference_codec), whose
+  // xxh3 is then 0: the file records where its bytes are.
+  std::optional<ContentHash> xxh128;
+
+  bool referenced() const { return codec == reference_codec; }
 };
 
 struct IndexTensor {
@@ -65,6 +81,17 @@ struct IndexFile {
   std::uint64_t header_xxh3 = 0;  // the file's ckpt.header_xxh3: it pins every byte of the file
 };
 
+// An incremental checkpoint: the directory it was saved against and those
+// its files read referenced bytes from, each relative to its own directory
+// ("../step-00000100"), and the chain policy's figures (docs/format.md,
+// section 8, for the whole checkpoint).
+struct IndexChain {
+  std::string parent;
+  std::uint64_t depth = 1;
+  std::uint64_t chain_bytes = 0;
+  std::vector<std::string> sources;  // sorted
+};
+
 struct CheckpointIndex {
   std::uint64_t format_version = distributed_format_version;
   std::uint64_t step = 0;
@@ -73,6 +100,7 @@ struct CheckpointIndex {
   std::map<std::string, IndexFile> files;
   std::map<std::string, IndexTensor> tensors;
   nlohmann::json metadata = nlohmann::json(nlohmann::json::value_t::object);  // the user's, from rank 0
+  std::optional<IndexChain> chain;
 };
 
 template <class = void>
@@ -97,20 +125,31 @@ std::string index_to_json(const CheckpointIndex& index) {
       entry["file"] = piece.file;
       entry["name"] = piece.stored_name;
       entry["codec"] = piece.codec;
-      entry["xxh3"] = checksum_to_hex(piece.xxh3);
+      if (piece.referenced()) {
+        entry["xxh128"] = content_hash_to_hex(piece.xxh128.value_or(ContentHash{}));
+      } else {
+        entry["xxh3"] = checksum_to_hex(piece.xxh3);
+        // Only the pieces a file stores: a Hugging Face loader finds each in its file.
+        weight_map[piece.stored_name] = piece.file;
+      }
       if (piece.raw_xxh3) entry["raw_xxh3"] = checksum_to_hex(*piece.raw_xxh3);
       pieces.push_back(std::move(entry));
-      weight_map[piece.stored_name] = piece.file;
     }
     tensors[name] = {{"dtype", dtype_name(tensor.dtype)}, {"shape", tensor.shape}, {"pieces", std::move(pieces)}};
   }
-  const json metadata = {{index_keys::total_size, index.total_size},
-                         {index_keys::format_version, index.format_version},
-                         {index_keys::step, index.step},
-                         {index_keys::world_size, index.world_size},
-                         {index_keys::files, std::move(files)},
-                         {index_keys::tensors, std::move(tensors)},
-                         {index_keys::user_metadata, index.metadata}};
+  json metadata = {{index_keys::total_size, index.total_size},
+                   {index_keys::format_version, index.chain ? first_chain_index_version : std::uint64_t(1)},
+                   {index_keys::step, index.step},
+                   {index_keys::world_size, index.world_size},
+                   {index_keys::files, std::move(files)},
+                   {index_keys::tensors, std::move(tensors)},
+                   {index_keys::user_metadata, index.metadata}};
+  if (index.chain) {
+    metadata[index_keys::chain] = {{"parent", index.chain->parent},
+                                   {"depth", index.chain->depth},
+                                   {"chain_bytes", index.chain->chain_bytes},
+                                   {"sources", index.chain->sources}};
+  }
   return json{{index_keys::metadata, metadata}, {index_keys::weight_map, std::move(weight_map)}}.dump(1) + "\n";
 }
 
@@ -175,6 +214,8 @@ class IndexParser {
     const nlohmann::json& user = member(metadata, index_keys::user_metadata);
     if (!user.is_null() && !user.is_object()) fail("", "expected ckpt.metadata to be a JSON object");
     if (user.is_object()) index.metadata = user;
+    const nlohmann::json& chain = member(metadata, index_keys::chain);
+    if (!chain.is_null()) index.chain = chain_of(chain, index.format_version);
     return index;
   }
 
@@ -208,6 +249,33 @@ class IndexParser {
     return *value;
   }
 
+  // A relative directory name, as a chain names its checkpoints.
+  std::string directory_name(const nlohmann::json& value) const {
+    if (!value.is_string() || value.get<std::string>().empty() || value.get<std::string>().front() == '/' ||
+        value.get<std::string>().find('\0') != std::string::npos) {
+      fail("", "expected ckpt.chain to name directories by relative names, found " + excerpt(value.dump()));
+    }
+    return value.get<std::string>();
+  }
+
+  IndexChain chain_of(const nlohmann::json& json, std::uint64_t version) const {
+    if (version < first_chain_index_version || !json.is_object() || json.size() != 4) {
+      fail("", "expected ckpt.chain, in an index of version " + std::to_string(first_chain_index_version) +
+                   ", to be an object of exactly parent, depth, chain_bytes and sources, found " +
+                   excerpt(json.dump()) + " in version " + std::to_string(version));
+    }
+    IndexChain chain;
+    chain.parent = directory_name(member(json, "parent"));
+    chain.depth = number(json, "depth", "");
+    chain.chain_bytes = number(json, "chain_bytes", "");
+    const nlohmann::json& sources = member(json, "sources");
+    if (!sources.is_array() || chain.depth == 0) {
+      fail("", "expected ckpt.chain depth >= 1 and sources, an array, found " + excerpt(json.dump()));
+    }
+    for (const nlohmann::json& source : sources) chain.sources.push_back(directory_name(source));
+    return chain;
+  }
+
   IndexTensor tensor(const std::string& name, const nlohmann::json& entry,
                      const std::map<std::string, IndexFile>& files,
                      std::map<std::string, std::string>& weight_map) const {
@@ -236,12 +304,18 @@ class IndexParser {
       if (!files.count(piece.file)) fail(name, "a piece names file '" + piece.file + "', which ckpt.files lacks");
       piece.stored_name = text(item, "name", name);
       if (const auto problem = tensor_name_problem(piece.stored_name)) fail(name, "a piece's name: " + *problem);
+      piece.codec = text(item, "codec", name);
+      if (piece.referenced()) {
+        piece.xxh128 = content_hash_from_hex(text(item, "xxh128", name));
+        if (!piece.xxh128) fail(name, "expected a referenced piece's 'xxh128' to be 32 lowercase hexadecimal digits");
+        tensor.pieces.push_back(std::move(piece));
+        continue;
+      }
       const auto mapped = weight_map.find(piece.stored_name);
       if (mapped == weight_map.end() || mapped->second != piece.file) {
         fail(name, "expected weight_map to map '" + piece.stored_name + "' to '" + piece.file + "'");
       }
       weight_map.erase(mapped);
-      piece.codec = text(item, "codec", name);
       piece.xxh3 = checksum(item, "xxh3", name);
       if (item.contains("raw_xxh3")) piece.raw_xxh3 = checksum(item, "raw_xxh3", name);
       tensor.pieces.push_back(std::move(piece));

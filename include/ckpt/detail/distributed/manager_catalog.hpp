@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <string>
@@ -111,6 +112,21 @@ void delete_step_directory(const std::string& path, bool durable) {
   }
   if (durable) fsync_directory(parent);
   remove_checkpoint_directory(dotted, durable);
+}
+
+// The checkpoint directories a committed step reads referenced bytes from
+// (its index's chain sources), as lexically normal paths: what retention
+// must keep along with it (manager/chain_retention.hpp). Throws what
+// reading its index throws.
+template <class = void>
+std::vector<std::string> chain_sources_of_directory(const std::string& path) {
+  const CheckpointIndex index = read_index_of(path);
+  std::vector<std::string> sources;
+  if (!index.chain) return sources;
+  for (const std::string& source : index.chain->sources) {
+    sources.push_back((std::filesystem::path(path) / source).lexically_normal().string());
+  }
+  return sources;
 }
 
 // What a killed job left in `directory`: step directories renamed for

@@ -88,6 +88,19 @@ struct SavePlan {
   std::vector<std::string> rank_files;    // each rank's file name, empty when it writes none
 };
 
+// The pieces `rank` writes, each with its tensor, in plan order: the order
+// of the rank's file.
+template <class = void>
+std::vector<std::pair<const TensorPlan*, const PiecePlan*>> pieces_written_by(const SavePlan& plan, int rank) {
+  std::vector<std::pair<const TensorPlan*, const PiecePlan*>> pieces;
+  for (const TensorPlan& tensor : plan.tensors) {
+    for (const PiecePlan& piece : tensor.pieces) {
+      if (piece.writer == rank) pieces.emplace_back(&tensor, &piece);
+    }
+  }
+  return pieces;
+}
+
 template <class = void>
 std::string ranks_text(const std::vector<int>& ranks) {
   std::string text = ranks.size() == 1 ? "rank " : "ranks ";

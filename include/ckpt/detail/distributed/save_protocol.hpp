@@ -33,6 +33,7 @@
 
 #include "ckpt/detail/distributed/archives.hpp"
 #include "ckpt/detail/distributed/directory.hpp"
+#include "ckpt/detail/distributed/incremental.hpp"
 #include "ckpt/detail/distributed/index.hpp"
 #include "ckpt/detail/distributed/outcome.hpp"
 #include "ckpt/detail/distributed/save_plan.hpp"
@@ -49,6 +50,7 @@ namespace ckpt::detail {
 struct DistributedSaveStats {
   std::uint64_t step = 0;
   std::uint64_t rank_bytes = 0;        // tensor bytes this rank wrote
+  std::uint64_t referenced_bytes = 0;  // an incremental save's bytes this rank referenced instead of writing
   std::uint64_t file_bytes = 0;        // size of this rank's file (0: it wrote none)
   std::uint64_t checkpoint_bytes = 0;  // tensor bytes of the whole checkpoint, replicas counted once
   double plan_seconds = 0;             // describe(), the exchange of descriptions, the plan, readying the directory
@@ -74,6 +76,8 @@ struct PendingSave {
   std::shared_ptr<const SavePlan> plan;
   CollectedPieces collected;          // this rank's pieces (rank 0's metadata is the checkpoint's)
   std::vector<NamedTensor> to_write;  // stored name and bytes of each piece this rank writes
+  ContentPlan content;                // an incremental save's references (distributed/incremental.hpp)
+  std::optional<IndexChain> chain;    // the index's chain record, sources still to fill in
   std::vector<Tensor> staged;         // an asynchronous save's copies of them
   RankOutcome written;                // after the write: the encoded WrittenFile, or the failure
   DistributedSaveStats stats;
@@ -88,11 +92,8 @@ std::vector<NamedTensor> pieces_to_write(const SavePlan& plan, int rank, const C
     held.emplace(std::make_pair(collected.descriptions[i].name, collected.descriptions[i].geometry), i);
   }
   std::vector<NamedTensor> pieces;
-  for (const TensorPlan& tensor : plan.tensors) {
-    for (const PiecePlan& piece : tensor.pieces) {
-      if (piece.writer == rank)
-        pieces.push_back({piece.stored_name, collected.views.at(held.at({tensor.name, piece.geometry}))});
-    }
+  for (const auto& [tensor, piece] : pieces_written_by(plan, rank)) {
+    pieces.push_back({piece->stored_name, collected.views.at(held.at({tensor->name, piece->geometry}))});
   }
   return pieces;
 }
@@ -100,8 +101,10 @@ std::vector<NamedTensor> pieces_to_write(const SavePlan& plan, int rank, const C
 // The index of a committed save: the plan, with what each writer recorded.
 template <class = void>
 CheckpointIndex build_index(const SavePlan& plan, const std::vector<WrittenFile>& files, std::uint64_t step,
-                            const nlohmann::json& metadata) {
+                            const nlohmann::json& metadata, const std::optional<IndexChain>& chain) {
   CheckpointIndex index;
+  index.chain = chain;
+  if (index.chain) index.chain->sources = source_directories(files);
   index.step = step;
   index.world_size = files.size();
   index.metadata = metadata;
@@ -118,7 +121,7 @@ CheckpointIndex build_index(const SavePlan& plan, const std::vector<WrittenFile>
     for (const PiecePlan& piece : tensor.pieces) {
       const WrittenFile::Piece& record = *written.at(piece.stored_name);
       entry.pieces.push_back(IndexPiece{piece.geometry, plan.rank_files[piece.writer], piece.stored_name, record.codec,
-                                        record.xxh3, record.raw_xxh3});
+                                        record.xxh3, record.raw_xxh3, record.xxh128});
       index.total_size += record.stored_bytes;
     }
   }
@@ -157,7 +160,7 @@ std::string decide_commit(const std::vector<std::string>& gathered, const Pendin
   const RankOutcome committed = run_step(0, [&] {
     std::vector<WrittenFile> files;
     for (const RankOutcome& outcome : outcomes) files.push_back(decode_written_file(outcome.payload));
-    const CheckpointIndex index = build_index(*save.plan, files, save.step, save.collected.metadata);
+    const CheckpointIndex index = build_index(*save.plan, files, save.step, save.collected.metadata, save.chain);
     // The ranks renamed their files without fsyncing the directory: one
     // fsync makes every name durable before the index commits them.
     if (save.options.durable) fsync_directory(save.directory);
@@ -197,7 +200,7 @@ void write_pending(PendingSave& save, int rank) {
   save.written = run_step(rank, [&] {
     const std::string& name = save.plan->rank_files[rank];
     if (name.empty()) return encode_written_file(WrittenFile{});
-    const WrittenFile file = write_rank_file(save.directory, name, save.to_write, save.options);
+    const WrittenFile file = write_rank_file(save.directory, name, save.to_write, save.options, save.content);
     save.stats.file_bytes = file.bytes;
     return encode_written_file(file);
   });
@@ -300,8 +303,29 @@ class DistributedSaver {
       });
       save.stats.rank_bytes = save.plan->rank_bytes[comm_.rank()];
       for (std::uint64_t bytes : save.plan->rank_bytes) save.stats.checkpoint_bytes += bytes;
+      const IncrementalOptions& incremental = save.options.incremental;
+      if (!incremental.parent.empty() || incremental.content_hashes) compare_with_parent(save);
     }
     save.stats.plan_seconds = seconds_since(save.start);
+  }
+
+  // An incremental save (collective): every rank compares its pieces with
+  // the parent, the ranks agree on the chain policy, and each keeps to
+  // write only what the parent does not hold.
+  void compare_with_parent(PendingSave& save) {
+    std::optional<ParentCheckpoint> parent;
+    BoxComparison comparison;
+    const std::vector<std::string> comparisons = all_gather_step(comm_, [&] {
+      parent = read_parent_checkpoint(save.directory, save.options.incremental);
+      comparison = compare_boxes(*save.plan, comm_.rank(), save.to_write, parent, save.directory, save.options.threads);
+      return encode_comparison_bytes(comparison);
+    });
+    save.chain = agreed_chain(comparisons, parent, save.directory, save.options.incremental);
+    save.content = rank_content_plan(save.to_write, std::move(comparison), save.chain);
+    save.to_write = std::move(save.content.stored);
+    save.content.stored.clear();
+    save.stats.referenced_bytes = save.content.referenced_bytes;
+    save.stats.rank_bytes -= save.content.referenced_bytes;
   }
 
   struct PlanCache {

@@ -43,26 +43,50 @@ std::optional<ParsedHeader> readable_header(const std::string& path) {
 }
 
 // The checkpoint an incremental save of `step` references: the newest
-// committed one before it whose header reads. Nullopt (a full save) when
-// there is none.
-template <class = void>
-std::optional<std::string> incremental_parent(const std::vector<CheckpointInfo>& checkpoints, std::uint64_t step) {
+// committed one before it, if `readable(path)` (its header, or a distributed
+// checkpoint's index, reads). Nullopt (a full save) otherwise.
+template <class Readable>
+std::optional<std::string> incremental_parent(const std::vector<CheckpointInfo>& checkpoints, std::uint64_t step,
+                                              Readable&& readable) {
   const CheckpointInfo* parent = nullptr;
   for (const CheckpointInfo& info : checkpoints) {
     if (info.step < step && (!parent || info.step > parent->step)) parent = &info;
   }
-  if (!parent || !readable_header(parent->path)) return std::nullopt;
+  if (!parent || !readable(parent->path)) return std::nullopt;
   return parent->path;
 }
 
-// Of the `doomed` steps of `checkpoints`, those no kept checkpoint reaches
-// along the chain: the ones a rotation may delete. A kept checkpoint whose
-// header is damaged cannot be loaded, so it marks nothing; one that could not
-// be read (an IoError, maybe passing) might need any file, so then nothing
-// is deleted: the next rotation collects it.
 template <class = void>
+std::optional<std::string> incremental_parent(const std::vector<CheckpointInfo>& checkpoints, std::uint64_t step) {
+  return incremental_parent(checkpoints, step,
+                            [](const std::string& path) { return readable_header(path).has_value(); });
+}
+
+// The files a checkpoint file reads referenced bytes from (its `ckpt.chain`
+// sources), as lexically normal paths. Throws what reading its header throws.
+template <class = void>
+std::vector<std::string> chain_sources_of_file(const std::string& path) {
+  const MappedFile file(path);
+  const ParsedHeader header = HeaderParser<>(path, file.data(), file.size()).parse();
+  std::vector<std::string> sources;
+  if (!header.chain) return sources;
+  const std::filesystem::path directory = std::filesystem::path(path).parent_path();
+  for (const ChainFile& source : header.chain->sources) {
+    sources.push_back((directory / source.file).lexically_normal().string());
+  }
+  return sources;
+}
+
+// Of the `doomed` steps of `checkpoints`, those no kept checkpoint reaches
+// along the chain: the ones a rotation may delete. `sources_of(path)` lists
+// what a checkpoint needs (as lexically normal paths; a distributed
+// checkpoint's are directories). A kept checkpoint that is damaged cannot be
+// loaded, so it marks nothing; one that could not be read (an IoError, maybe
+// passing) might need anything, so then nothing is deleted: the next
+// rotation collects it.
+template <class SourcesOf>
 std::vector<std::uint64_t> unreachable_checkpoints(const std::vector<CheckpointInfo>& checkpoints,
-                                                   const std::vector<std::uint64_t>& doomed) {
+                                                   const std::vector<std::uint64_t>& doomed, SourcesOf&& sources_of) {
   if (doomed.empty()) return doomed;
   const std::set<std::uint64_t> doomed_steps(doomed.begin(), doomed.end());
   std::vector<std::string> to_visit;
@@ -73,20 +97,16 @@ std::vector<std::uint64_t> unreachable_checkpoints(const std::vector<CheckpointI
   while (!to_visit.empty()) {
     const std::string path = to_visit.back();
     to_visit.pop_back();
-    std::optional<ParsedHeader> header;
+    std::vector<std::string> sources;
     try {
-      const MappedFile file(path);
-      header = HeaderParser<>(path, file.data(), file.size()).parse();
+      sources = sources_of(path);
     } catch (const IoError&) {
       return {};
     } catch (const Error&) {
       continue;
     }
-    if (!header->chain) continue;
-    const std::filesystem::path directory = std::filesystem::path(path).parent_path();
-    for (const ChainFile& source : header->chain->sources) {
-      const std::string source_path = (directory / source.file).lexically_normal().string();
-      if (reached.insert(source_path).second) to_visit.push_back(source_path);
+    for (const std::string& source : sources) {
+      if (reached.insert(source).second) to_visit.push_back(source);
     }
   }
   std::vector<std::uint64_t> unreachable;
@@ -96,6 +116,12 @@ std::vector<std::uint64_t> unreachable_checkpoints(const std::vector<CheckpointI
     }
   }
   return unreachable;
+}
+
+template <class = void>
+std::vector<std::uint64_t> unreachable_checkpoints(const std::vector<CheckpointInfo>& checkpoints,
+                                                   const std::vector<std::uint64_t>& doomed) {
+  return unreachable_checkpoints(checkpoints, doomed, chain_sources_of_file<>);
 }
 
 }  // namespace ckpt::detail

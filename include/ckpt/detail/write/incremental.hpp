@@ -124,73 +124,46 @@ std::optional<ContentHash> parent_content_of(const ParsedHeader& parent, const N
   return std::nullopt;
 }
 
-// Hashes the tensors and, given a parent, replaces those it already holds by
-// references, unless the chain policy asks for a full save. `path` is the
-// file being saved.
+// The content hash of each tensor, computed on `threads` threads.
 template <class = void>
-ContentPlan plan_content(const std::string& path, const std::vector<NamedTensor>& tensors,
-                         const IncrementalOptions& options, unsigned threads) {
-  ContentPlan plan;
-  if (options.parent.empty() && !options.content_hashes) return plan;
+std::vector<ContentHash> content_hashes_of(const std::vector<NamedTensor>& tensors, unsigned threads) {
+  std::vector<ContentHash> hashes(tensors.size());
+  parallel_for(tensors.size(), threads,
+               [&](std::size_t i) { hashes[i] = content_hash(tensors[i].view.data(), tensors[i].view.nbytes()); });
+  return hashes;
+}
+
+// Refuses a chain policy no save can follow.
+template <class = void>
+void check_chain_policy(const std::string& path, const IncrementalOptions& options) {
   if (options.full_every == 0 || !(options.max_chain_fraction >= 0)) {
     throw ArgumentError(ErrorId::argument_invalid, path, "",
                         "expected incremental.full_every >= 1 and max_chain_fraction >= 0, found " +
                             std::to_string(options.full_every) + " and " + std::to_string(options.max_chain_fraction));
   }
-  plan.hashed = true;
-  std::vector<ContentHash> hashes(tensors.size());
-  parallel_for(tensors.size(), threads,
-               [&](std::size_t i) { hashes[i] = content_hash(tensors[i].view.data(), tensors[i].view.nbytes()); });
+}
 
-  std::vector<std::optional<ContentSource>> found(tensors.size());
-  std::vector<std::optional<ContentHash>> delta_bases(tensors.size());  // xor-delta: the base's content
-  std::optional<ChainInfo> chain;
-  if (!options.parent.empty()) {
-    const std::filesystem::path child = absolute_path(path);
-    if (absolute_path(options.parent) == child) {
-      throw ArgumentError(ErrorId::argument_invalid, path, "",
-                          "expected a parent checkpoint other than the file being saved, found the same file");
-    }
-    const MappedFile parent_file(options.parent);
-    const ParsedHeader parent = HeaderParser<>(options.parent, parent_file.data(), parent_file.size()).parse();
-    const std::map<ContentKey, ContentSource> contents = parent_contents(parent, options.parent, child.parent_path());
-    std::uint64_t total_bytes = 0, stored_bytes = 0;
-    for (std::size_t i = 0; i < tensors.size(); ++i) {
-      const TensorView& view = tensors[i].view;
-      total_bytes += view.nbytes();
-      const auto source = contents.find(ContentKey{hashes[i], view.dtype(), view.shape()});
-      if (source != contents.end()) {
-        found[i] = source->second;
-      } else {
-        stored_bytes += view.nbytes();
-      }
-    }
-    if (options.xor_delta) {
-      for (std::size_t i = 0; i < tensors.size(); ++i) {
-        if (!found[i]) delta_bases[i] = parent_content_of(parent, tensors[i]);
-      }
-    }
-    const bool any_delta =
-        std::any_of(delta_bases.begin(), delta_bases.end(), [](const auto& base) { return base.has_value(); });
-    const std::uint64_t parent_depth = parent.chain ? parent.chain->depth : 0;
-    const std::uint64_t chain_bytes = (parent.chain ? parent.chain->chain_bytes : 0) + stored_bytes;
-    const bool full = parent_depth + 1 >= options.full_every ||
-                      double(chain_bytes) > options.max_chain_fraction * double(total_bytes) ||
-                      (stored_bytes == total_bytes && !any_delta);
-    if (full) {
-      std::fill(found.begin(), found.end(), std::nullopt);
-      std::fill(delta_bases.begin(), delta_bases.end(), std::nullopt);
-    } else {
-      if (any_delta) plan.parent = std::make_shared<const Reader>(options.parent);
-      chain = ChainInfo{{relative_file_name(absolute_path(options.parent), child.parent_path()), parent.header_xxh3},
-                        parent_depth + 1,
-                        chain_bytes,
-                        {},
-                        {},
-                        {}};
-    }
-  }
+// The chain policy (docs/format.md, section 8): whether a save against a
+// parent of `parent_depth` and `parent_chain_bytes` that would store
+// `stored_bytes` of its `total_bytes` is written full instead.
+inline bool chain_policy_wants_full(const IncrementalOptions& options, std::uint64_t parent_depth,
+                                    std::uint64_t parent_chain_bytes, std::uint64_t stored_bytes,
+                                    std::uint64_t total_bytes, bool any_delta) {
+  return parent_depth + 1 >= options.full_every ||
+         double(parent_chain_bytes + stored_bytes) > options.max_chain_fraction * double(total_bytes) ||
+         (stored_bytes == total_bytes && !any_delta);
+}
 
+// Completes `plan` (hashed, with its xor-delta parent open if any): stores
+// tensors[i] unless found[i] holds its content (a reference in `chain`, set
+// whenever any found[i] or delta_bases[i] is), as an xor-delta against the
+// parent's tensor of its name when delta_bases[i] is set.
+template <class = void>
+ContentPlan assemble_content(ContentPlan plan, const std::vector<NamedTensor>& tensors,
+                             const std::vector<ContentHash>& hashes,
+                             const std::vector<std::optional<ContentSource>>& found,
+                             const std::vector<std::optional<ContentHash>>& delta_bases,
+                             std::optional<ChainInfo> chain) {
   std::map<std::string, std::size_t> source_numbers;
   const auto source_number = [&](const std::string& file, std::uint64_t header_xxh3) {
     const auto number = source_numbers.emplace(file, chain->sources.size());
@@ -227,6 +200,66 @@ ContentPlan plan_content(const std::string& path, const std::vector<NamedTensor>
   }
   plan.chain = std::move(chain);
   return plan;
+}
+
+// Hashes the tensors and, given a parent, replaces those it already holds by
+// references, unless the chain policy asks for a full save. `path` is the
+// file being saved.
+template <class = void>
+ContentPlan plan_content(const std::string& path, const std::vector<NamedTensor>& tensors,
+                         const IncrementalOptions& options, unsigned threads) {
+  ContentPlan plan;
+  if (options.parent.empty() && !options.content_hashes) return plan;
+  check_chain_policy(path, options);
+  plan.hashed = true;
+  const std::vector<ContentHash> hashes = content_hashes_of(tensors, threads);
+
+  std::vector<std::optional<ContentSource>> found(tensors.size());
+  std::vector<std::optional<ContentHash>> delta_bases(tensors.size());  // xor-delta: the base's content
+  std::optional<ChainInfo> chain;
+  if (!options.parent.empty()) {
+    const std::filesystem::path child = absolute_path(path);
+    if (absolute_path(options.parent) == child) {
+      throw ArgumentError(ErrorId::argument_invalid, path, "",
+                          "expected a parent checkpoint other than the file being saved, found the same file");
+    }
+    const MappedFile parent_file(options.parent);
+    const ParsedHeader parent = HeaderParser<>(options.parent, parent_file.data(), parent_file.size()).parse();
+    const std::map<ContentKey, ContentSource> contents = parent_contents(parent, options.parent, child.parent_path());
+    std::uint64_t total_bytes = 0, stored_bytes = 0;
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      const TensorView& view = tensors[i].view;
+      total_bytes += view.nbytes();
+      const auto source = contents.find(ContentKey{hashes[i], view.dtype(), view.shape()});
+      if (source != contents.end()) {
+        found[i] = source->second;
+      } else {
+        stored_bytes += view.nbytes();
+      }
+    }
+    if (options.xor_delta) {
+      for (std::size_t i = 0; i < tensors.size(); ++i) {
+        if (!found[i]) delta_bases[i] = parent_content_of(parent, tensors[i]);
+      }
+    }
+    const bool any_delta =
+        std::any_of(delta_bases.begin(), delta_bases.end(), [](const auto& base) { return base.has_value(); });
+    const std::uint64_t parent_depth = parent.chain ? parent.chain->depth : 0;
+    const std::uint64_t parent_chain_bytes = parent.chain ? parent.chain->chain_bytes : 0;
+    if (chain_policy_wants_full(options, parent_depth, parent_chain_bytes, stored_bytes, total_bytes, any_delta)) {
+      std::fill(found.begin(), found.end(), std::nullopt);
+      std::fill(delta_bases.begin(), delta_bases.end(), std::nullopt);
+    } else {
+      if (any_delta) plan.parent = std::make_shared<const Reader>(options.parent);
+      chain = ChainInfo{{relative_file_name(absolute_path(options.parent), child.parent_path()), parent.header_xxh3},
+                        parent_depth + 1,
+                        parent_chain_bytes + stored_bytes,
+                        {},
+                        {},
+                        {}};
+    }
+  }
+  return assemble_content(std::move(plan), tensors, hashes, found, delta_bases, std::move(chain));
 }
 
 }  // namespace ckpt::detail
