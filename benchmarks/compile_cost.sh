@@ -68,7 +68,7 @@ instructions() {
   read -r -a arguments <<< "${command[$1]}"
   valgrind --tool=cachegrind --cache-sim=no --trace-children=yes --cachegrind-out-file=/dev/null \
     "$cxx" "${flags[@]}" "${arguments[@]}" 2>&1 > /dev/null |
-    awk '/I +refs:/ { gsub(",", "", $NF); if ($NF > most) most = $NF } END { printf "%.2f", most / 1e9 }'
+    awk '/I +refs:/ { gsub(",", "", $NF); if ($NF + 0 > most + 0) most = $NF + 0 } END { printf "%.2f", most / 1e9 }'
 }
 
 median() {

@@ -17,6 +17,13 @@ install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/ckpt" DESTINATION "${CMAKE_INST
         FILES_MATCHING PATTERN "*.hpp")
 install(TARGETS ckpt EXPORT ckptTargets)
 install(EXPORT ckptTargets NAMESPACE ckpt:: DESTINATION "${CKPT_INSTALL_CMAKEDIR}")
+# The compiled mode's library, built only with CKPT_BUILD_COMPILED: its own
+# export file, which ckptConfig.cmake loads when present, so the header-only
+# package stays what it was and needs no build.
+if(CKPT_BUILD_COMPILED)
+  install(TARGETS ckpt_compiled EXPORT ckptCompiledTargets ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}")
+  install(EXPORT ckptCompiledTargets NAMESPACE ckpt:: DESTINATION "${CKPT_INSTALL_CMAKEDIR}")
+endif()
 
 configure_package_config_file("${CMAKE_CURRENT_LIST_DIR}/ckptConfig.cmake.in"
   "${PROJECT_BINARY_DIR}/ckptConfig.cmake"

@@ -99,11 +99,13 @@ endif()
 
 # The package as a consumer sees it: installed and found with find_package
 # (whatever zstd's package is called) or pkg-config, added with
-# add_subdirectory, and refused for a newer major version.
+# add_subdirectory, refused for a newer major version, and installed with
+# the compiled mode's ckpt::compiled.
 set(consumer_modes find_package pkg_config add_subdirectory version_too_new)
 if(CKPT_WITH_ZSTD)
   list(APPEND consumer_modes find_package_without_zstd find_package_zstd_1_5_6 find_package_zstd_pkg_config)
 endif()
+list(APPEND consumer_modes find_package_compiled)
 foreach(mode IN LISTS consumer_modes)
   ckpt_add_command_test(foundation.consumer_${mode}
     COMMAND ${CMAKE_COMMAND} -DMODE=${mode} -DSOURCE_DIR=${PROJECT_SOURCE_DIR}

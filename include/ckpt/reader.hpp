@@ -526,6 +526,7 @@ class Reader {
   // parse the name nor lock the registry again. A codec the registry cannot
   // make is reported on each read of a tensor that needs it, so the file's
   // other tensors stay readable.
+  template <class = void>
   const Codec& codec_for(std::size_t index) const {
     const detail::TensorRecord& record = records_[index];
     LazyCodec& slot = codecs_[codec_of_[index]];

@@ -7,6 +7,8 @@
 #   find_package_zstd_1_5_6       the same, with zstd's newer target name
 #                                 zstd::libzstd (see zstd_1_5_6/)
 #   find_package_zstd_pkg_config  the same, zstd found only through pkg-config
+#   find_package_compiled         ckpt built and installed with CKPT_BUILD_COMPILED=ON;
+#                                 the program links ckpt::compiled (COMPONENTS compiled)
 #   pkg_config                    the program compiled with the flags of
 #                                 `pkg-config --cflags --libs ckpt`
 #   add_subdirectory              the program, with ckpt added from its sources
@@ -33,6 +35,7 @@ set(prefix "${WORK_DIR}/prefix")
 set(generator_options -G "${GENERATOR}" -DCMAKE_CXX_COMPILER=${CXX_COMPILER})
 set(consumer_options -DCKPT_CONSUME=find_package -DCMAKE_PREFIX_PATH=${prefix})
 set(install_with_zstd ${WITH_ZSTD})
+set(install_compiled OFF)
 if(MODE STREQUAL "find_package_without_zstd")
   set(install_with_zstd OFF)
   list(APPEND consumer_options -DCMAKE_DISABLE_FIND_PACKAGE_zstd=ON -DCKPT_EXPECT_ZSTD_TARGET=NONE)
@@ -42,6 +45,9 @@ elseif(MODE STREQUAL "find_package_zstd_1_5_6")
 elseif(MODE STREQUAL "find_package_zstd_pkg_config")
   list(APPEND consumer_options -DCMAKE_DISABLE_FIND_PACKAGE_zstd=ON
        -DCKPT_EXPECT_ZSTD_TARGET=PkgConfig::ckpt_libzstd)
+elseif(MODE STREQUAL "find_package_compiled")
+  set(install_compiled ON)
+  list(APPEND consumer_options -DCKPT_LINK_COMPILED=ON)
 elseif(MODE STREQUAL "version_too_new")
   set(consumer_options -DCKPT_CONSUME=version_too_new -DCMAKE_PREFIX_PATH=${prefix} -DCKPT_EXPECTED_VERSION=${VERSION})
 elseif(MODE STREQUAL "add_subdirectory")
@@ -55,9 +61,14 @@ file(MAKE_DIRECTORY "${consumer_build}")
 
 if(NOT MODE STREQUAL "add_subdirectory")
   # Nothing is compiled: installing a header-only package must not need it.
+  # Only the compiled mode's library is built, as its users do.
   run(${CMAKE_COMMAND} -S "${SOURCE_DIR}" -B "${WORK_DIR}/ckpt-build" ${generator_options}
       -DCMAKE_INSTALL_PREFIX=${prefix} -DCKPT_WITH_ZSTD=${install_with_zstd} -DCKPT_INSTALL=ON
-      -DCKPT_BUILD_TESTS=OFF -DCKPT_BUILD_EXAMPLES=OFF -DCKPT_BUILD_BENCHMARKS=OFF -DCKPT_BUILD_CLI=OFF)
+      -DCKPT_BUILD_COMPILED=${install_compiled} -DCKPT_BUILD_TESTS=OFF -DCKPT_BUILD_EXAMPLES=OFF
+      -DCKPT_BUILD_BENCHMARKS=OFF -DCKPT_BUILD_CLI=OFF)
+  if(install_compiled)
+    run(${CMAKE_COMMAND} --build "${WORK_DIR}/ckpt-build")
+  endif()
   run(${CMAKE_COMMAND} --install "${WORK_DIR}/ckpt-build")
 endif()
 

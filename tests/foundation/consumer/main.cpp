@@ -2,6 +2,12 @@
 // through the ckpt package it was built against.
 #include <ckpt/ckpt.hpp>
 
+// Linked with ckpt::compiled, the program must call the library's code, not
+// compile its own (CKPT_COMPILED comes with the target).
+#if defined(CKPT_EXPECT_COMPILED) && !defined(CKPT_COMPILED)
+#error "ckpt::compiled did not define CKPT_COMPILED"
+#endif
+
 #include <iostream>
 #include <string>
 #include <vector>

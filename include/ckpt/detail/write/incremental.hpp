@@ -43,6 +43,9 @@ struct ContentPlan {
   std::shared_ptr<const Reader> parent;     // open when xor-delta tensors read their bases from it
   std::map<std::string, BaseReader> bases;  // the xor-delta tensors, by name
 
+  // A template so that only programs that save compile it, and the JSON
+  // writing it calls (see "Compile time" in docs/architecture.md).
+  template <class = void>
   HeaderExtras header_extras() const {
     HeaderExtras extras;
     if (!hashed) return extras;
