@@ -7,7 +7,9 @@ ckpt_build_root=${CKPT_BUILD_ROOT:-$ckpt_repo/build}
 ckpt_jobs=${CKPT_JOBS:-2}
 # The main tree, shared by the demo and the test suite so that one build serves both.
 ckpt_main_tree=$ckpt_build_root/main
-ckpt_main_options=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_EXPORT_COMPILE_COMMANDS=ON)
+# Optimised as users build (-O2) but without debug information, which made
+# compiling ckpt's template-heavy code about 1.6x slower and serves no CI step.
+ckpt_main_options=(-DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON)
 
 ckpt_install_packages() {
   local line package wanted=() missing=()

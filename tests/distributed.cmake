@@ -49,7 +49,7 @@ if(TARGET ckpt::mpi AND MPIEXEC_EXECUTABLE)
     ckpt_add_command_test(distributed.mpi_${check}
       COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/distributed/check_mpi_${check}.sh ${MPIEXEC_EXECUTABLE}
               $<TARGET_FILE:distributed_mpi_tool> ${CMAKE_CURRENT_BINARY_DIR}/mpi_${check}
-      LABELS mpi no-asan
+      LABELS mpi slow no-asan
       TIMEOUT 240)
     if(TEST distributed.mpi_${check})
       set_tests_properties(distributed.mpi_${check} PROPERTIES ENVIRONMENT "${ckpt_mpi_environment}")
