@@ -180,10 +180,17 @@ void kill_saving_children(bool incremental) {
   }
   EXPECT_EQ(killed_while_running, iterations());
   // The test must have tested something: most children resumed before the
-  // kill, and some kills landed while a save was writing (the delays spread
-  // the kills over whole save cycles; a tenth is far below what they reach).
+  // kill, and some kills of full saves landed while a save was writing (the
+  // delays spread the kills over whole save cycles; a tenth is far below what
+  // they reach). An incremental save writes so little that how many random
+  // kills land mid-write depends on the machine's speed (one in 100 in a CI
+  // run): the kills before every file call of an incremental save
+  // (IncrementalCrashStates, IncrementalDistributed) cover those moments
+  // deterministically.
   EXPECT_GE(resumes_checked, iterations() / 2);
-  EXPECT_GE(killed_mid_write, iterations() / 10);
+  if (!incremental) {
+    EXPECT_GE(killed_mid_write, iterations() / 10);
+  }
   EXPECT_GE(checkpoints_loaded, iterations());
   // Incremental saves really made chains: most kept checkpoints are children.
   if (incremental) {
