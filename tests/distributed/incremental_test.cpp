@@ -461,6 +461,12 @@ TEST(IncrementalDistributed, CrashStatesOfIncrementalSaves) {
 // bit-exactly, a restart restores step 5 or 6, and its next save collects
 // everything the new chain does not need.
 TEST(IncrementalDistributed, KillAtAnyCallOfASaveWithCollectionKeepsTheChainLoadable) {
+#ifdef __SANITIZE_THREAD__
+  // The saves before the fork leave threads behind, and ThreadSanitizer
+  // cannot start threads in a child forked from a threaded process; the main
+  // and ASan trees run this test.
+  GTEST_SKIP() << "ThreadSanitizer does not support starting threads after a multi-threaded fork";
+#endif
   TempDir committed, work;
   ManagerOptions options;
   options.name_template = "step-{step:06}";
@@ -493,7 +499,9 @@ TEST(IncrementalDistributed, KillAtAnyCallOfASaveWithCollectionKeepsTheChainLoad
     ASSERT_EQ(outcome, nth <= calls ? ChildOutcome::crashed : ChildOutcome::completed);
     for (std::uint64_t step : step_directories_in(directory)) {
       const std::string step_directory = directory + "/step-00000" + std::to_string(step);
-      if (is_committed_checkpoint(step_directory)) EXPECT_EQ(load_step(step_directory, 1, step).size(), 0u) << step;
+      if (is_committed_checkpoint(step_directory)) {
+        EXPECT_EQ(load_step(step_directory, 1, step).size(), 0u) << step;
+      }
     }
     {
       SingleProcessCommunicator one;

@@ -20,11 +20,11 @@ CheckpointIndex sample_index() {
   index.files["model-00001-of-00002.safetensors"] = {4096, 0x0123456789abcdefull};
   index.files["model-00002-of-00002.safetensors"] = {2048, 0xfedcba9876543210ull};
   IndexTensor w{DType::F32, {4, 4}, {}};
-  w.pieces.push_back({PieceGeometry::box({0, 0}, {2, 4}), "model-00001-of-00002.safetensors", "w#0", "raw", 1, {}});
-  w.pieces.push_back({PieceGeometry::flat(8, 8), "model-00002-of-00002.safetensors", "w#1", "zstd", 2, 3});
+  w.pieces.push_back({PieceGeometry::box({0, 0}, {2, 4}), "model-00001-of-00002.safetensors", "w#0", "raw", 1, {}, {}});
+  w.pieces.push_back({PieceGeometry::flat(8, 8), "model-00002-of-00002.safetensors", "w#1", "zstd", 2, 3, {}});
   index.tensors["w"] = w;
   IndexTensor b{DType::BF16, {16}, {}};
-  b.pieces.push_back({PieceGeometry::whole({16}), "model-00002-of-00002.safetensors", "b", "raw", 4, {}});
+  b.pieces.push_back({PieceGeometry::whole({16}), "model-00002-of-00002.safetensors", "b", "raw", 4, {}, {}});
   index.tensors["b"] = b;
   index.metadata = {{"step", 300}, {"note", "x"}};
   return index;

@@ -186,7 +186,9 @@ void kill_saving_children(bool incremental) {
   EXPECT_GE(killed_mid_write, iterations() / 10);
   EXPECT_GE(checkpoints_loaded, iterations());
   // Incremental saves really made chains: most kept checkpoints are children.
-  if (incremental) EXPECT_GE(children_loaded, checkpoints_loaded / 2);
+  if (incremental) {
+    EXPECT_GE(children_loaded, checkpoints_loaded / 2);
+  }
   std::printf(
       "killed %d %s saving children with SIGKILL (%d mid-write, %d resumes checked, %d kept checkpoints loaded "
       "bit-exact, %d of them incremental), newest committed step %llu always restored\n",
