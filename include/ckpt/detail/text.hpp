@@ -26,6 +26,13 @@ inline bool plain_json_byte(char c) noexcept {
   return table.is[static_cast<unsigned char>(c)];
 }
 
+inline bool plain_json_text(std::string_view text) noexcept {
+  for (char c : text) {
+    if (!plain_json_byte(c)) return false;
+  }
+  return true;
+}
+
 inline bool is_valid_utf8(std::string_view text) noexcept {
   std::size_t i = 0;
   while (i < text.size()) {
