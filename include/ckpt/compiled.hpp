@@ -68,7 +68,8 @@ CKPT_COMPILED_INSTANTIATE template std::optional<nlohmann::json> parse_strict_js
                                                                                          std::size_t, std::string&);
 CKPT_COMPILED_INSTANTIATE template FileLayout plan_tensors<void>(const std::string&, const std::vector<NamedTensor>&,
                                                                  const CodecPolicy&, std::size_t, CodecCache<>&,
-                                                                 const std::map<std::string, BaseReader>&);
+                                                                 const std::map<std::string, BaseReader>&,
+                                                                 const std::vector<std::size_t>*);
 CKPT_COMPILED_INSTANTIATE template std::string build_header<void>(const std::vector<TensorRecord>&,
                                                                   const nlohmann::json&, std::uint64_t,
                                                                   const HeaderExtras&);

@@ -82,6 +82,7 @@ class Reader {
     metadata_ = std::move(header.user_metadata);
     raw_metadata_ = std::move(header.raw_metadata);
     records_ = std::move(header.tensors);
+    index_ = std::move(header.index);  // views the names of records_, which never change after this
     chain_ = std::move(header.chain);
     content_hashes_ = std::move(header.content_hashes);
     header_xxh3_ = header.header_xxh3;
@@ -104,7 +105,6 @@ class Reader {
     }
     codecs_ = std::make_unique<LazyCodec[]>(codec_numbers.size());
     blocks_ = detail::BlockVerifier<>(records_);
-    index_ = detail::NameIndex<>(records_);  // views the names of records_, which never change after this
     if (chain_) {
       sources_ = std::make_unique<LazySource[]>(chain_->sources.size());
       for (std::size_t i = 0; i < chain_->deltas.size(); ++i) delta_index_.emplace(chain_->deltas[i].name, i);

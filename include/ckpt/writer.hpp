@@ -39,7 +39,8 @@ struct SaveStats {
 namespace detail {
 template <class = void>
 SaveStats write_content_plan(const std::string& path, const std::vector<NamedTensor>& stored,
-                             const nlohmann::json& metadata, const SaveOptions& options, const ContentPlan& content);
+                             const nlohmann::json& metadata, const SaveOptions& options, const ContentPlan& content,
+                             const std::vector<std::size_t>* by_name = nullptr);
 }  // namespace detail
 
 // Writes `tensors` and the JSON object `metadata` to `path` as a ckpt
@@ -74,11 +75,11 @@ SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTenso
                         "expected chunk_bytes between 1 and " + std::to_string(detail::max_chunk_bytes) + ", found " +
                             std::to_string(options.chunk_bytes));
   }
-  detail::check_tensor_arguments(path, tensors);
+  const std::vector<std::size_t> by_name = detail::check_tensor_arguments(path, tensors);
   // An incremental save stores only what its parent does not hold already.
   const detail::ContentPlan content = detail::plan_content(path, tensors, options.incremental, options.threads);
-  SaveStats stats =
-      detail::write_content_plan(path, content.hashed ? content.stored : tensors, metadata, options, content);
+  SaveStats stats = content.hashed ? detail::write_content_plan(path, content.stored, metadata, options, content)
+                                   : detail::write_content_plan(path, tensors, metadata, options, content, &by_name);
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return stats;
 }
@@ -87,16 +88,19 @@ namespace detail {
 
 // Writes `stored`, the tensors a ContentPlan leaves to store (all of them
 // for a save without one), with the header records `content` adds; the
-// arguments are checked. A distributed save plans its content across ranks
-// (distributed/incremental.hpp) and writes each rank's file through here.
+// arguments are checked. `by_name`: the positions of `stored` sorted by
+// name when the caller has them, or null. A distributed save plans its
+// content across ranks (distributed/incremental.hpp) and writes each rank's
+// file through here.
 template <class>
 SaveStats write_content_plan(const std::string& path, const std::vector<NamedTensor>& stored,
-                             const nlohmann::json& metadata, const SaveOptions& options, const ContentPlan& content) {
+                             const nlohmann::json& metadata, const SaveOptions& options, const ContentPlan& content,
+                             const std::vector<std::size_t>* by_name) {
   const auto start = std::chrono::steady_clock::now();
   const detail::HeaderExtras extras = content.header_extras();
   detail::CodecCache<> codecs;
   detail::FileLayout plan =
-      detail::plan_tensors(path, stored, options.codecs, options.chunk_bytes, codecs, content.bases);
+      detail::plan_tensors(path, stored, options.codecs, options.chunk_bytes, codecs, content.bases, by_name);
   const nlohmann::json& user_metadata = metadata.is_null() ? nlohmann::json(nlohmann::json::value_t::object) : metadata;
   const auto header_of = [&](auto build) {
     try {

@@ -10,6 +10,29 @@
 
 namespace ckpt::detail {
 
+// Printable ASCII but '"' and '\\': a byte that stands for itself in a JSON
+// string, needing no escape and no UTF-8 check. By table: the header of a
+// file of 100,000 tensors has every byte of its strings tested, on save and
+// on open.
+struct PlainJsonBytes {
+  bool is[256] = {};
+  constexpr PlainJsonBytes() {
+    for (int c = 0x20; c < 0x7f; ++c) is[c] = c != '"' && c != '\\';
+  }
+};
+
+inline bool plain_json_byte(char c) noexcept {
+  static constexpr PlainJsonBytes table;
+  return table.is[static_cast<unsigned char>(c)];
+}
+
+inline bool plain_json_text(std::string_view text) noexcept {
+  for (char c : text) {
+    if (!plain_json_byte(c)) return false;
+  }
+  return true;
+}
+
 inline bool is_valid_utf8(std::string_view text) noexcept {
   std::size_t i = 0;
   while (i < text.size()) {

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "ckpt/detail/text.hpp"
+
 // A reader of JSON text in the narrow form ckpt writes its headers in: no
 // whitespace, strings of printable ASCII, unsigned integers. It builds
 // nothing: the caller pulls each token where the layout expects it, straight
@@ -43,46 +45,46 @@ class CompactJson {
   bool string(std::string_view& value) noexcept {
     if (!eat('"')) return false;
     const std::size_t begin = at_;
-    for (; at_ < text_.size(); ++at_) {
-      const char c = text_[at_];
-      if (c == '"') {
-        value = text_.substr(begin, at_++ - begin);
-        return true;
-      }
-      if (!plain(c)) return false;
-    }
-    return false;
+    while (at_ < text_.size() && plain_json_byte(text_[at_])) ++at_;
+    if (at_ == text_.size() || text_[at_] != '"') return false;
+    value = text_.substr(begin, at_++ - begin);
+    return true;
   }
 
   // A string whose only escapes are \" and \\ (how JSON text held in a
-  // string comes out), unescaped into `value`.
-  // Measured first, then copied into one allocation: the value of
-  // ckpt.tensors runs to megabytes.
+  // string comes out), unescaped into `value`. The value of ckpt.tensors runs
+  // to megabytes with an escape every few bytes: it is checked and copied in
+  // one pass, byte by byte through local pointers (a store through `value`'s
+  // own members would make the compiler reload them after every byte), into
+  // a string that doubles when full. A call per run between escapes cost
+  // several times this copy.
   bool escaped_string(std::string& value) {
     if (!eat('"')) return false;
-    std::size_t end = at_, escapes = 0;
-    for (; end < text_.size() && text_[end] != '"'; ++end) {
-      if (text_[end] == '\\') {
-        if (end + 1 == text_.size() || (text_[end + 1] != '"' && text_[end + 1] != '\\')) return false;
-        ++escapes;
-        ++end;  // the escaped character
-      } else if (!plain(text_[end])) {
-        return false;
+    constexpr std::size_t first_bytes = 4096;
+    value.resize(std::min(text_.size() - at_, first_bytes));
+    char* out = value.data();
+    char* out_end = out + value.size();
+    const char* const end = text_.data() + text_.size();
+    for (const char* in = text_.data() + at_; in != end; ++in) {
+      char c = *in;
+      if (!plain_json_byte(c)) {
+        if (c == '"') {
+          value.resize(static_cast<std::size_t>(out - value.data()));
+          at_ = static_cast<std::size_t>(in + 1 - text_.data());
+          return true;
+        }
+        if (c != '\\' || in + 1 == end || (in[1] != '"' && in[1] != '\\')) return false;
+        c = *++in;
       }
+      if (out == out_end) {
+        const std::size_t size = value.size();
+        value.resize(2 * size);
+        out = value.data() + size;
+        out_end = value.data() + value.size();
+      }
+      *out++ = c;
     }
-    if (end == text_.size()) return false;
-    value.resize(end - at_ - escapes);
-    std::size_t out = 0;
-    for (std::size_t run = at_; run < end;) {  // copies the runs between backslashes
-      const std::size_t backslash = std::min(text_.find('\\', run), end);
-      text_.copy(value.data() + out, backslash - run, run);
-      out += backslash - run;
-      if (backslash == end) break;
-      value[out++] = text_[backslash + 1];
-      run = backslash + 2;
-    }
-    at_ = end + 1;
-    return true;
+    return false;
   }
 
   // `"key":` with a key without escapes.
@@ -114,10 +116,6 @@ class CompactJson {
   }
 
  private:
-  // Printable ASCII but '"' and '\\': a string byte that needs no escape and
-  // no UTF-8 check.
-  static bool plain(char c) noexcept { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; }
-
   template <class Value, class ReadElement>
   bool array(std::vector<Value>& values, std::size_t max_elements, ReadElement read_element) {
     values.clear();

@@ -43,6 +43,10 @@ struct ParsedHeader {
   // tensor (when the save recorded them) and the chain of a file with references.
   std::map<std::string, ContentHash> content_hashes;
   std::optional<ChainInfo> chain;
+  // `tensors` by name, viewing their names: built once here and kept by the
+  // Reader, so a header is sorted by name once. Valid while `tensors` keeps
+  // its elements in place (a move of the header keeps them; a copy does not).
+  NameIndex<> index;
 };
 
 // Validates the header of the `file_size` bytes at `bytes` (the whole file)
@@ -103,6 +107,7 @@ class HeaderParser {
       if (name != metadata_key) header.tensors.push_back(read_entry(name, entry));
     }
     check_offsets(header);
+    header.index = NameIndex<>(header.tensors);
     if (ckpt_file) read_ckpt_metadata(header);
     return header;
   }
@@ -497,6 +502,10 @@ class HeaderParser {
     }
   }
 
+  // The shortest tensor entry of a compact header: "x":{"dtype":"U8",
+  // "shape":[],"data_offsets":[0,0]} and the comma before the next one.
+  static constexpr std::size_t min_compact_entry_bytes = 51;
+
   // The compact reading (parse_compact): each function returns false where
   // the header leaves the compact form or fails a check, and throws only
   // what a check shared with parse_general throws.
@@ -512,6 +521,10 @@ class HeaderParser {
         if (key == metadata_key) {
           if (metadata_seen || !read_compact_metadata(json, header)) return false;
           metadata_seen = true;
+          // The tensors' entries follow, each at least min_compact_entry_bytes
+          // long: room for all of them, so that 100,000 records are not
+          // moved again and again as the vector grows.
+          header.tensors.reserve((text.size() - json.position()) / min_compact_entry_bytes + 1);
         } else {
           header.tensors.emplace_back();
           if (!read_compact_entry(json, key, header.tensors.back())) return false;
@@ -519,11 +532,14 @@ class HeaderParser {
       } while (json.eat(','));
       if (!json.eat('}')) return false;
     }
-    // Safetensors keys are unique; nlohmann's DOM finds duplicates.
-    if (!json.spaces_to_end() || NameIndex<>(header.tensors).has_duplicates()) return false;
+    if (!json.spaces_to_end()) return false;
     check_version(header);
     if (header.format_version == 0) return false;
     check_offsets(header);
+    // Safetensors keys are unique; nlohmann's DOM finds duplicates. The index
+    // is built after check_offsets, which may reorder the records.
+    header.index = NameIndex<>(header.tensors);
+    if (header.index.has_duplicates()) return false;
     read_user_metadata(header);
     if (!read_compact_tensor_infos(header)) return false;
     header.header_xxh3 = checksum_from_hex(header.raw_metadata.at(keys::header_checksum)).value_or(0);
@@ -554,7 +570,7 @@ class HeaderParser {
       std::string_view member, dtype_text;
       if (!json.key(member)) return false;
       if (member == "dtype" && !dtype) {
-        if (!json.string(dtype_text) || !(dtype = dtype_from_name(dtype_text))) return false;
+        if (!json.string(dtype_text) || !(dtype = compact_dtype(dtype_text))) return false;
       } else if (member == "shape" && !shape_seen) {
         if (!json.numbers(record.shape, max_header_array)) return false;
         shape_seen = true;
@@ -679,6 +695,17 @@ class HeaderParser {
     return true;
   }
 
+  // dtype_from_name, remembering the last name: neighbouring tensors mostly
+  // share a dtype, and the search through every dtype's name cost more than
+  // the rest of reading one.
+  std::optional<DType> compact_dtype(std::string_view text) {
+    if (text != last_dtype_text_) {
+      last_dtype_ = dtype_from_name(text);
+      last_dtype_text_ = text;
+    }
+    return last_dtype_;
+  }
+
   static bool compact_checksum(CompactJson<>& json, std::uint64_t& value) {
     std::string_view text;
     const auto parsed = json.string(text) ? checksum_from_hex(text) : std::nullopt;
@@ -712,6 +739,8 @@ class HeaderParser {
   // Reused by the compact reading, which would otherwise allocate per tensor.
   std::vector<std::uint64_t> offsets_;
   std::vector<std::string_view> block_hex_;
+  std::string_view last_dtype_text_;  // views the header
+  std::optional<DType> last_dtype_;   // dtype_from_name(last_dtype_text_)
 };
 
 }  // namespace ckpt::detail

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -12,6 +13,7 @@
 
 #include "ckpt/detail/format/checksum.hpp"
 #include "ckpt/detail/format/layout.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/version.hpp"
 
@@ -31,15 +33,40 @@ namespace ckpt::detail {
 // that write no file do not compile it (see "Compile time" in
 // docs/architecture.md).
 
-// Collects the header's text.
+// Every sink takes text three ways: put(text) and put(char) for any text,
+// put_plain(text) for text known to hold neither '"' nor '\\' (numbers,
+// checksums, names checked plain), which EscapedText passes on unscanned.
+
+// Collects the header's text. It writes through a cursor into a buffer sized
+// up front (a save knows its header's size from the reservation) rather than
+// appending: a header of 100,000 tensors takes millions of puts, and
+// std::string's append and push_back are calls into the library each.
 class HeaderText {
  public:
-  explicit HeaderText(std::string& out) : out_(out) {}
-  void put(std::string_view text) { out_.append(text.data(), text.size()); }
-  void put(char c) { out_.push_back(c); }
+  explicit HeaderText(std::size_t expected_bytes) : bytes_(expected_bytes, '\0') {}
+  void put(std::string_view text) {
+    make_room(text.size());
+    std::memcpy(&bytes_[size_], text.data(), text.size());
+    size_ += text.size();
+  }
+  void put(char c) {
+    make_room(1);
+    bytes_[size_++] = c;
+  }
+  void put_plain(std::string_view text) { put(text); }
+  // The text put so far.
+  std::string take() && {
+    bytes_.resize(size_);
+    return std::move(bytes_);
+  }
 
  private:
-  std::string& out_;
+  void make_room(std::size_t bytes) {
+    if (bytes_.size() - size_ < bytes) bytes_.resize(std::max(size_ + bytes, 2 * bytes_.size()));
+  }
+
+  std::string bytes_;
+  std::size_t size_ = 0;
 };
 
 // Counts the header's bytes without keeping them.
@@ -47,6 +74,7 @@ class HeaderSize {
  public:
   void put(std::string_view text) noexcept { bytes_ += text.size(); }
   void put(char) noexcept { ++bytes_; }
+  void put_plain(std::string_view text) noexcept { bytes_ += text.size(); }
   std::uint64_t bytes() const noexcept { return bytes_; }
 
  private:
@@ -76,6 +104,7 @@ class EscapedText {
     if (c == '"' || c == '\\') out_.put('\\');
     out_.put(c);
   }
+  void put_plain(std::string_view text) { out_.put_plain(text); }
 
  private:
   Out& out_;
@@ -86,11 +115,9 @@ class EscapedText {
 // nlohmann, which throws its type_error when the string is not UTF-8.
 template <class Out>
 void put_json_string(Out& out, std::string_view text) {
-  const bool plain =
-      std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; });
-  if (!plain) return out.put(std::string_view(nlohmann::json(std::string(text)).dump()));
+  if (!plain_json_text(text)) return out.put(std::string_view(nlohmann::json(std::string(text)).dump()));
   out.put('"');
-  out.put(text);
+  out.put_plain(text);
   out.put('"');
 }
 
@@ -104,7 +131,7 @@ template <class Out>
 void put_number(Out& out, std::uint64_t value) {
   char digits[20];
   const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
-  out.put(std::string_view(digits, static_cast<std::size_t>(end - digits)));
+  out.put_plain(std::string_view(digits, static_cast<std::size_t>(end - digits)));
 }
 
 template <class Out>
@@ -120,10 +147,11 @@ void put_array(Out& out, const std::vector<std::uint64_t>& values, bool widest =
 template <class Out>
 void put_checksum(Out& out, std::uint64_t value) {
   static constexpr char digits[] = "0123456789abcdef";
-  char text[checksum_hex_digits + 2];
-  text[0] = text[checksum_hex_digits + 1] = '"';
-  for (std::size_t i = checksum_hex_digits; i > 0; --i, value >>= 4) text[i] = digits[value & 0xF];
-  out.put(std::string_view(text, sizeof text));
+  char text[checksum_hex_digits];
+  for (std::size_t i = checksum_hex_digits; i > 0; --i, value >>= 4) text[i - 1] = digits[value & 0xF];
+  out.put('"');
+  out.put_plain(std::string_view(text, sizeof text));
+  out.put('"');
 }
 
 // `"key":`, preceded by a comma unless it opens its object.
@@ -163,7 +191,7 @@ void put_tensor_info(Out& out, const TensorRecord& record, bool widest) {
     if (i != 0) out.put(',');
     put_checksum(out, record.block_xxh3[i]);
   }
-  out.put("]}");
+  out.put_plain("]}");
 }
 
 // A tensor's safetensors entry (docs/format.md, section 2).
@@ -179,7 +207,7 @@ void put_tensor_entry(Out& out, const TensorRecord& record, bool widest_size, bo
   put_number(out, widest_offsets ? widest_number : record.begin);
   out.put(',');
   put_number(out, widest_offsets ? widest_number : record.end);
-  out.put("]}");
+  out.put_plain("]}");
 }
 
 // What an incremental save adds to a header (docs/format.md, section 8):
@@ -258,11 +286,10 @@ inline void check_header_size(std::uint64_t bytes) {
 template <class = void>
 std::string build_header(const std::vector<TensorRecord>& records, const nlohmann::json& user_metadata,
                          std::uint64_t reserved_bytes = 0, const HeaderExtras& extras = {}) {
-  std::string bytes;
-  bytes.reserve(reserved_bytes);
-  bytes.assign(8, '\0');
-  HeaderText text(bytes);
+  HeaderText text(std::max<std::uint64_t>(reserved_bytes, 8));
+  text.put(std::string_view("\0\0\0\0\0\0\0\0", 8));  // the size, stored once known
   put_header_json(text, records, user_metadata.dump(), false, extras);
+  std::string bytes = std::move(text).take();
   const std::uint64_t total = padded_header_bytes(bytes.size() - 8, reserved_bytes);
   check_header_size(total);
   bytes.resize(total, ' ');

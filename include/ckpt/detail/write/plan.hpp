@@ -51,15 +51,23 @@ struct FileLayout {
   std::vector<TensorSource> sources;
 };
 
-// The position of the first tensor whose name an earlier tensor has, or
-// tensors.size(). Found on positions sorted by name (stably: within equal
-// names the first comes first), where a set would allocate a node per name.
+// The positions of `tensors` sorted by name, stably (within equal names the
+// first comes first). Merge sort: it stays n log n where introsort fell back
+// to heapsort on the names of 100,000 numbered tensors.
 template <class = void>
-std::size_t first_repeated_name(const std::vector<NamedTensor>& tensors) {
+std::vector<std::size_t> positions_by_name(const std::vector<NamedTensor>& tensors) {
   std::vector<std::size_t> by_name(tensors.size());
   for (std::size_t i = 0; i < by_name.size(); ++i) by_name[i] = i;
   std::stable_sort(by_name.begin(), by_name.end(),
                    [&](std::size_t a, std::size_t b) { return tensors[a].name < tensors[b].name; });
+  return by_name;
+}
+
+// The position of the first tensor whose name an earlier tensor has, or
+// tensors.size(). Found on positions sorted by name, where a set would
+// allocate a node per name.
+template <class = void>
+std::size_t first_repeated_name(const std::vector<NamedTensor>& tensors, const std::vector<std::size_t>& by_name) {
   std::size_t first = tensors.size();
   for (std::size_t i = 1; i < by_name.size(); ++i) {
     if (tensors[by_name[i]].name == tensors[by_name[i - 1]].name) first = std::min(first, by_name[i]);
@@ -67,9 +75,12 @@ std::size_t first_repeated_name(const std::vector<NamedTensor>& tensors) {
   return first;
 }
 
+// Returns the tensors' positions sorted by name (positions_by_name), which
+// plan_tensors takes: a save sorts its names once.
 template <class = void>
-void check_tensor_arguments(const std::string& path, const std::vector<NamedTensor>& tensors) {
-  const std::size_t first_repeat = first_repeated_name(tensors);
+std::vector<std::size_t> check_tensor_arguments(const std::string& path, const std::vector<NamedTensor>& tensors) {
+  std::vector<std::size_t> by_name = positions_by_name(tensors);
+  const std::size_t first_repeat = first_repeated_name(tensors, by_name);
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const NamedTensor& tensor = tensors[i];
     validate_name(tensor.name, path);
@@ -87,6 +98,7 @@ void check_tensor_arguments(const std::string& path, const std::vector<NamedTens
                           "expected data for " + std::to_string(view.nbytes()) + " bytes, found a null pointer");
     }
   }
+  return by_name;
 }
 
 // Codecs by spec for one save, so each spec is parsed once.
@@ -117,12 +129,14 @@ class CodecCache {
 // tensor are filled in while the save streams (write/pipeline.hpp). `codecs`
 // owns the codecs the plan points to.
 // `bases`: the tensors stored as xor-delta, by name, each with its base.
+// `by_name`: the positions of `tensors` sorted by name when the caller has
+// them (check_tensor_arguments), or null.
 template <class = void>
 FileLayout plan_tensors(const std::string& path, const std::vector<NamedTensor>& tensors, const CodecPolicy& policy,
                         std::size_t chunk_bytes, CodecCache<>& codecs,
-                        const std::map<std::string, BaseReader>& bases = {}) {
+                        const std::map<std::string, BaseReader>& bases = {},
+                        const std::vector<std::size_t>* by_name = nullptr) {
   std::vector<const Codec*> chosen(tensors.size());
-  std::vector<std::size_t> order(tensors.size());
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     // The XOR against a nearby version leaves mostly zero high bytes, which
     // the byte shuffle groups for zstd.
@@ -130,18 +144,16 @@ FileLayout plan_tensors(const std::string& path, const std::vector<NamedTensor>&
     const std::string& spec = delta ? "shuffle+zstd" : policy.spec_for(tensors[i].name, tensors[i].view.dtype());
     const Codec& codec = codecs.get(spec, path, tensors[i].name);
     chosen[i] = codec.name() == raw_codec ? nullptr : &codec;
-    order[i] = i;
   }
   const auto stored_size = [&](std::size_t i) {
     return chosen[i] ? std::size_t(1) : dtype_size(tensors[i].view.dtype());
   };
-  // Merge sort: names are unique, so the order is the same as any sort's,
-  // and it stays n log n where introsort fell back to heapsort on the names
-  // of 100,000 numbered tensors (perf: half of the plan's time).
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-    const std::size_t size_a = stored_size(a), size_b = stored_size(b);
-    return size_a != size_b ? size_a > size_b : tensors[a].name < tensors[b].name;
-  });
+  // Sorted by name, then stably by stored size: names are unique, so this is
+  // the one order of (size, name). A state of one element size is in order
+  // by then, and its names were sorted once for the whole save.
+  std::vector<std::size_t> order = by_name ? *by_name : positions_by_name(tensors);
+  const auto larger = [&](std::size_t a, std::size_t b) { return stored_size(a) > stored_size(b); };
+  if (!std::is_sorted(order.begin(), order.end(), larger)) std::stable_sort(order.begin(), order.end(), larger);
   FileLayout plan;
   plan.records.resize(tensors.size());
   plan.sources.resize(tensors.size());
