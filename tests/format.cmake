@@ -3,6 +3,7 @@ ckpt_add_test(format_tests
   SOURCES format/roundtrip_test.cpp format/hostile_test.cpp format/atomic_write_test.cpp format/python_samples_test.cpp
           format/error_test.cpp
           format/read_range_test.cpp format/blocks_test.cpp format/header_fast_path_test.cpp
+          format/hash_dispatch_test.cpp
   LABELS format)
 
 # Verified reads from several threads at once (the ThreadSanitizer tree runs these).

@@ -6,26 +6,21 @@
 #include <string>
 #include <string_view>
 
-// Header-only use of libxxhash: every function is inlined into the including
-// translation unit, so nothing needs to be linked.
-#ifndef XXH_INLINE_ALL
-#define XXH_INLINE_ALL
-#endif
-#include <xxhash.h>
+#include "ckpt/detail/format/xxhash_dispatch.hpp"
 
 namespace ckpt::detail {
 
 // XXH3-64 with seed 0 over `size` bytes: the checksum of every stored byte
 // range in a checkpoint (docs/format.md, "Checksums").
 inline std::uint64_t xxh3(const void* data, std::size_t size) noexcept {
-  return static_cast<std::uint64_t>(XXH3_64bits(data, size));
+  return static_cast<std::uint64_t>(xxh3_64_dispatched(data, size));
 }
 
 // Incremental XXH3-64 (seed 0) for a checksum over several byte ranges.
 class Xxh3Stream {
  public:
   Xxh3Stream() noexcept { XXH3_64bits_reset(&state_); }
-  void update(const void* data, std::size_t size) noexcept { XXH3_64bits_update(&state_, data, size); }
+  void update(const void* data, std::size_t size) noexcept { xxh3_64_update_dispatched(&state_, data, size); }
   std::uint64_t digest() const noexcept { return static_cast<std::uint64_t>(XXH3_64bits_digest(&state_)); }
 
  private:

@@ -29,7 +29,7 @@ struct ContentHash {
 };
 
 inline ContentHash content_hash(const void* data, std::size_t size) noexcept {
-  const XXH128_hash_t hash = XXH3_128bits(data, size);
+  const XXH128_hash_t hash = xxh3_128_dispatched(data, size);
   return {hash.high64, hash.low64};
 }
 

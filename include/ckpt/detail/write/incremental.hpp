@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -127,12 +128,21 @@ std::optional<ContentHash> parent_content_of(const ParsedHeader& parent, const N
   return std::nullopt;
 }
 
-// The content hash of each tensor, computed on `threads` threads.
+// The content hash of each tensor, computed on `threads` threads. One
+// tensor is hashed by one thread, so the largest are handed out first: a
+// large tensor started last would leave the other threads idle while it
+// finishes.
 template <class = void>
 std::vector<ContentHash> content_hashes_of(const std::vector<NamedTensor>& tensors, unsigned threads) {
+  std::vector<std::size_t> largest_first(tensors.size());
+  std::iota(largest_first.begin(), largest_first.end(), std::size_t(0));
+  std::stable_sort(largest_first.begin(), largest_first.end(),
+                   [&](std::size_t a, std::size_t b) { return tensors[a].view.nbytes() > tensors[b].view.nbytes(); });
   std::vector<ContentHash> hashes(tensors.size());
-  parallel_for(tensors.size(), threads,
-               [&](std::size_t i) { hashes[i] = content_hash(tensors[i].view.data(), tensors[i].view.nbytes()); });
+  parallel_for(tensors.size(), threads, [&](std::size_t k) {
+    const TensorView& view = tensors[largest_first[k]].view;
+    hashes[largest_first[k]] = content_hash(view.data(), view.nbytes());
+  });
   return hashes;
 }
 
