@@ -1,12 +1,16 @@
 // The libFuzzer entry point of every target: cmake/ckptFuzz.cmake compiles it
-// once per target with CKPT_FUZZ_TARGET naming a function of fuzz_targets.hpp.
+// once per target with CKPT_FUZZ_TARGET naming an entry point of
+// fuzz_entry_points.cpp, which is compiled once for all targets.
 
-#include "fuzz_targets.hpp"
+#include <cstddef>
+#include <cstdint>
 
 #ifndef CKPT_FUZZ_TARGET
-#error "define CKPT_FUZZ_TARGET as the ckpt::fuzz function to call"
+#error "define CKPT_FUZZ_TARGET as the entry point of fuzz_entry_points.cpp to call"
 #endif
 
+extern "C" int CKPT_FUZZ_TARGET(const std::uint8_t* data, std::size_t size);
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  return ckpt::fuzz::CKPT_FUZZ_TARGET(data, size);
+  return CKPT_FUZZ_TARGET(data, size);
 }
