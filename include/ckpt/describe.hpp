@@ -156,6 +156,7 @@ class LoadingArchive : public detail::LoadingArchiveBase<LoadingArchive, std::fu
     }
   }
 
+  template <class = void>
   static std::set<std::string> tensor_names(const Reader& reader) {
     std::set<std::string> names;
     for (const TensorInfo& info : reader.tensors()) names.insert(info.name);

@@ -129,18 +129,11 @@ class CheckpointManager {
   CheckpointManager(const CheckpointManager&) = delete;
   CheckpointManager& operator=(const CheckpointManager&) = delete;
 
-  // Finishes the pending save. A destructor cannot throw: a failure nobody
-  // collected with wait() is written to stderr rather than lost silently.
-  ~CheckpointManager() {
-    if (!worker_) return;
-    worker_->wait_idle();
-    detail::write_uncollected_failure(worker_->take_failure());
-  }
-
   const std::string& directory() const noexcept { return directory_; }
   const ManagerOptions& options() const noexcept { return options_; }
 
   // Whether the save policy asks for a save at `step`. No side effects.
+  template <class = void>
   bool should_save(std::uint64_t step) const {
     std::lock_guard<std::mutex> lock(schedule_mutex_);
     detail::ScheduleState state = schedule_;
@@ -171,6 +164,7 @@ class CheckpointManager {
   }
 
   // Blocks until the pending save is committed; throws its failure, if any.
+  template <class = void>
   void wait() {
     if (worker_) worker_->wait_idle();
     report_background_failure();
@@ -257,6 +251,7 @@ class CheckpointManager {
 
   void require_writable(const char* action) const { detail::require_writable(options_.read_only, directory_, action); }
 
+  template <class = void>
   void report_background_failure() {
     if (!worker_) return;
     if (const std::exception_ptr failure = worker_->take_failure()) std::rethrow_exception(failure);
@@ -277,7 +272,7 @@ class CheckpointManager {
   bool save_now(std::uint64_t step, const State& state, const StepInfo& info, bool may_skip) {
     require_writable("save");
     if (options_.async) {
-      if (!worker_) worker_ = std::make_unique<detail::BackgroundWorker<>>();
+      if (!worker_) worker_ = Worker(new detail::BackgroundWorker<>(), &finish_worker<>);
       if (worker_->busy()) {
         if (may_skip) return false;
         wait();
@@ -333,6 +328,7 @@ class CheckpointManager {
     schedule_.last_saved_step = step;
   }
 
+  template <class = void>
   void record_save(std::uint64_t step, std::uint64_t signals, double blocked) {
     std::lock_guard<std::mutex> lock(schedule_mutex_);
     schedule_.last_saved_step = step;
@@ -444,6 +440,19 @@ class CheckpointManager {
                                       candidates.size(), reasons);
   }
 
+  // The worker is destroyed through this function, chosen where a save makes
+  // the worker, so that programs that never save asynchronously do not
+  // compile it. It finishes the pending save; a destructor cannot throw, so
+  // a failure nobody collected with wait() is written to stderr rather than
+  // lost silently.
+  using Worker = std::unique_ptr<detail::BackgroundWorker<>, void (*)(detail::BackgroundWorker<>*)>;
+  template <class = void>
+  static void finish_worker(detail::BackgroundWorker<>* worker) {
+    worker->wait_idle();
+    detail::write_uncollected_failure(worker->take_failure());
+    delete worker;
+  }
+
   std::string directory_;
   ManagerOptions options_;
   detail::CheckpointNaming<> naming_;
@@ -457,7 +466,7 @@ class CheckpointManager {
   std::mutex catalog_mutex_;
   detail::StagingBuffer staging_;
   // Last member: destroyed first, so a pending job never outlives what it uses.
-  std::unique_ptr<detail::BackgroundWorker<>> worker_;
+  Worker worker_{nullptr, nullptr};
 };
 
 }  // namespace ckpt

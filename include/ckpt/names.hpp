@@ -51,7 +51,8 @@ inline std::string join_name(std::string_view prefix, std::string_view component
 // metadata name: at most max_name_bytes, and what every checkpoint reader
 // accepts (non-empty, UTF-8, no NUL, no '/' at its ends, no ".." component,
 // not safetensors' reserved "__metadata__"). `file` is named in the error.
-inline void validate_name(std::string_view name, const std::string& file = {}) {
+template <class = void>
+void validate_name(std::string_view name, const std::string& file = {}) {
   std::optional<std::string> problem;
   if (name.size() > max_name_bytes) {
     problem =

@@ -226,16 +226,20 @@ namespace ckpt {
 // A parameter's optimizer state is a tensor of the parameter's shape. An empty
 // state (a fresh optimizer's, as a load creates it) takes the shape the file
 // has, flat or not, so that files written when states were saved flat still
-// load; a state already stepped expects the shape it has.
+// load; a state already stepped expects the shape it has. Templates only so
+// that programs without an optimizer do not compile them.
 template <>
 struct tensor_traits<optim::detail::ParameterState> {
   static constexpr bool resizable = true;
+  template <class = void>
   static TensorLayout layout(const optim::detail::ParameterState& state) {
     return {DType::F32, state.values.empty() ? Shape{0} : state.saved_shape()};
   }
+  template <class = void>
   static TensorView view(const optim::detail::ParameterState& state) {
     return TensorView(state.values.data(), state.saved_shape());
   }
+  template <class = void>
   static void* load_target(optim::detail::ParameterState& state, const Shape& shape) {
     state.values.resize(static_cast<std::size_t>(element_count(shape)));
     state.shape = shape;

@@ -125,6 +125,7 @@ class Reader {
   // In file order, then the referenced tensors by name.
   const std::vector<TensorInfo>& tensors() const noexcept { return infos_; }
 
+  template <class = void>
   const TensorInfo* find(std::string_view name) const noexcept {
     const auto found = index_.find(name);
     if (found) return &infos_[*found];
@@ -138,6 +139,7 @@ class Reader {
   // and the files its referenced tensors are stored in.
   std::string parent_file() const { return chain_ ? chain_->parent.file : std::string(); }
   std::uint64_t chain_depth() const noexcept { return chain_ ? chain_->depth : 0; }
+  template <class = void>
   std::vector<std::string> source_files() const {
     std::vector<std::string> files;
     if (chain_) {
@@ -304,6 +306,7 @@ class Reader {
     decode_into(index, decoded.data(), true);
   }
 
+  template <class = void>
   const detail::TensorReference* reference_of(std::string_view name) const {
     const auto found = reference_index_.find(name);
     return found == reference_index_.end() ? nullptr : &chain_->references[found->second];
@@ -330,6 +333,7 @@ class Reader {
   }
 
   // The content hash this file records for a tensor it stores or references.
+  template <class = void>
   std::optional<detail::ContentHash> content_hash_of(std::string_view name) const {
     const auto stored = content_hashes_.find(std::string(name));
     if (stored != content_hashes_.end()) return stored->second;
@@ -500,6 +504,7 @@ class Reader {
   // runs of ranges with small gaps between them (a gap smaller than a disk
   // read is read anyway), so that a cold file streams in at the disk's speed
   // without reading what lies far between the ranges.
+  template <class = void>
   void advise_ranges(const detail::TensorRecord& record, const std::vector<ByteRangeCopy>& ranges) const {
     constexpr std::uint64_t small_gap_bytes = std::uint64_t(64) << 10;
     std::uint64_t run_begin = ranges.front().begin, run_end = ranges.front().end;

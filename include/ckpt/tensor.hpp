@@ -100,6 +100,7 @@ class Tensor {
   Tensor() = default;
 
   // Zero-initialised tensor owning its bytes.
+  template <class = void>
   static Tensor allocate(DType dtype, Shape shape) {
     const std::uint64_t size = byte_size(dtype, shape);
     std::shared_ptr<std::byte[]> bytes(new std::byte[size == 0 ? 1 : size]());
@@ -113,6 +114,7 @@ class Tensor {
   }
 
   // Owning deep copy of a view.
+  template <class = void>
   static Tensor copy_of(const TensorView& view) {
     Tensor tensor = allocate(view.dtype(), view.shape());
     if (view.nbytes() != 0) std::memcpy(tensor.mutable_data_, view.data(), view.nbytes());
@@ -120,6 +122,7 @@ class Tensor {
   }
 
   // A tensor borrowing bytes that `keep_alive` owns (e.g. a file mapping).
+  template <class = void>
   static Tensor borrowed(DType dtype, Shape shape, const void* data, std::shared_ptr<const void> keep_alive) {
     Tensor tensor;
     tensor.dtype_ = dtype;

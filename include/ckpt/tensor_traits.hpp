@@ -186,7 +186,10 @@ struct tensor_traits<Tensor> {
     return {tensor.dtype(), tensor.data() != nullptr ? tensor.shape() : Shape{0}};
   }
   // Shares the loaded bytes: for a raw tensor, the read-only mapping of the file.
-  static void assign(Tensor& target, const Tensor& source) { target = source; }
+  template <class = void>
+  static void assign(Tensor& target, const Tensor& source) {
+    target = source;
+  }
 };
 
 // A vector seen as a tensor of `shape` (row-major); see shaped().

@@ -18,6 +18,7 @@ struct TensorSet {
   std::vector<std::pair<std::string, Tensor>> tensors;
   nlohmann::json metadata = nlohmann::json(nlohmann::json::value_t::object);
 
+  template <class = void>
   const Tensor* find(std::string_view name) const noexcept {
     for (const auto& [tensor_name, tensor] : tensors) {
       if (tensor_name == name) return &tensor;
@@ -25,7 +26,10 @@ struct TensorSet {
     return nullptr;
   }
 
-  // Views for write_checkpoint / save_npz / save_hdf5; valid while this set lives.
+  // Views for write_checkpoint / save_npz / save_hdf5; valid while this set
+  // lives. A template only so that programs that do not save a TensorSet do
+  // not compile it (see "Compile time" in docs/architecture.md).
+  template <class = void>
   std::vector<NamedTensor> views() const {
     std::vector<NamedTensor> views;
     views.reserve(tensors.size());

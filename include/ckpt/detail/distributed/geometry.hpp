@@ -32,7 +32,10 @@ struct PieceGeometry {
   Shape extents;
 
   static PieceGeometry box(Shape offsets, Shape extents) { return {Kind::box, std::move(offsets), std::move(extents)}; }
-  static PieceGeometry whole(const Shape& shape) { return box(Shape(shape.size(), 0), shape); }
+  template <class = void>
+  static PieceGeometry whole(const Shape& shape) {
+    return box(Shape(shape.size(), 0), shape);
+  }
   static PieceGeometry flat(std::uint64_t begin, std::uint64_t count) { return {Kind::flat, {begin}, {count}}; }
 
   // Elements held; a valid geometry never overflows (see geometry_problem).
@@ -61,6 +64,7 @@ struct PieceGeometry {
     return a.kind == b.kind && a.offsets == b.offsets && a.extents == b.extents;
   }
   friend bool operator!=(const PieceGeometry& a, const PieceGeometry& b) { return !(a == b); }
+  template <class = void>
   friend bool operator<(const PieceGeometry& a, const PieceGeometry& b) {
     return std::tie(a.kind, a.offsets, a.extents) < std::tie(b.kind, b.offsets, b.extents);
   }

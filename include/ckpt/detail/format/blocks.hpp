@@ -42,8 +42,9 @@ inline StoredSpan block_span(const TensorRecord& record, std::size_t block) {
 }
 
 // The blocks [first, last) that hold any of the stored bytes [begin, end).
-inline std::pair<std::size_t, std::size_t> blocks_touching(const TensorRecord& record, std::uint64_t begin,
-                                                           std::uint64_t end) {
+template <class = void>
+std::pair<std::size_t, std::size_t> blocks_touching(const TensorRecord& record, std::uint64_t begin,
+                                                    std::uint64_t end) {
   if (begin >= end) return {0, 0};
   if (!record.encoded()) return {begin / record.block_bytes, (end - 1) / record.block_bytes + 1};
   const auto& starts = record.block_starts;

@@ -52,11 +52,17 @@ inline void preemption_signal_handler(int signal_number, siginfo_t* info, void* 
 }
 
 // What a scheduler (SIGTERM) or a job script (SIGUSR1) sends before it stops a job.
-inline std::vector<int> default_preemption_signals() { return {SIGTERM, SIGUSR1}; }
+template <class = void>
+std::vector<int> default_preemption_signals() {
+  return {SIGTERM, SIGUSR1};
+}
 
 class PreemptionHandler {
  public:
-  // Catches `signals`; an empty list means default_preemption_signals().
+  // Catches `signals`; an empty list means default_preemption_signals(). A
+  // template only so that programs that install no handler do not compile it
+  // (see "Compile time" in docs/architecture.md).
+  template <class = void>
   explicit PreemptionHandler(std::vector<int> signals)
       : signals_(signals.empty() ? default_preemption_signals() : std::move(signals)) {
     PreemptionRegistry& registry = PreemptionRegistry::instance();

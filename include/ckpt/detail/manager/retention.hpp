@@ -16,7 +16,8 @@
 
 namespace ckpt::detail {
 
-inline std::optional<double> metric_of(const CheckpointInfo& info, const std::string& metric) {
+template <class = void>
+std::optional<double> metric_of(const CheckpointInfo& info, const std::string& metric) {
   const auto found = info.metrics.find(metric);
   if (found == info.metrics.end() || std::isnan(found->second)) return std::nullopt;
   return found->second;

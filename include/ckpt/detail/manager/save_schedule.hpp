@@ -40,7 +40,8 @@ inline void check_save_policy(const SavePolicy& policy, const std::string& direc
   }
 }
 
-inline bool save_due(const SavePolicy& policy, const ScheduleState& state, std::uint64_t step, double now) {
+template <class = void>
+bool save_due(const SavePolicy& policy, const ScheduleState& state, std::uint64_t step, double now) {
   if (state.last_saved_step == step) return false;
   if (policy.on_preemption && state.preemption_pending) return true;
   if (policy.every_steps != 0 && step % policy.every_steps == 0) return true;
