@@ -33,9 +33,13 @@ namespace ckpt::detail {
 // that write no file do not compile it (see "Compile time" in
 // docs/architecture.md).
 
-// Every sink takes text three ways: put(text) and put(char) for any text,
-// put_plain(text) for text known to hold neither '"' nor '\\' (numbers,
-// checksums, names checked plain), which EscapedText passes on unscanned.
+// Every sink takes text four ways: put(text) and put(char) for any text,
+// put_plain(text) for text known to hold neither '"' nor '\\' (names checked
+// plain), which EscapedText passes on unscanned, put_json(text, escaped) for
+// the format's own pieces of JSON (JsonPiece); and numbers two ways,
+// put_decimal(value) and put_hex(value) (16 digits), which the sink that only
+// counts sizes without printing them: the counting pass runs over every
+// number of every tensor, and printing them cost most of its time.
 
 // Collects the header's text. It writes through a cursor into a buffer sized
 // up front (a save knows its header's size from the reservation) rather than
@@ -45,15 +49,26 @@ class HeaderText {
  public:
   explicit HeaderText(std::size_t expected_bytes) : bytes_(expected_bytes, '\0') {}
   void put(std::string_view text) {
-    make_room(text.size());
-    std::memcpy(&bytes_[size_], text.data(), text.size());
+    char* out = room(text.size());
+    std::memcpy(out, text.data(), text.size());
     size_ += text.size();
   }
   void put(char c) {
-    make_room(1);
-    bytes_[size_++] = c;
+    *room(1) = c;
+    ++size_;
   }
   void put_plain(std::string_view text) { put(text); }
+  void put_json(std::string_view text, std::string_view) { put(text); }
+  void put_decimal(std::uint64_t value) {
+    char* out = room(max_decimal_digits);
+    size_ += static_cast<std::size_t>(std::to_chars(out, out + max_decimal_digits, value).ptr - out);
+  }
+  void put_hex(std::uint64_t value) {
+    static constexpr char digits[] = "0123456789abcdef";
+    char* out = room(checksum_hex_digits);
+    for (std::size_t i = checksum_hex_digits; i > 0; --i, value >>= 4) out[i - 1] = digits[value & 0xF];
+    size_ += checksum_hex_digits;
+  }
   // The text put so far.
   std::string take() && {
     bytes_.resize(size_);
@@ -61,8 +76,12 @@ class HeaderText {
   }
 
  private:
-  void make_room(std::size_t bytes) {
+  static constexpr std::size_t max_decimal_digits = 20;
+
+  // Where the next `bytes` go, the buffer grown if they do not fit.
+  char* room(std::size_t bytes) {
     if (bytes_.size() - size_ < bytes) bytes_.resize(std::max(size_ + bytes, 2 * bytes_.size()));
+    return &bytes_[size_];
   }
 
   std::string bytes_;
@@ -75,6 +94,13 @@ class HeaderSize {
   void put(std::string_view text) noexcept { bytes_ += text.size(); }
   void put(char) noexcept { ++bytes_; }
   void put_plain(std::string_view text) noexcept { bytes_ += text.size(); }
+  void put_json(std::string_view text, std::string_view) noexcept { bytes_ += text.size(); }
+  void put_decimal(std::uint64_t value) noexcept {
+    std::uint64_t digits = 1;
+    for (; value >= 10; value /= 10) ++digits;
+    bytes_ += digits;
+  }
+  void put_hex(std::uint64_t) noexcept { bytes_ += checksum_hex_digits; }
   std::uint64_t bytes() const noexcept { return bytes_; }
 
  private:
@@ -85,7 +111,7 @@ class HeaderSize {
 // text of an object held in a __metadata__ string). JSON text holds no
 // control characters, its strings escape them, so only '"' and '\\' need an
 // escape; other bytes, UTF-8 included, stand for themselves as nlohmann
-// writes them.
+// writes them. Digits need none.
 template <class Out>
 class EscapedText {
  public:
@@ -101,14 +127,70 @@ class EscapedText {
     out_.put(text.substr(plain_from));
   }
   void put(char c) {
-    if (c == '"' || c == '\\') out_.put('\\');
+    if (c == '"') return out_.put(std::string_view("\\\"", 2));
+    if (c == '\\') return out_.put(std::string_view("\\\\", 2));
     out_.put(c);
   }
   void put_plain(std::string_view text) { out_.put_plain(text); }
+  void put_json(std::string_view, std::string_view escaped) { out_.put(escaped); }
+  void put_decimal(std::uint64_t value) { out_.put_decimal(value); }
+  void put_hex(std::uint64_t value) { out_.put_hex(value); }
 
  private:
   Out& out_;
 };
+
+// A piece of JSON text of the format's own (docs/format.md), with its form
+// escaped for a JSON string (ckpt.tensors), made at compile time: a tensor's
+// two entries are put as a few pieces between their values, where putting
+// them character by character, escaped one at a time, cost most of a header.
+template <std::size_t N>
+struct JsonPiece {
+  char text[N] = {};
+  char escaped[2 * N] = {};
+  std::size_t escaped_size = 0;
+
+  constexpr explicit JsonPiece(const char (&piece)[N]) {
+    for (std::size_t i = 0; i + 1 < N; ++i) {
+      text[i] = piece[i];
+      if (piece[i] == '"' || piece[i] == '\\') escaped[escaped_size++] = '\\';
+      escaped[escaped_size++] = piece[i];
+    }
+  }
+};
+
+template <class Out, std::size_t N>
+void put_piece(Out& out, const JsonPiece<N>& piece) {
+  out.put_json(std::string_view(piece.text, N - 1), std::string_view(piece.escaped, piece.escaped_size));
+}
+
+namespace json_pieces {
+inline constexpr JsonPiece quote(R"(")");
+inline constexpr JsonPiece codec(R"({"codec":)");
+inline constexpr JsonPiece xxh3(R"(,"xxh3":")");
+inline constexpr JsonPiece dtype_after_checksum(R"(","dtype":)");
+inline constexpr JsonPiece shape(R"(,"shape":)");
+inline constexpr JsonPiece chunk_bytes(R"(,"chunk_bytes":)");
+inline constexpr JsonPiece chunks(R"(,"chunks":)");
+inline constexpr JsonPiece raw_xxh3(R"(,"raw_xxh3":")");
+inline constexpr JsonPiece blocks_after_checksum(R"(","blocks":[)");
+inline constexpr JsonPiece block_bytes_after_checksum(R"(","block_bytes":)");
+inline constexpr JsonPiece blocks(R"(,"blocks":[)");
+inline constexpr JsonPiece next_checksum(R"(",")");
+inline constexpr JsonPiece last_checksum(R"("]})");
+inline constexpr JsonPiece no_checksum(R"(]})");
+inline constexpr JsonPiece dtype(R"({"dtype":)");
+inline constexpr JsonPiece data_offsets(R"(,"data_offsets":[)");
+inline constexpr JsonPiece end_offsets(R"(]})");
+}  // namespace json_pieces
+
+// A string known to be printable ASCII other than '"' and '\\' as JSON text.
+template <class Out>
+void put_plain_string(Out& out, std::string_view text) {
+  out.put('"');
+  out.put_plain(text);
+  out.put('"');
+}
 
 // A string as JSON text. Printable ASCII other than '"' and '\\' (most keys
 // and values of a header) stands for itself; anything else is escaped by
@@ -116,9 +198,7 @@ class EscapedText {
 template <class Out>
 void put_json_string(Out& out, std::string_view text) {
   if (!plain_json_text(text)) return out.put(std::string_view(nlohmann::json(std::string(text)).dump()));
-  out.put('"');
-  out.put_plain(text);
-  out.put('"');
+  put_plain_string(out, text);
 }
 
 // A streaming save reserves the header's space before it knows the numbers
@@ -129,9 +209,7 @@ inline constexpr std::uint64_t widest_number = ~std::uint64_t(0);
 
 template <class Out>
 void put_number(Out& out, std::uint64_t value) {
-  char digits[20];
-  const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
-  out.put_plain(std::string_view(digits, static_cast<std::size_t>(end - digits)));
+  out.put_decimal(value);
 }
 
 template <class Out>
@@ -142,16 +220,6 @@ void put_array(Out& out, const std::vector<std::uint64_t>& values, bool widest =
     put_number(out, widest ? widest_number : values[i]);
   }
   out.put(']');
-}
-
-template <class Out>
-void put_checksum(Out& out, std::uint64_t value) {
-  static constexpr char digits[] = "0123456789abcdef";
-  char text[checksum_hex_digits];
-  for (std::size_t i = checksum_hex_digits; i > 0; --i, value >>= 4) text[i - 1] = digits[value & 0xF];
-  out.put('"');
-  out.put_plain(std::string_view(text, sizeof text));
-  out.put('"');
 }
 
 // `"key":`, preceded by a comma unless it opens its object.
@@ -165,49 +233,49 @@ void put_key(Out& out, std::string_view key, bool first = false) {
 // A tensor's entry in ckpt.tensors (docs/format.md, section 4).
 template <class Out>
 void put_tensor_info(Out& out, const TensorRecord& record, bool widest) {
-  out.put('{');
-  put_key(out, "codec", true);
+  put_piece(out, json_pieces::codec);
   put_json_string(out, record.codec);
-  put_key(out, "xxh3");
-  put_checksum(out, record.stored_xxh3);
+  put_piece(out, json_pieces::xxh3);
+  out.put_hex(record.stored_xxh3);
   if (record.encoded()) {
-    put_key(out, "dtype");
-    put_json_string(out, dtype_name(record.dtype));
-    put_key(out, "shape");
+    put_piece(out, json_pieces::dtype_after_checksum);
+    put_plain_string(out, dtype_name(record.dtype));
+    put_piece(out, json_pieces::shape);
     put_array(out, record.shape);
-    put_key(out, "chunk_bytes");
+    put_piece(out, json_pieces::chunk_bytes);
     put_number(out, record.chunk_bytes);
-    put_key(out, "chunks");
+    put_piece(out, json_pieces::chunks);
     put_array(out, record.chunk_sizes, widest);
-    put_key(out, "raw_xxh3");
-    put_checksum(out, record.raw_xxh3);
+    put_piece(out, json_pieces::raw_xxh3);
+    out.put_hex(record.raw_xxh3);
+    put_piece(out, json_pieces::blocks_after_checksum);
   } else {
-    put_key(out, "block_bytes");
+    put_piece(out, json_pieces::block_bytes_after_checksum);
     put_number(out, record.block_bytes);
+    put_piece(out, json_pieces::blocks);
   }
-  put_key(out, "blocks");
-  out.put('[');
+  // Each block's checksum as a string: "a","b",...
+  if (record.block_xxh3.empty()) return put_piece(out, json_pieces::no_checksum);
+  put_piece(out, json_pieces::quote);
   for (std::size_t i = 0; i < record.block_xxh3.size(); ++i) {
-    if (i != 0) out.put(',');
-    put_checksum(out, record.block_xxh3[i]);
+    if (i != 0) put_piece(out, json_pieces::next_checksum);
+    out.put_hex(record.block_xxh3[i]);
   }
-  out.put_plain("]}");
+  put_piece(out, json_pieces::last_checksum);
 }
 
 // A tensor's safetensors entry (docs/format.md, section 2).
 template <class Out>
 void put_tensor_entry(Out& out, const TensorRecord& record, bool widest_size, bool widest_offsets) {
-  out.put('{');
-  put_key(out, "dtype", true);
-  put_json_string(out, dtype_name(record.stored_dtype));
-  put_key(out, "shape");
+  put_piece(out, json_pieces::dtype);
+  put_plain_string(out, dtype_name(record.stored_dtype));
+  put_piece(out, json_pieces::shape);
   put_array(out, record.stored_shape, widest_size);
-  put_key(out, "data_offsets");
-  out.put('[');
+  put_piece(out, json_pieces::data_offsets);
   put_number(out, widest_offsets ? widest_number : record.begin);
   out.put(',');
   put_number(out, widest_offsets ? widest_number : record.end);
-  out.put_plain("]}");
+  put_piece(out, json_pieces::end_offsets);
 }
 
 // What an incremental save adds to a header (docs/format.md, section 8):

@@ -218,8 +218,10 @@ class SavePipeline {
 
   // Fills a slot: the encoding of one chunk, or a group of small raw tensors.
   void prepare_unit(const WriteUnit& unit, std::vector<std::byte>& slot) {
-    slot.clear();
     if (unit.kind == WriteUnit::Kind::gathered) {
+      // Resized without clearing first: a slot keeps its size from one group
+      // to the next, so its bytes are not zeroed each time only to be copied
+      // over (for 100,000 small tensors, that was 100 MB of zeroes a save).
       slot.resize(unit.bytes);
       std::size_t at = 0;
       for (std::size_t t = unit.first_tensor; t < unit.end_tensor; ++t) {
@@ -233,6 +235,7 @@ class SavePipeline {
       }
       return;
     }
+    slot.clear();
     const TensorSource& planned = sources_[unit.first_tensor];
     TensorRecord& record = records_[unit.first_tensor];
     if (record.chunk_sizes.empty()) return;  // an empty tensor
