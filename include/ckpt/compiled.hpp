@@ -10,11 +10,17 @@
 // <ckpt/ckpt.hpp> only calls them. Without CKPT_COMPILED this header declares
 // nothing and ckpt stays header-only.
 //
+// A declaration alone would not stop g++ from compiling a member defined in
+// its class (implicitly inline) for inlining, and all it reaches. So the
+// roots of the list (the reader's constructor and reads, finish(),
+// write_checkpoint) are defined out of their classes in blocks that
+// CKPT_COMPILED leaves out: a program then parses their declarations only.
+//
 // Only what does not depend on the user's types is here: Checkpoint<State>
 // and describe() are compiled where State is known, as always.
 
 #include <cstddef>
-#include <map>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,12 +33,9 @@
 #include "ckpt/describe.hpp"
 #include "ckpt/detail/format/blocks.hpp"
 #include "ckpt/detail/format/header_parser.hpp"
-#include "ckpt/detail/format/header_writer.hpp"
 #include "ckpt/detail/format/strict_json.hpp"
 #include "ckpt/detail/os/thread_pool.hpp"
 #include "ckpt/detail/state/name_registry.hpp"
-#include "ckpt/detail/write/pipeline.hpp"
-#include "ckpt/detail/write/plan.hpp"
 #include "ckpt/reader.hpp"
 #include "ckpt/writer.hpp"
 
@@ -48,9 +51,21 @@ namespace ckpt {
 // Saving: arguments, plan, header, pipeline.
 CKPT_COMPILED_INSTANTIATE template SaveStats write_checkpoint<void>(const std::string&, const std::vector<NamedTensor>&,
                                                                     const nlohmann::json&, const SaveOptions&);
+// A save from a plan already made (the distributed checkpoint's rank files).
+CKPT_COMPILED_INSTANTIATE template SaveStats detail::write_content_plan<void>(const std::string&,
+                                                                              const std::vector<NamedTensor>&,
+                                                                              const nlohmann::json&, const SaveOptions&,
+                                                                              const detail::ContentPlan&,
+                                                                              const std::vector<std::size_t>*);
 // Reading: the header, the tensors' bytes, their checks.
 CKPT_COMPILED_INSTANTIATE template Reader::Reader<void>(const std::string&, ReadOptions);
-CKPT_COMPILED_INSTANTIATE template void Reader::decode_into<void>(std::size_t, std::byte*, bool) const;
+CKPT_COMPILED_INSTANTIATE template Tensor Reader::tensor<void>(std::string_view) const;
+CKPT_COMPILED_INSTANTIATE template void Reader::read_into<void>(std::string_view, void*, std::uint64_t) const;
+CKPT_COMPILED_INSTANTIATE template void Reader::read_range<void>(std::string_view, std::uint64_t, std::uint64_t,
+                                                                 void*) const;
+CKPT_COMPILED_INSTANTIATE template void Reader::read_ranges<void>(std::string_view, const std::vector<ByteRangeCopy>&,
+                                                                  void*) const;
+CKPT_COMPILED_INSTANTIATE template void Reader::verify<void>() const;
 // Loading a state: matching the file's names with describe()'s.
 CKPT_COMPILED_INSTANTIATE template LoadingArchive::LoadingArchive<void>(const Reader&);
 CKPT_COMPILED_INSTANTIATE template LoadReport LoadingArchive::finish<void>(bool);
@@ -59,20 +74,11 @@ CKPT_COMPILED_INSTANTIATE template std::shared_ptr<const Codec> CodecRegistry::m
 
 namespace detail {
 CKPT_COMPILED_INSTANTIATE template class HeaderParser<void>;
-CKPT_COMPILED_INSTANTIATE template class SavePipeline<void>;
 CKPT_COMPILED_INSTANTIATE template class NameRegistry<void>;
-CKPT_COMPILED_INSTANTIATE template class CodecCache<void>;
 CKPT_COMPILED_INSTANTIATE template class BlockVerifier<void>;
 CKPT_COMPILED_INSTANTIATE template class ThreadPool<void>;
 CKPT_COMPILED_INSTANTIATE template std::optional<nlohmann::json> parse_strict_json<void>(std::string_view, std::size_t,
                                                                                          std::size_t, std::string&);
-CKPT_COMPILED_INSTANTIATE template FileLayout plan_tensors<void>(const std::string&, const std::vector<NamedTensor>&,
-                                                                 const CodecPolicy&, std::size_t, CodecCache<>&,
-                                                                 const std::map<std::string, BaseReader>&,
-                                                                 const std::vector<std::size_t>*);
-CKPT_COMPILED_INSTANTIATE template std::string build_header<void>(const std::vector<TensorRecord>&,
-                                                                  const nlohmann::json&, std::uint64_t,
-                                                                  const HeaderExtras&);
 }  // namespace detail
 
 }  // namespace ckpt

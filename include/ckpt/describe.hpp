@@ -111,24 +111,7 @@ class LoadingArchive : public detail::LoadingArchiveBase<LoadingArchive, std::fu
   // Strict: throws MismatchError listing every problem and loads nothing.
   // Otherwise loads what matches and returns the problems.
   template <class = void>
-  LoadReport finish(bool strict) {
-    for (const TensorInfo& info : reader_.tensors()) {
-      if (!names().contains(info.name, "tensor")) {
-        report_.unexpected.push_back(info.name + ": tensor " + detail::layout_text(info.dtype, info.shape));
-      }
-    }
-    if (strict && !report_.ok()) throw MismatchError(ErrorId::mismatch_state, reader_.path(), "", report_.to_string());
-    // The state's own code (traits, resets, metadata) runs on this thread in
-    // describe() order: it may share structures (an optimizer's state map)
-    // or depend on order. Only then are the bytes read, each into the target
-    // its traits gave, in parallel: small tensors one per thread, large ones
-    // spread their blocks over the threads too.
-    for (const std::function<void()>& load : loads_) load();
-    detail::parallel_for(reads_.size(), reader_.options().threads, [this](std::size_t i) { read(reads_[i]); });
-    reads_.clear();
-    loads_.clear();  // after the reads: a view copied into a load may own what its target points to
-    return std::move(report_);
-  }
+  LoadReport finish(bool strict);
 
  private:
   friend class detail::ArchiveBase<LoadingArchive>;
@@ -194,5 +177,32 @@ class LoadingArchive : public detail::LoadingArchiveBase<LoadingArchive, std::fu
   const Reader& reader_;
   std::vector<PendingRead> reads_;
 };
+
+// In the optional compiled mode (CKPT_COMPILED, README "Compile time") a
+// program sees only the declaration of finish(), which reaches the whole
+// reader: src/compiled.cpp instantiates it once.
+#ifndef CKPT_COMPILED
+
+template <class>
+LoadReport LoadingArchive::finish(bool strict) {
+  for (const TensorInfo& info : reader_.tensors()) {
+    if (!names().contains(info.name, "tensor")) {
+      report_.unexpected.push_back(info.name + ": tensor " + detail::layout_text(info.dtype, info.shape));
+    }
+  }
+  if (strict && !report_.ok()) throw MismatchError(ErrorId::mismatch_state, reader_.path(), "", report_.to_string());
+  // The state's own code (traits, resets, metadata) runs on this thread in
+  // describe() order: it may share structures (an optimizer's state map)
+  // or depend on order. Only then are the bytes read, each into the target
+  // its traits gave, in parallel: small tensors one per thread, large ones
+  // spread their blocks over the threads too.
+  for (const std::function<void()>& load : loads_) load();
+  detail::parallel_for(reads_.size(), reader_.options().threads, [this](std::size_t i) { read(reads_[i]); });
+  reads_.clear();
+  loads_.clear();  // after the reads: a view copied into a load may own what its target points to
+  return std::move(report_);
+}
+
+#endif  // CKPT_COMPILED
 
 }  // namespace ckpt

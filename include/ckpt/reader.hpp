@@ -74,48 +74,7 @@ struct ByteRangeCopy {
 class Reader {
  public:
   template <class = void>
-  explicit Reader(const std::string& path, ReadOptions options = {})
-      : path_(path), options_(options), file_(std::make_shared<detail::MappedFile>(path)) {
-    detail::ParsedHeader header = detail::HeaderParser(path, file_->data(), file_->size()).parse();
-    data_start_ = header.data_start;
-    format_version_ = header.format_version;
-    metadata_ = std::move(header.user_metadata);
-    raw_metadata_ = std::move(header.raw_metadata);
-    records_ = std::move(header.tensors);
-    index_ = std::move(header.index);  // views the names of records_, which never change after this
-    chain_ = std::move(header.chain);
-    content_hashes_ = std::move(header.content_hashes);
-    header_xxh3_ = header.header_xxh3;
-    verified_ = std::make_unique<std::atomic<bool>[]>(records_.size());
-    codec_of_.assign(records_.size(), no_codec);
-    std::map<std::string_view, std::size_t> codec_numbers;
-    infos_.reserve(records_.size());
-    for (std::size_t i = 0; i < records_.size(); ++i) {
-      const detail::TensorRecord& record = records_[i];
-      infos_.push_back(TensorInfo{record.name,
-                                  record.dtype,
-                                  record.shape,
-                                  record.codec,
-                                  record.stored_bytes(),
-                                  data_start_ + record.begin,
-                                  record.checksummed,
-                                  {}});
-      verified_[i].store(false, std::memory_order_relaxed);
-      if (record.encoded()) codec_of_[i] = codec_numbers.emplace(record.codec, codec_numbers.size()).first->second;
-    }
-    codecs_ = std::make_unique<LazyCodec[]>(codec_numbers.size());
-    blocks_ = detail::BlockVerifier<>(records_);
-    if (chain_) {
-      sources_ = std::make_unique<LazySource[]>(chain_->sources.size());
-      for (std::size_t i = 0; i < chain_->deltas.size(); ++i) delta_index_.emplace(chain_->deltas[i].name, i);
-      for (std::size_t i = 0; i < chain_->references.size(); ++i) {
-        const detail::TensorReference& reference = chain_->references[i];
-        infos_.push_back(TensorInfo{reference.name, reference.dtype, reference.shape, "reference", 0, 0, true,
-                                    chain_->sources[reference.source].file});
-        reference_index_.emplace(reference.name, i);
-      }
-    }
-  }
+  explicit Reader(const std::string& path, ReadOptions options = {});
 
   const std::string& path() const noexcept { return path_; }
   const ReadOptions& options() const noexcept { return options_; }
@@ -157,43 +116,11 @@ class Reader {
   // foreign file leaves it misaligned); encoded tensors: decoded into an
   // owning Tensor. Missing name: MismatchError mismatch_missing_tensor.
   template <class = void>
-  Tensor tensor(std::string_view name) const {
-    if (const auto* reference = reference_of(name)) return source_of(*reference).tensor(reference->source_tensor);
-    const std::size_t index = index_of(name);
-    const detail::TensorRecord& record = records_[index];
-    if (!record.encoded()) {
-      const std::byte* data = checked_stored_bytes(index, options_.verify_checksums, false);
-      if (reinterpret_cast<std::uintptr_t>(data) % dtype_size(record.dtype) != 0) {
-        return Tensor::copy_of(TensorView(record.dtype, record.shape, data));
-      }
-      return Tensor::borrowed(record.dtype, record.shape, data, file_);
-    }
-    Tensor tensor = Tensor::allocate(record.dtype, record.shape);
-    decode_into(index, tensor.mutable_data(), options_.verify_checksums);
-    return tensor;
-  }
+  Tensor tensor(std::string_view name) const;
 
   // Copies (or decodes) a tensor into caller memory of exactly its byte size.
   template <class = void>
-  void read_into(std::string_view name, void* out, std::uint64_t out_size) const {
-    if (const auto* reference = reference_of(name)) {
-      source_of(*reference).read_into(reference->source_tensor, out, out_size);
-      return;
-    }
-    const std::size_t index = index_of(name);
-    const detail::TensorRecord& record = records_[index];
-    const std::uint64_t expected = byte_size(record.dtype, record.shape);
-    if (out_size != expected) {
-      throw ArgumentError(
-          ErrorId::argument_invalid, path_, record.name,
-          "expected an output buffer of " + std::to_string(expected) + " bytes, found " + std::to_string(out_size));
-    }
-    if (record.encoded()) {
-      decode_into(index, static_cast<std::byte*>(out), options_.verify_checksums);
-    } else {
-      copy_stored(index, {{0, expected, 0}}, static_cast<std::byte*>(out));
-    }
-  }
+  void read_into(std::string_view name, void* out, std::uint64_t out_size) const;
 
   // Copies the decoded bytes [byte_begin, byte_end) of a tensor into `out`
   // (byte_end - byte_begin bytes): a raw tensor's range is copied from the
@@ -203,36 +130,7 @@ class Reader {
   // the tensor's end is an ArgumentError. (A template only so that programs
   // that never read a range do not compile the range decoder.)
   template <class = void>
-  void read_range(std::string_view name, std::uint64_t byte_begin, std::uint64_t byte_end, void* out) const {
-    if (const auto* reference = reference_of(name)) {
-      source_of(*reference).read_range(reference->source_tensor, byte_begin, byte_end, out);
-      return;
-    }
-    const std::size_t index = index_of(name);
-    const detail::TensorRecord& record = records_[index];
-    const std::uint64_t size = byte_size(record.dtype, record.shape);
-    if (byte_begin > byte_end || byte_end > size) {
-      throw ArgumentError(ErrorId::argument_invalid, path_, record.name,
-                          "expected a byte range within the tensor's " + std::to_string(size) + " bytes, found [" +
-                              std::to_string(byte_begin) + ", " + std::to_string(byte_end) + ")");
-    }
-    if (byte_begin == 0 && byte_end == size) {
-      read_into(name, out, size);
-      return;
-    }
-    if (byte_begin == byte_end) return;
-    auto* target = static_cast<std::byte*>(out);
-    if (!record.encoded()) {
-      copy_stored(index, {{byte_begin, byte_end, 0}}, target);
-      return;
-    }
-    const bool by_block = options_.verify_checksums && record.block_checksummed;
-    const std::byte* stored = checked_stored_bytes(index, options_.verify_checksums && !by_block, false);
-    detail::decode_chunk_range(codec_for(index), stored, record.stored_bytes(), record.chunk_sizes, record.chunk_bytes,
-                               dtype_size(record.dtype), size, byte_begin, byte_end, target, options_.threads, path_,
-                               record.name, chunk_check(index, stored, by_block));
-    if (record.codec == detail::xor_delta_codec) apply_delta_base(index, byte_begin, byte_end, target);
-  }
+  void read_range(std::string_view name, std::uint64_t byte_begin, std::uint64_t byte_end, void* out) const;
 
   // Copies many ranges of one tensor's decoded bytes, as read_range would
   // one by one, sorted by `begin` and not overlapping: range i to
@@ -243,31 +141,7 @@ class Reader {
   // hand-off per range. An encoded tensor decodes range by range. Unsorted,
   // overlapping or out-of-tensor ranges are an ArgumentError.
   template <class = void>
-  void read_ranges(std::string_view name, const std::vector<ByteRangeCopy>& ranges, void* out) const {
-    if (const auto* reference = reference_of(name)) {
-      source_of(*reference).read_ranges(reference->source_tensor, ranges, out);
-      return;
-    }
-    const std::size_t index = index_of(name);
-    const detail::TensorRecord& record = records_[index];
-    const std::uint64_t size = byte_size(record.dtype, record.shape);
-    for (std::size_t i = 0; i < ranges.size(); ++i) {
-      const std::uint64_t floor = i == 0 ? 0 : ranges[i - 1].end;
-      if (ranges[i].begin < floor || ranges[i].begin > ranges[i].end || ranges[i].end > size) {
-        throw ArgumentError(ErrorId::argument_invalid, path_, record.name,
-                            "expected sorted, disjoint byte ranges within the tensor's " + std::to_string(size) +
-                                " bytes, found range " + std::to_string(i) + " [" + std::to_string(ranges[i].begin) +
-                                ", " + std::to_string(ranges[i].end) + ") after [" +
-                                std::to_string(i == 0 ? 0 : ranges[i - 1].begin) + ", " + std::to_string(floor) + ")");
-      }
-    }
-    auto* target = static_cast<std::byte*>(out);
-    if (!record.encoded()) {
-      copy_stored(index, ranges, target);
-      return;
-    }
-    for (const ByteRangeCopy& range : ranges) read_range(name, range.begin, range.end, target + range.target);
-  }
+  void read_ranges(std::string_view name, const std::vector<ByteRangeCopy>& ranges, void* out) const;
 
   // Checks every checksum (even with verify_checksums off): every block, each
   // tensor's whole stored and decoded checksums; decodes every encoded
@@ -276,23 +150,7 @@ class Reader {
   // chain this checkpoint needs. Throws IntegrityError / CodecError naming
   // file and tensor, IoError naming a missing file of the chain.
   template <class = void>
-  void verify() const {
-    detail::parallel_for(records_.size(), options_.threads, [&](std::size_t index) { verify_record(index); });
-    if (!chain_) return;
-    for (const detail::TensorReference& reference : chain_->references) {
-      const Reader& source = source_of(reference);
-      source.verify_record(source.index_of(reference.source_tensor));
-      std::vector<std::byte> decoded(byte_size(reference.dtype, reference.shape));
-      source.read_into(reference.source_tensor, decoded.data(), decoded.size());
-      const detail::ContentHash found = detail::content_hash(decoded.data(), decoded.size());
-      if (found != reference.hash) {
-        throw IntegrityError(ErrorId::integrity_reference, source.path(), reference.source_tensor,
-                             "expected the content '" + path_ + "' references as tensor '" + reference.name +
-                                 "', xxh128 " + detail::content_hash_to_hex(reference.hash) + ", found " +
-                                 detail::content_hash_to_hex(found));
-      }
-    }
-  }
+  void verify() const;
 
  private:
   template <class = void>
@@ -606,5 +464,174 @@ class Reader {
   std::vector<std::size_t> codec_of_;    // per record: its entry in codecs_, or no_codec for raw tensors
   std::unique_ptr<LazyCodec[]> codecs_;  // one per codec name the file uses
 };
+
+// The bodies of Reader's public templates. In the optional compiled mode
+// (CKPT_COMPILED, README "Compile time") a program sees only the
+// declarations above: src/compiled.cpp instantiates these once, so the
+// program neither parses these bodies nor compiles the reader they reach
+// (the private members above are templates that only these call).
+#ifndef CKPT_COMPILED
+
+template <class>
+Reader::Reader(const std::string& path, ReadOptions options)
+    : path_(path), options_(options), file_(std::make_shared<detail::MappedFile>(path)) {
+  detail::ParsedHeader header = detail::HeaderParser(path, file_->data(), file_->size()).parse();
+  data_start_ = header.data_start;
+  format_version_ = header.format_version;
+  metadata_ = std::move(header.user_metadata);
+  raw_metadata_ = std::move(header.raw_metadata);
+  records_ = std::move(header.tensors);
+  index_ = std::move(header.index);  // views the names of records_, which never change after this
+  chain_ = std::move(header.chain);
+  content_hashes_ = std::move(header.content_hashes);
+  header_xxh3_ = header.header_xxh3;
+  verified_ = std::make_unique<std::atomic<bool>[]>(records_.size());
+  codec_of_.assign(records_.size(), no_codec);
+  std::map<std::string_view, std::size_t> codec_numbers;
+  infos_.reserve(records_.size());
+  for (std::size_t i = 0; i < records_.size(); ++i) {
+    const detail::TensorRecord& record = records_[i];
+    infos_.push_back(TensorInfo{record.name,
+                                record.dtype,
+                                record.shape,
+                                record.codec,
+                                record.stored_bytes(),
+                                data_start_ + record.begin,
+                                record.checksummed,
+                                {}});
+    verified_[i].store(false, std::memory_order_relaxed);
+    if (record.encoded()) codec_of_[i] = codec_numbers.emplace(record.codec, codec_numbers.size()).first->second;
+  }
+  codecs_ = std::make_unique<LazyCodec[]>(codec_numbers.size());
+  blocks_ = detail::BlockVerifier<>(records_);
+  if (chain_) {
+    sources_ = std::make_unique<LazySource[]>(chain_->sources.size());
+    for (std::size_t i = 0; i < chain_->deltas.size(); ++i) delta_index_.emplace(chain_->deltas[i].name, i);
+    for (std::size_t i = 0; i < chain_->references.size(); ++i) {
+      const detail::TensorReference& reference = chain_->references[i];
+      infos_.push_back(TensorInfo{reference.name, reference.dtype, reference.shape, "reference", 0, 0, true,
+                                  chain_->sources[reference.source].file});
+      reference_index_.emplace(reference.name, i);
+    }
+  }
+}
+
+template <class>
+Tensor Reader::tensor(std::string_view name) const {
+  if (const auto* reference = reference_of(name)) return source_of(*reference).tensor(reference->source_tensor);
+  const std::size_t index = index_of(name);
+  const detail::TensorRecord& record = records_[index];
+  if (!record.encoded()) {
+    const std::byte* data = checked_stored_bytes(index, options_.verify_checksums, false);
+    if (reinterpret_cast<std::uintptr_t>(data) % dtype_size(record.dtype) != 0) {
+      return Tensor::copy_of(TensorView(record.dtype, record.shape, data));
+    }
+    return Tensor::borrowed(record.dtype, record.shape, data, file_);
+  }
+  Tensor tensor = Tensor::allocate(record.dtype, record.shape);
+  decode_into(index, tensor.mutable_data(), options_.verify_checksums);
+  return tensor;
+}
+
+template <class>
+void Reader::read_into(std::string_view name, void* out, std::uint64_t out_size) const {
+  if (const auto* reference = reference_of(name)) {
+    source_of(*reference).read_into(reference->source_tensor, out, out_size);
+    return;
+  }
+  const std::size_t index = index_of(name);
+  const detail::TensorRecord& record = records_[index];
+  const std::uint64_t expected = byte_size(record.dtype, record.shape);
+  if (out_size != expected) {
+    throw ArgumentError(
+        ErrorId::argument_invalid, path_, record.name,
+        "expected an output buffer of " + std::to_string(expected) + " bytes, found " + std::to_string(out_size));
+  }
+  if (record.encoded()) {
+    decode_into(index, static_cast<std::byte*>(out), options_.verify_checksums);
+  } else {
+    copy_stored(index, {{0, expected, 0}}, static_cast<std::byte*>(out));
+  }
+}
+
+template <class>
+void Reader::read_range(std::string_view name, std::uint64_t byte_begin, std::uint64_t byte_end, void* out) const {
+  if (const auto* reference = reference_of(name)) {
+    source_of(*reference).read_range(reference->source_tensor, byte_begin, byte_end, out);
+    return;
+  }
+  const std::size_t index = index_of(name);
+  const detail::TensorRecord& record = records_[index];
+  const std::uint64_t size = byte_size(record.dtype, record.shape);
+  if (byte_begin > byte_end || byte_end > size) {
+    throw ArgumentError(ErrorId::argument_invalid, path_, record.name,
+                        "expected a byte range within the tensor's " + std::to_string(size) + " bytes, found [" +
+                            std::to_string(byte_begin) + ", " + std::to_string(byte_end) + ")");
+  }
+  if (byte_begin == 0 && byte_end == size) {
+    read_into(name, out, size);
+    return;
+  }
+  if (byte_begin == byte_end) return;
+  auto* target = static_cast<std::byte*>(out);
+  if (!record.encoded()) {
+    copy_stored(index, {{byte_begin, byte_end, 0}}, target);
+    return;
+  }
+  const bool by_block = options_.verify_checksums && record.block_checksummed;
+  const std::byte* stored = checked_stored_bytes(index, options_.verify_checksums && !by_block, false);
+  detail::decode_chunk_range(codec_for(index), stored, record.stored_bytes(), record.chunk_sizes, record.chunk_bytes,
+                             dtype_size(record.dtype), size, byte_begin, byte_end, target, options_.threads, path_,
+                             record.name, chunk_check(index, stored, by_block));
+  if (record.codec == detail::xor_delta_codec) apply_delta_base(index, byte_begin, byte_end, target);
+}
+
+template <class>
+void Reader::read_ranges(std::string_view name, const std::vector<ByteRangeCopy>& ranges, void* out) const {
+  if (const auto* reference = reference_of(name)) {
+    source_of(*reference).read_ranges(reference->source_tensor, ranges, out);
+    return;
+  }
+  const std::size_t index = index_of(name);
+  const detail::TensorRecord& record = records_[index];
+  const std::uint64_t size = byte_size(record.dtype, record.shape);
+  for (std::size_t i = 0; i < ranges.size(); ++i) {
+    const std::uint64_t floor = i == 0 ? 0 : ranges[i - 1].end;
+    if (ranges[i].begin < floor || ranges[i].begin > ranges[i].end || ranges[i].end > size) {
+      throw ArgumentError(ErrorId::argument_invalid, path_, record.name,
+                          "expected sorted, disjoint byte ranges within the tensor's " + std::to_string(size) +
+                              " bytes, found range " + std::to_string(i) + " [" + std::to_string(ranges[i].begin) +
+                              ", " + std::to_string(ranges[i].end) + ") after [" +
+                              std::to_string(i == 0 ? 0 : ranges[i - 1].begin) + ", " + std::to_string(floor) + ")");
+    }
+  }
+  auto* target = static_cast<std::byte*>(out);
+  if (!record.encoded()) {
+    copy_stored(index, ranges, target);
+    return;
+  }
+  for (const ByteRangeCopy& range : ranges) read_range(name, range.begin, range.end, target + range.target);
+}
+
+template <class>
+void Reader::verify() const {
+  detail::parallel_for(records_.size(), options_.threads, [&](std::size_t index) { verify_record(index); });
+  if (!chain_) return;
+  for (const detail::TensorReference& reference : chain_->references) {
+    const Reader& source = source_of(reference);
+    source.verify_record(source.index_of(reference.source_tensor));
+    std::vector<std::byte> decoded(byte_size(reference.dtype, reference.shape));
+    source.read_into(reference.source_tensor, decoded.data(), decoded.size());
+    const detail::ContentHash found = detail::content_hash(decoded.data(), decoded.size());
+    if (found != reference.hash) {
+      throw IntegrityError(ErrorId::integrity_reference, source.path(), reference.source_tensor,
+                           "expected the content '" + path_ + "' references as tensor '" + reference.name +
+                               "', xxh128 " + detail::content_hash_to_hex(reference.hash) + ", found " +
+                               detail::content_hash_to_hex(found));
+    }
+  }
+}
+
+#endif  // CKPT_COMPILED
 
 }  // namespace ckpt

@@ -9,15 +9,21 @@
 #include <nlohmann/json.hpp>
 
 #include "ckpt/codecs/policy.hpp"
+#include "ckpt/error.hpp"
+#include "ckpt/incremental.hpp"
+#include "ckpt/tensor.hpp"
+
+// What a save runs. In the optional compiled mode (CKPT_COMPILED, README
+// "Compile time") a program sees only write_checkpoint's declaration, and
+// src/compiled.cpp, which compiles the save once, all of it.
+#ifndef CKPT_COMPILED
 #include "ckpt/detail/format/header_writer.hpp"
 #include "ckpt/detail/format/layout.hpp"
 #include "ckpt/detail/os/atomic_file.hpp"
 #include "ckpt/detail/write/incremental.hpp"
 #include "ckpt/detail/write/pipeline.hpp"
 #include "ckpt/detail/write/plan.hpp"
-#include "ckpt/error.hpp"
-#include "ckpt/incremental.hpp"
-#include "ckpt/tensor.hpp"
+#endif
 
 namespace ckpt {
 
@@ -36,12 +42,20 @@ struct SaveStats {
   double seconds = 0;
 };
 
+// Documented at its definition below.
+template <class = void>
+SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTensor>& tensors,
+                           const nlohmann::json& metadata, const SaveOptions& options = {});
+
 namespace detail {
+struct ContentPlan;
 template <class = void>
 SaveStats write_content_plan(const std::string& path, const std::vector<NamedTensor>& stored,
                              const nlohmann::json& metadata, const SaveOptions& options, const ContentPlan& content,
                              const std::vector<std::size_t>* by_name = nullptr);
 }  // namespace detail
+
+#ifndef CKPT_COMPILED
 
 // Writes `tensors` and the JSON object `metadata` to `path` as a ckpt
 // checkpoint (docs/format.md). Atomic: the bytes go to a temp file in the
@@ -62,9 +76,9 @@ SaveStats write_content_plan(const std::string& path, const std::vector<NamedTen
 // With options.incremental (incremental.hpp), the tensors are hashed first
 // and those the parent holds are referenced instead of written
 // (write/incremental.hpp, docs/format.md section 8).
-template <class = void>
+template <class>
 SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTensor>& tensors,
-                           const nlohmann::json& metadata, const SaveOptions& options = {}) {
+                           const nlohmann::json& metadata, const SaveOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   if (!metadata.is_object() && !metadata.is_null()) {
     throw ArgumentError(ErrorId::argument_invalid, path, "",
@@ -139,5 +153,7 @@ SaveStats write_content_plan(const std::string& path, const std::vector<NamedTen
 }
 
 }  // namespace detail
+
+#endif  // CKPT_COMPILED
 
 }  // namespace ckpt

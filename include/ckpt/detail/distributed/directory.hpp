@@ -29,6 +29,7 @@
 #include "ckpt/detail/format/strict_json.hpp"
 #include "ckpt/detail/os/atomic_file.hpp"
 #include "ckpt/detail/os/file_system.hpp"
+#include "ckpt/detail/write/incremental.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/reader.hpp"
 #include "ckpt/tensor.hpp"
