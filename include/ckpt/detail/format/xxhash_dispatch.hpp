@@ -12,20 +12,15 @@
 //
 // The dispatch calls xxHash internals of 0.8.1 (the version the build's
 // packages ship); with another version, a compiler without target
-// attributes, or xxhash.h included earlier in the translation unit without
-// these settings, the plain functions run, as compiled.
+// attributes, or xxhash.h included earlier in the translation unit, the
+// plain functions run, as compiled.
 
 #include <cstddef>
 #include <cstdint>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__AVX2__) && \
-    !defined(XXH_IMPLEM_13a8737387)
-#include <immintrin.h>
-// Compiles XXH3's AVX2 loop next to the default one, for AVX2 targets only.
-#define XXH_X86DISPATCH
-#define XXH_DISPATCH_AVX2 1
-#define XXH_TARGET_AVX2 __attribute__((target("avx2")))
-#define CKPT_XXH3_AVX2_COMPILED 1
+// Whether this include brings xxHash's internals, which the AVX2 loop calls.
+#if !defined(XXH_IMPLEM_13a8737387)
+#define CKPT_XXH3_INTERNALS_HERE 1
 #endif
 
 #ifndef XXH_INLINE_ALL
@@ -33,7 +28,12 @@
 #endif
 #include <xxhash.h>
 
-#if defined(CKPT_XXH3_AVX2_COMPILED) && XXH_VERSION_NUMBER == 801
+// The AVX2 loop is written with GCC's vector extensions and one builtin
+// rather than with xxHash's intrinsics, since those need <immintrin.h>, which
+// alone cost every translation unit that includes ckpt 2.3 G of the
+// compiler's instructions (more than a fifth of <ckpt/ckpt.hpp>'s).
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__AVX2__) && \
+    defined(CKPT_XXH3_INTERNALS_HERE) && XXH_VERSION_NUMBER == 801
 #define CKPT_XXH3_AVX2 1
 #endif
 
@@ -45,21 +45,59 @@ inline bool cpu_has_avx2() noexcept {
   return has;
 }
 
+// Four 64-bit lanes, at any address (aligned(1)): xxHash's input and secret
+// are not aligned.
+typedef std::uint64_t Xxh3Lanes __attribute__((vector_size(32), aligned(1)));
+typedef int Xxh3Halves __attribute__((vector_size(32)));
+
+// The low 32 bits of each lane of a times those of b, as 64-bit lanes (vpmuludq).
+__attribute__((target("avx2"), always_inline)) inline Xxh3Lanes multiply_low_halves(Xxh3Lanes a, Xxh3Lanes b) noexcept {
+  return reinterpret_cast<Xxh3Lanes>(
+      __builtin_ia32_pmuludq256(reinterpret_cast<Xxh3Halves>(a), reinterpret_cast<Xxh3Halves>(b)));
+}
+
+// XXH3's accumulation of one 64-byte stripe, two 256-bit halves at a time:
+// acc += swap of each lane pair of the data, + low(data ^ key) * high(data ^ key).
+__attribute__((target("avx2"), always_inline)) inline void xxh3_accumulate_avx2(void* XXH_RESTRICT acc,
+                                                                                const void* XXH_RESTRICT input,
+                                                                                const void* XXH_RESTRICT secret) {
+  Xxh3Lanes* lanes = static_cast<Xxh3Lanes*>(acc);
+  const Xxh3Lanes* data = static_cast<const Xxh3Lanes*>(input);
+  const Xxh3Lanes* key = static_cast<const Xxh3Lanes*>(secret);
+  for (int half = 0; half < 2; ++half) {
+    const Xxh3Lanes value = data[half];
+    const Xxh3Lanes mixed = value ^ key[half];
+    lanes[half] += Xxh3Lanes{value[1], value[0], value[3], value[2]} + multiply_low_halves(mixed, mixed >> 32);
+  }
+}
+
+// XXH3's scramble of the accumulators: acc = (acc ^ (acc >> 47) ^ key) * PRIME32_1.
+__attribute__((target("avx2"), always_inline)) inline void xxh3_scramble_avx2(void* XXH_RESTRICT acc,
+                                                                              const void* XXH_RESTRICT secret) {
+  Xxh3Lanes* lanes = static_cast<Xxh3Lanes*>(acc);
+  const Xxh3Lanes* key = static_cast<const Xxh3Lanes*>(secret);
+  const Xxh3Lanes prime = {XXH_PRIME32_1, XXH_PRIME32_1, XXH_PRIME32_1, XXH_PRIME32_1};
+  for (int half = 0; half < 2; ++half) {
+    const Xxh3Lanes mixed = lanes[half] ^ (lanes[half] >> 47) ^ key[half];
+    lanes[half] = multiply_low_halves(mixed, prime) + (multiply_low_halves(mixed >> 32, prime) << 32);
+  }
+}
+
 // The AVX2 loops (inputs longer than XXH3_MIDSIZE_MAX, which take the long
 // path in XXH3_64bits and XXH3_128bits too).
 __attribute__((target("avx2"))) inline XXH64_hash_t xxh3_64_long_avx2(const void* data, std::size_t size) noexcept {
-  return XXH3_hashLong_64b_internal(data, size, XXH3_kSecret, sizeof(XXH3_kSecret), XXH3_accumulate_512_avx2,
-                                    XXH3_scrambleAcc_avx2);
+  return XXH3_hashLong_64b_internal(data, size, XXH3_kSecret, sizeof(XXH3_kSecret), xxh3_accumulate_avx2,
+                                    xxh3_scramble_avx2);
 }
 
 __attribute__((target("avx2"))) inline XXH128_hash_t xxh3_128_long_avx2(const void* data, std::size_t size) noexcept {
-  return XXH3_hashLong_128b_internal(data, size, XXH3_kSecret, sizeof(XXH3_kSecret), XXH3_accumulate_512_avx2,
-                                     XXH3_scrambleAcc_avx2);
+  return XXH3_hashLong_128b_internal(data, size, XXH3_kSecret, sizeof(XXH3_kSecret), xxh3_accumulate_avx2,
+                                     xxh3_scramble_avx2);
 }
 
 __attribute__((target("avx2"))) inline void xxh3_update_avx2(XXH3_state_t* state, const void* data,
                                                              std::size_t size) noexcept {
-  XXH3_update(state, static_cast<const xxh_u8*>(data), size, XXH3_accumulate_512_avx2, XXH3_scrambleAcc_avx2);
+  XXH3_update(state, static_cast<const xxh_u8*>(data), size, xxh3_accumulate_avx2, xxh3_scramble_avx2);
 }
 #endif
 
