@@ -59,7 +59,7 @@ void write_reserved_header(AtomicFile& file, const std::string& path, const std:
 }
 
 // What a save wrote, for its SaveStats.
-struct WrittenFile {
+struct SavedBytes {
   std::uint64_t file_bytes = 0;
   std::uint64_t tensor_bytes = 0;
   std::uint64_t referenced_bytes = 0;
@@ -83,9 +83,9 @@ struct WrittenFile {
 // tensors has little to write while hashing anyway.
 // `options` is a SaveOptions (writer.hpp, which includes this header).
 template <class Options>
-std::optional<WrittenFile> write_while_hashing(const std::string& path, const std::vector<NamedTensor>& tensors,
-                                               const nlohmann::json& metadata, const Options& options,
-                                               const ParentIndex& parent, const std::vector<std::size_t>& by_name) {
+std::optional<SavedBytes> write_while_hashing(const std::string& path, const std::vector<NamedTensor>& tensors,
+                                              const nlohmann::json& metadata, const Options& options,
+                                              const ParentIndex& parent, const std::vector<std::size_t>& by_name) {
   constexpr std::uint64_t min_average_bytes = std::uint64_t(64) << 10;
   std::uint64_t total_bytes = 0;
   for (const NamedTensor& tensor : tensors) total_bytes += tensor.view.nbytes();
@@ -191,7 +191,7 @@ std::optional<WrittenFile> write_while_hashing(const std::string& path, const st
   write_reserved_header(file, path, records, user_metadata, data_start, content.header_extras());
   file.commit(options.durable);
 
-  return WrittenFile{data_start + early_bytes + rest_bytes, total_bytes, content.referenced_bytes};
+  return SavedBytes{data_start + early_bytes + rest_bytes, total_bytes, content.referenced_bytes};
 }
 
 }  // namespace ckpt::detail
