@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include "ckpt/detail/write/incremental.hpp"
 #include "ckpt/detail/write/pipeline.hpp"
 #include "ckpt/detail/write/plan.hpp"
+#include "ckpt/detail/write/while_hashing.hpp"
 #endif
 
 namespace ckpt {
@@ -73,9 +75,11 @@ SaveStats write_content_plan(const std::string& path, const std::vector<NamedTen
 // state's size. (A template only so that programs that never save do not
 // compile it.)
 //
-// With options.incremental (incremental.hpp), the tensors are hashed first
-// and those the parent holds are referenced instead of written
-// (write/incremental.hpp, docs/format.md section 8).
+// With options.incremental (incremental.hpp), the tensors are hashed and
+// those the parent holds are referenced instead of written
+// (write/incremental.hpp, docs/format.md section 8). Given a parent (and no
+// xor-delta), the tensors seen to have changed by their first block are
+// written while the rest are hashed (detail::write_while_hashing).
 template <class>
 SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTensor>& tensors,
                            const nlohmann::json& metadata, const SaveOptions& options) {
@@ -91,7 +95,25 @@ SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTenso
   }
   const std::vector<std::size_t> by_name = detail::check_tensor_arguments(path, tensors);
   // An incremental save stores only what its parent does not hold already.
-  const detail::ContentPlan content = detail::plan_content(path, tensors, options.incremental, options.threads);
+  detail::ContentPlan content;
+  if (!options.incremental.parent.empty() && !options.incremental.xor_delta) {
+    detail::check_chain_policy(path, options.incremental);
+    const detail::ParentIndex parent = detail::read_parent(path, options.incremental);
+    if (const auto written = detail::write_while_hashing(path, tensors, metadata, options, parent, by_name)) {
+      SaveStats stats;
+      stats.file_bytes = written->file_bytes;
+      stats.tensor_bytes = written->tensor_bytes;
+      stats.referenced_bytes = written->referenced_bytes;
+      stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      return stats;
+    }
+    detail::ContentPlan hashed;
+    hashed.hashed = true;
+    content = detail::reference_parent_contents(
+        std::move(hashed), tensors, detail::content_hashes_of(tensors, options.threads), parent, options.incremental);
+  } else {
+    content = detail::plan_content(path, tensors, options.incremental, options.threads);
+  }
   SaveStats stats = content.hashed ? detail::write_content_plan(path, content.stored, metadata, options, content)
                                    : detail::write_content_plan(path, tensors, metadata, options, content, &by_name);
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -116,33 +138,14 @@ SaveStats write_content_plan(const std::string& path, const std::vector<NamedTen
   detail::FileLayout plan =
       detail::plan_tensors(path, stored, options.codecs, options.chunk_bytes, codecs, content.bases, by_name);
   const nlohmann::json& user_metadata = metadata.is_null() ? nlohmann::json(nlohmann::json::value_t::object) : metadata;
-  const auto header_of = [&](auto build) {
-    try {
-      return build();
-    } catch (const nlohmann::json::exception& error) {
-      throw ArgumentError(ErrorId::argument_invalid, path, "",
-                          "expected metadata strings in UTF-8, found: " + std::string(error.what()));
-    } catch (const ArgumentError& error) {
-      error.rethrow_with(path);
-    }
-  };
   const std::uint64_t data_start =
-      header_of([&] { return detail::reserved_header_bytes(plan.records, user_metadata, extras); });
+      header_of(path, [&] { return detail::reserved_header_bytes(plan.records, user_metadata, extras); });
 
   detail::AtomicFile file(path);
   SaveStats stats;
   const std::uint64_t data_bytes =
       detail::SavePipeline<>(file, data_start, plan, options.chunk_bytes, options.threads, path).run();
-  const std::string header =
-      header_of([&] { return detail::build_header(plan.records, user_metadata, data_start, extras); });
-  if (header.size() != data_start) {
-    // reserved_header_bytes prints every number at its widest; a header that
-    // does not fit would overwrite data, so it must never be written.
-    throw IoError(ErrorId::io_write, path, "",
-                  "expected a header of at most " + std::to_string(data_start) + " reserved bytes, found " +
-                      std::to_string(header.size()) + " (a ckpt bug: please report it)");
-  }
-  file.write_at(0, header.data(), header.size());
+  write_reserved_header(file, path, plan.records, user_metadata, data_start, extras);
   file.commit(options.durable);
   stats.file_bytes = data_start + data_bytes;
   for (const NamedTensor& tensor : stored) stats.tensor_bytes += tensor.view.nbytes();

@@ -52,12 +52,19 @@ TEST(HashDispatch, StreamedChecksumEqualsTheOneShotOne) {
   std::mt19937_64 random(16);
   for (std::size_t size : {0u, 300u, 5000u, 1048576u, 3000001u}) {
     ckpt::detail::Xxh3Stream stream;
+    ckpt::detail::ContentHashStream content;
     for (std::size_t at = 0; at < size;) {
       const std::size_t piece = std::min<std::size_t>(size - at, random() % 200000);
       stream.update(bytes.data() + at, piece);
+      content.update(bytes.data() + at, piece);
       at += piece;
     }
     EXPECT_EQ(stream.digest(), XXH3_64bits(bytes.data(), size)) << size << " bytes";
+    // A save hashes a tensor's first block apart from the rest
+    // (write/content_hashing.hpp): the content hash must not change.
+    const XXH128_hash_t expected = XXH3_128bits(bytes.data(), size);
+    EXPECT_EQ(content.digest().high, expected.high64) << size << " bytes";
+    EXPECT_EQ(content.digest().low, expected.low64) << size << " bytes";
   }
 }
 

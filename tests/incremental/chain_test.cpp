@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -126,6 +127,87 @@ TEST(Incremental, ChildIsSafetensorsForItsOwnTensors) {
   EXPECT_EQ(chain["references"]["frozen"]["source"], 0);
   EXPECT_EQ(chain["references"]["frozen"]["xxh128"].get<std::string>().size(), 32u);
   EXPECT_EQ(bytes.size(), 8 + size + 40);
+}
+
+// A save against a parent writes the tensors whose first block shows they
+// changed while it hashes the rest (writer.hpp, write_while_hashing), the
+// others it stores after; whatever it wrote first, the child is valid:
+// every tensor restores bit for bit, the data offsets tile the buffer in
+// header order, each raw tensor sits on a multiple of its element size, and
+// the same state saved twice against the same parent gives the same bytes.
+// Covered: tensors changed in their first block (one of the same shape as a
+// frozen one), changed after it, of a shape the parent has not, of odd sizes
+// and of element sizes above and below the frozen ones', raw and encoded.
+TEST(Incremental, ChangedTensorsWrittenWhileHashingMakeAValidChild) {
+  for (const char* codecs : {"raw", "shuffle+zstd"}) {
+    SCOPED_TRACE(codecs);
+    TempDir dir;
+    const auto fill = [](auto& values, int seed) {
+      for (std::size_t i = 0; i < values.size(); ++i) {
+        values[i] = static_cast<std::decay_t<decltype(values[0])>>(i * 7 + std::size_t(seed));
+      }
+    };
+    std::vector<double> trained64(1u << 16);
+    std::vector<float> frozen32(1u << 16), trained32(1u << 16), late32(1u << 16);
+    std::vector<std::uint8_t> trained8(300001);
+    std::vector<std::int16_t> new16(70001);
+    fill(trained64, 1);
+    fill(frozen32, 2);
+    fill(trained32, 3);
+    fill(late32, 4);
+    fill(trained8, 5);
+    fill(new16, 6);
+    const auto named = [&](bool with_new) {
+      std::vector<ckpt::NamedTensor> tensors = {{"trained64", ckpt::TensorView(trained64.data(), {1u << 16})},
+                                                {"frozen32", ckpt::TensorView(frozen32.data(), {256, 256})},
+                                                {"trained32", ckpt::TensorView(trained32.data(), {256, 256})},
+                                                {"late32", ckpt::TensorView(late32.data(), {256, 256})},
+                                                {"trained8", ckpt::TensorView(trained8.data(), {300001})}};
+      if (with_new) tensors.push_back({"new16", ckpt::TensorView(new16.data(), {70001})});
+      return tensors;
+    };
+    ckpt::SaveOptions parent_options = hashed();
+    parent_options.codecs = codecs;
+    parent_options.chunk_bytes = 64 << 10;
+    ckpt::write_checkpoint(dir.file("0.safetensors"), named(false), nullptr, parent_options);
+
+    fill(trained64, 11);
+    fill(trained32, 13);
+    fill(trained8, 15);
+    late32.back() += 1;  // the same first block as in the parent
+    ckpt::SaveOptions child_options = incremental_from(dir.file("0.safetensors"));
+    child_options.codecs = codecs;
+    child_options.chunk_bytes = 64 << 10;
+    const ckpt::SaveStats stats =
+        ckpt::write_checkpoint(dir.file("1.safetensors"), named(true), nullptr, child_options);
+    ckpt::write_checkpoint(dir.file("again.safetensors"), named(true), nullptr, child_options);
+    EXPECT_EQ(stats.referenced_bytes, frozen32.size() * 4);
+
+    const ckpt::Reader reader(dir.file("1.safetensors"));
+    for (const ckpt::NamedTensor& tensor : named(true)) {
+      const ckpt::Tensor read = reader.tensor(tensor.name);
+      ASSERT_EQ(read.nbytes(), tensor.view.nbytes()) << tensor.name;
+      EXPECT_EQ(std::memcmp(read.data(), tensor.view.data(), read.nbytes()), 0) << tensor.name;
+    }
+    reader.verify();
+    EXPECT_EQ(reader.find("frozen32")->codec, "reference");
+    EXPECT_EQ(reader.find("late32")->stored_in, "");
+
+    const std::string bytes = ckpt_format_test::read_file(dir.file("1.safetensors"));
+    EXPECT_EQ(bytes, ckpt_format_test::read_file(dir.file("again.safetensors")));
+    const std::uint64_t size = ckpt::detail::load_le64(reinterpret_cast<const std::byte*>(bytes.data()));
+    const nlohmann::ordered_json header = nlohmann::ordered_json::parse(bytes.substr(8, size));
+    const std::map<std::string, std::uint64_t> element_sizes = {{"F64", 8}, {"F32", 4}, {"I16", 2}, {"U8", 1}};
+    std::uint64_t end = 0;
+    for (const auto& [name, entry] : header.items()) {
+      if (name == "__metadata__") continue;
+      const std::uint64_t begin = entry["data_offsets"][0];
+      EXPECT_EQ(begin, end) << name;
+      EXPECT_EQ(begin % element_sizes.at(entry["dtype"]), 0u) << name;
+      end = entry["data_offsets"][1];
+    }
+    EXPECT_EQ(8 + size + end, bytes.size());
+  }
 }
 
 // Frozen, partly changed, fully changed, renamed, reshaped, new and removed

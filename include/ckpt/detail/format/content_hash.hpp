@@ -33,6 +33,24 @@ inline ContentHash content_hash(const void* data, std::size_t size) noexcept {
   return {hash.high64, hash.low64};
 }
 
+// XXH3-128 fed in pieces: after updates with consecutive pieces of some
+// bytes, the same hash as content_hash of them all. A save hashes a tensor's
+// first block apart from its rest this way (write/content_hashing.hpp)
+// without reading the block twice.
+class ContentHashStream {
+ public:
+  ContentHashStream() noexcept { XXH3_128bits_reset(&state_); }
+  // XXH3_128bits_update is XXH3_64bits_update: the two differ in the digest only.
+  void update(const void* data, std::size_t size) noexcept { xxh3_64_update_dispatched(&state_, data, size); }
+  ContentHash digest() const noexcept {
+    const XXH128_hash_t hash = XXH3_128bits_digest(&state_);
+    return {hash.high64, hash.low64};
+  }
+
+ private:
+  XXH3_state_t state_;
+};
+
 // Written as 32 lowercase hex digits, the high 64 bits first (as xxhsum -H2
 // prints it).
 inline std::string content_hash_to_hex(const ContentHash& hash) {

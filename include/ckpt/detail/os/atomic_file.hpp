@@ -75,11 +75,18 @@ class AtomicFile {
   // One past the furthest byte written so far.
   std::uint64_t size() const noexcept { return end_; }
 
+  // Puts the bytes written so far on disk ahead of commit(): a save with CPU
+  // work left after writing most of its bytes lets the disk take them
+  // meanwhile, and commit's fsync has little left to wait for.
+  void sync_written() {
+    if (file_system().fsync(fd_) != 0) throw_system_error(ErrorId::io_sync, path_, "fsync", errno);
+  }
+
   // Publishes the file under its final name. With `durable`, the data is on
   // disk before the rename and the rename is on disk before this returns.
   void commit(bool durable) {
     FileSystem& fs = file_system();
-    if (durable && fs.fsync(fd_) != 0) throw_system_error(ErrorId::io_sync, path_, "fsync", errno);
+    if (durable) sync_written();
     const int fd = fd_;
     fd_ = -1;
     if (fs.close(fd) != 0) throw_system_error(ErrorId::io_write, path_, "close", errno);

@@ -20,6 +20,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "ckpt/detail/format/chain.hpp"
 #include "ckpt/detail/format/content_hash.hpp"
 #include "ckpt/detail/format/header_parser.hpp"
@@ -215,6 +217,149 @@ ContentPlan assemble_content(ContentPlan plan, const std::vector<NamedTensor>& t
   return plan;
 }
 
+// What a save against a parent learns from the parent's header (its data is
+// never read): the contents it can reference and the chain it continues.
+struct ParentIndex {
+  std::filesystem::path child_directory;  // of the file being saved
+  ParsedHeader header;
+  std::map<ContentKey, ContentSource> contents;
+};
+
+// Reads the parent's header; refuses a parent that is the file being saved.
+template <class = void>
+ParentIndex read_parent(const std::string& path, const IncrementalOptions& options) {
+  const std::filesystem::path child = absolute_path(path);
+  if (absolute_path(options.parent) == child) {
+    throw ArgumentError(ErrorId::argument_invalid, path, "",
+                        "expected a parent checkpoint other than the file being saved, found the same file");
+  }
+  const MappedFile parent_file(options.parent);
+  ParentIndex parent{
+      child.parent_path(), HeaderParser<>(options.parent, parent_file.data(), parent_file.size()).parse(), {}};
+  parent.contents = parent_contents(parent.header, options.parent, parent.child_directory);
+  return parent;
+}
+
+// Replaces in `plan` (hashed) the tensors `parent` holds by references,
+// unless the chain policy asks for a full save.
+template <class = void>
+ContentPlan reference_parent_contents(ContentPlan plan, const std::vector<NamedTensor>& tensors,
+                                      const std::vector<ContentHash>& hashes, const ParentIndex& parent,
+                                      const IncrementalOptions& options) {
+  std::vector<std::optional<ContentSource>> found(tensors.size());
+  std::vector<std::optional<ContentHash>> delta_bases(tensors.size());  // xor-delta: the base's content
+  std::uint64_t total_bytes = 0, stored_bytes = 0;
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const TensorView& view = tensors[i].view;
+    total_bytes += view.nbytes();
+    const auto source = parent.contents.find(ContentKey{hashes[i], view.dtype(), view.shape()});
+    if (source != parent.contents.end()) {
+      found[i] = source->second;
+    } else {
+      stored_bytes += view.nbytes();
+    }
+  }
+  if (options.xor_delta) {
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      if (!found[i]) delta_bases[i] = parent_content_of(parent.header, tensors[i]);
+    }
+  }
+  const bool any_delta =
+      std::any_of(delta_bases.begin(), delta_bases.end(), [](const auto& base) { return base.has_value(); });
+  const std::uint64_t parent_depth = parent.header.chain ? parent.header.chain->depth : 0;
+  const std::uint64_t parent_chain_bytes = parent.header.chain ? parent.header.chain->chain_bytes : 0;
+  std::optional<ChainInfo> chain;
+  if (chain_policy_wants_full(options, parent_depth, parent_chain_bytes, stored_bytes, total_bytes, any_delta)) {
+    std::fill(found.begin(), found.end(), std::nullopt);
+    std::fill(delta_bases.begin(), delta_bases.end(), std::nullopt);
+  } else {
+    if (any_delta) plan.parent = std::make_shared<const Reader>(options.parent);
+    chain = ChainInfo{
+        {relative_file_name(absolute_path(options.parent), parent.child_directory), parent.header.header_xxh3},
+        parent_depth + 1,
+        parent_chain_bytes + stored_bytes,
+        {},
+        {},
+        {}};
+  }
+  return assemble_content(std::move(plan), tensors, hashes, found, delta_bases, std::move(chain));
+}
+
+// The first blocks of the parent's contents of one dtype and shape, as far
+// as its header tells: a raw tensor records the checksum of each block of
+// its bytes; a reference or an encoded tensor says nothing of its decoded
+// bytes' blocks.
+struct FirstBlocks {
+  bool known = true;                // every content's first block has a checksum, all blocks of block_bytes
+  std::uint64_t block_bytes = 0;    // when known
+  std::vector<std::uint64_t> xxh3;  // when known: of each content's first block
+};
+
+using DTypeShape = std::pair<DType, Shape>;
+
+// By dtype and shape, the first blocks of every content `parent` holds.
+template <class = void>
+std::map<DTypeShape, FirstBlocks> parent_first_blocks(const ParsedHeader& parent) {
+  std::map<DTypeShape, FirstBlocks> blocks;
+  for (const TensorRecord& record : parent.tensors) {
+    if (parent.content_hashes.count(record.name) == 0) continue;  // not a content a save may reference
+    FirstBlocks& first = blocks[DTypeShape(record.dtype, record.shape)];
+    const bool same_blocks = first.xxh3.empty() || first.block_bytes == record.block_bytes;
+    if (record.encoded() || !record.block_checksummed || record.block_xxh3.empty() || !same_blocks) {
+      first.known = false;
+      continue;
+    }
+    first.block_bytes = record.block_bytes;
+    first.xxh3.push_back(record.block_xxh3[0]);
+  }
+  if (parent.chain) {
+    for (const TensorReference& reference : parent.chain->references) {
+      blocks[DTypeShape(reference.dtype, reference.shape)].known = false;
+    }
+  }
+  return blocks;
+}
+
+// A header no outcome of the content hashes outgrows (with records of every
+// tensor stored at their widest): every tensor's content hash, and a
+// reference for each tensor `may_be_held` says the parent may hold, to its
+// longest-named content in the last of all its sources.
+template <class = void>
+ContentPlan header_bound(const std::vector<NamedTensor>& tensors, const std::vector<char>& may_be_held,
+                         const ParentIndex& parent, const std::string& parent_path) {
+  ContentPlan bound;
+  bound.hashed = true;
+  std::uint64_t total_bytes = 0;
+  for (const NamedTensor& tensor : tensors) {
+    bound.stored_hashes.emplace(tensor.name, ContentHash{});
+    total_bytes += tensor.view.nbytes();
+  }
+  const ParsedHeader& header = parent.header;
+  ChainInfo chain{{relative_file_name(absolute_path(parent_path), parent.child_directory), header.header_xxh3},
+                  (header.chain ? header.chain->depth : 0) + 1,
+                  (header.chain ? header.chain->chain_bytes : 0) + total_bytes,
+                  {},
+                  {},
+                  {}};
+  std::map<std::string, char> source_files;
+  std::string longest_name;
+  for (const auto& content : parent.contents) {
+    const ContentSource& source = content.second;
+    if (source_files.emplace(source.file, 0).second) chain.sources.push_back({source.file, source.header_xxh3});
+    if (nlohmann::json(source.tensor).dump().size() > nlohmann::json(longest_name).dump().size()) {
+      longest_name = source.tensor;
+    }
+  }
+  const std::size_t last_source = chain.sources.empty() ? 0 : chain.sources.size() - 1;
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    if (!may_be_held[i]) continue;
+    const TensorView& view = tensors[i].view;
+    chain.references.push_back({tensors[i].name, view.dtype(), view.shape(), ContentHash{}, last_source, longest_name});
+  }
+  bound.chain = std::move(chain);
+  return bound;
+}
+
 // Hashes the tensors and, given a parent, replaces those it already holds by
 // references, unless the chain policy asks for a full save. `path` is the
 // file being saved.
@@ -226,53 +371,11 @@ ContentPlan plan_content(const std::string& path, const std::vector<NamedTensor>
   check_chain_policy(path, options);
   plan.hashed = true;
   const std::vector<ContentHash> hashes = content_hashes_of(tensors, threads);
-
-  std::vector<std::optional<ContentSource>> found(tensors.size());
-  std::vector<std::optional<ContentHash>> delta_bases(tensors.size());  // xor-delta: the base's content
-  std::optional<ChainInfo> chain;
-  if (!options.parent.empty()) {
-    const std::filesystem::path child = absolute_path(path);
-    if (absolute_path(options.parent) == child) {
-      throw ArgumentError(ErrorId::argument_invalid, path, "",
-                          "expected a parent checkpoint other than the file being saved, found the same file");
-    }
-    const MappedFile parent_file(options.parent);
-    const ParsedHeader parent = HeaderParser<>(options.parent, parent_file.data(), parent_file.size()).parse();
-    const std::map<ContentKey, ContentSource> contents = parent_contents(parent, options.parent, child.parent_path());
-    std::uint64_t total_bytes = 0, stored_bytes = 0;
-    for (std::size_t i = 0; i < tensors.size(); ++i) {
-      const TensorView& view = tensors[i].view;
-      total_bytes += view.nbytes();
-      const auto source = contents.find(ContentKey{hashes[i], view.dtype(), view.shape()});
-      if (source != contents.end()) {
-        found[i] = source->second;
-      } else {
-        stored_bytes += view.nbytes();
-      }
-    }
-    if (options.xor_delta) {
-      for (std::size_t i = 0; i < tensors.size(); ++i) {
-        if (!found[i]) delta_bases[i] = parent_content_of(parent, tensors[i]);
-      }
-    }
-    const bool any_delta =
-        std::any_of(delta_bases.begin(), delta_bases.end(), [](const auto& base) { return base.has_value(); });
-    const std::uint64_t parent_depth = parent.chain ? parent.chain->depth : 0;
-    const std::uint64_t parent_chain_bytes = parent.chain ? parent.chain->chain_bytes : 0;
-    if (chain_policy_wants_full(options, parent_depth, parent_chain_bytes, stored_bytes, total_bytes, any_delta)) {
-      std::fill(found.begin(), found.end(), std::nullopt);
-      std::fill(delta_bases.begin(), delta_bases.end(), std::nullopt);
-    } else {
-      if (any_delta) plan.parent = std::make_shared<const Reader>(options.parent);
-      chain = ChainInfo{{relative_file_name(absolute_path(options.parent), child.parent_path()), parent.header_xxh3},
-                        parent_depth + 1,
-                        parent_chain_bytes + stored_bytes,
-                        {},
-                        {},
-                        {}};
-    }
+  if (options.parent.empty()) {
+    return assemble_content(std::move(plan), tensors, hashes, std::vector<std::optional<ContentSource>>(tensors.size()),
+                            std::vector<std::optional<ContentHash>>(tensors.size()), std::nullopt);
   }
-  return assemble_content(std::move(plan), tensors, hashes, found, delta_bases, std::move(chain));
+  return reference_parent_contents(std::move(plan), tensors, hashes, read_parent(path, options), options);
 }
 
 }  // namespace ckpt::detail

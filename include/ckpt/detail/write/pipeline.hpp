@@ -115,7 +115,7 @@ class SavePipeline {
     for (std::size_t s = slots_.size(); s-- > 0;) free_slots_.push_back(s);
     for (std::size_t t = 0; t < sources_.size(); ++t) {
       // Gathered tensors are checksummed as they are gathered.
-      if (!gathered_tensor(sources_[t], chunk_bytes)) hash_jobs_.push_back(t);
+      if (!gathered_tensor(sources_[t], chunk_bytes) && !sources_[t].checksummed_elsewhere) hash_jobs_.push_back(t);
     }
   }
 

@@ -42,6 +42,9 @@ struct TensorSource {
   std::size_t element_size = 1;
   const Codec* codec = nullptr;
   const BaseReader* base = nullptr;
+  // A raw tensor whose record's checksums the save computes elsewhere, in
+  // the pass that hashes its content (write/content_hashing.hpp).
+  bool checksummed_elsewhere = false;
 };
 
 // The tensors on their way into the file, in file order: the records the
@@ -121,6 +124,23 @@ class CodecCache {
   std::map<std::string, std::shared_ptr<const Codec>> codecs_;
 };
 
+// The codec `tensor` is stored with by `policy`, or null for raw; shuffle+zstd
+// for an xor-delta (`delta`) tensor.
+template <class = void>
+const Codec* chosen_codec(const std::string& path, const NamedTensor& tensor, const CodecPolicy& policy,
+                          CodecCache<>& codecs, bool delta = false) {
+  // The XOR against a nearby version leaves mostly zero high bytes, which
+  // the byte shuffle groups for zstd.
+  const std::string& spec = delta ? "shuffle+zstd" : policy.spec_for(tensor.name, tensor.view.dtype());
+  const Codec& codec = codecs.get(spec, path, tensor.name);
+  return codec.name() == raw_codec ? nullptr : &codec;
+}
+
+// The element size of `tensor` in the data buffer: encoded tensors are U8.
+inline std::size_t stored_element_size(const NamedTensor& tensor, const Codec* codec) {
+  return codec ? std::size_t(1) : dtype_size(tensor.view.dtype());
+}
+
 // Chooses each tensor's codec and orders the tensors as the format requires:
 // element size descending, then name, so that every raw tensor sits on a
 // multiple of its element size inside the 64-aligned data buffer (encoded
@@ -138,16 +158,9 @@ FileLayout plan_tensors(const std::string& path, const std::vector<NamedTensor>&
                         const std::vector<std::size_t>* by_name = nullptr) {
   std::vector<const Codec*> chosen(tensors.size());
   for (std::size_t i = 0; i < tensors.size(); ++i) {
-    // The XOR against a nearby version leaves mostly zero high bytes, which
-    // the byte shuffle groups for zstd.
-    const bool delta = bases.count(tensors[i].name) != 0;
-    const std::string& spec = delta ? "shuffle+zstd" : policy.spec_for(tensors[i].name, tensors[i].view.dtype());
-    const Codec& codec = codecs.get(spec, path, tensors[i].name);
-    chosen[i] = codec.name() == raw_codec ? nullptr : &codec;
+    chosen[i] = chosen_codec(path, tensors[i], policy, codecs, bases.count(tensors[i].name) != 0);
   }
-  const auto stored_size = [&](std::size_t i) {
-    return chosen[i] ? std::size_t(1) : dtype_size(tensors[i].view.dtype());
-  };
+  const auto stored_size = [&](std::size_t i) { return stored_element_size(tensors[i], chosen[i]); };
   // Sorted by name, then stably by stored size: names are unique, so this is
   // the one order of (size, name). A state of one element size is in order
   // by then, and its names were sorted once for the whole save.
