@@ -355,6 +355,7 @@ struct RotatingRows {
   int world = 1;
   bool loading = false;  // loaded by columns
   std::uint64_t step = 0;
+  std::uint64_t version = 0;  // of the content
   Tensor local;
 
   detail::PieceGeometry piece() const {
@@ -362,8 +363,8 @@ struct RotatingRows {
     if (loading) return sample_piece(Layout::columns, Shape{rows, columns}, rank, world);
     return sample_piece(Layout::rows, Shape{rows, columns}, static_cast<int>((r + step) % w), world);
   }
-  static float value(std::uint64_t step, std::uint64_t element) {
-    return 1.0f + 0.01f * static_cast<float>(element) + 1e-5f * static_cast<float>(step * element % 7);
+  float value(std::uint64_t element) const {
+    return 1.0f + 0.01f * static_cast<float>(element) + 1e-5f * static_cast<float>(version * element % 7);
   }
   template <class Archive>
   void describe(Archive& ar) {
@@ -372,42 +373,59 @@ struct RotatingRows {
   }
 };
 
-std::uint64_t rotating_mismatches(const RotatingRows& state) {
+// Saves `step` of RotatingRows, of content `version`, by 3 ranks with
+// xor-delta against `parent` (empty: a full save) in one chain.
+void save_rotating(const std::string& directory, std::uint64_t step, std::uint64_t version, const std::string& parent) {
+  IncrementalOptions incremental = with_xor_delta();
+  incremental.max_chain_fraction = 10;  // deltas count as stored bytes: keep one chain
+  incremental.parent = parent;
+  incremental.content_hashes = true;
+  rethrow_first(run_ranks(3, [&](Communicator& communicator) {
+    RotatingRows state{communicator.rank(), 3, false, step, version, {}};
+    const detail::PieceGeometry geometry = state.piece();
+    state.local = Tensor::allocate(DType::F32, geometry.stored_shape(Shape{RotatingRows::rows, RotatingRows::columns}));
+    for_each_element(geometry, Shape{RotatingRows::rows, RotatingRows::columns},
+                     [&](std::uint64_t position, std::uint64_t global) {
+                       state.local.mutable_data_as<float>()[position] = state.value(global);
+                     });
+    DistributedOptions options;
+    options.save.incremental = incremental;
+    options.save.threads = 1;
+    DistributedCheckpoint<RotatingRows>(communicator, options).save(directory, step, state);
+  }));
+}
+
+// Loads `directory` with `world` ranks by columns: how many elements differ
+// from content `version`.
+std::uint64_t rotating_mismatches(const std::string& directory, int world, std::uint64_t version) {
+  std::mutex mutex;
   std::uint64_t wrong = 0;
-  for_each_element(state.piece(), Shape{RotatingRows::rows, RotatingRows::columns},
-                   [&](std::uint64_t position, std::uint64_t global) {
-                     wrong += state.local.data_as<float>()[position] != RotatingRows::value(state.step, global);
-                   });
+  rethrow_first(run_ranks(world, [&](Communicator& communicator) {
+    RotatingRows state{communicator.rank(), world, true, 0, version, {}};
+    DistributedCheckpoint<RotatingRows>(communicator).load(directory, state);
+    std::lock_guard<std::mutex> lock(mutex);
+    for_each_element(state.piece(), Shape{RotatingRows::rows, RotatingRows::columns},
+                     [&](std::uint64_t position, std::uint64_t global) {
+                       wrong += state.local.data_as<float>()[position] != state.value(global);
+                     });
+  }));
   return wrong;
+}
+
+// The file of `directory` holding the piece of `w` in box `box`.
+std::string rotating_file(const std::string& directory, std::size_t box) {
+  return read_distributed_index(directory).tensors.at("w").pieces.at(box).file;
 }
 
 TEST(IncrementalDistributed, XorDeltaBaseIsInWhicheverFileOfTheParentHoldsTheBox) {
   TempDir temp;
+  const auto step_dir = [&](std::uint64_t step) { return temp.file("s" + std::to_string(step)); };
   for (std::uint64_t step = 1; step <= 3; ++step) {
-    IncrementalOptions incremental = with_xor_delta();
-    incremental.max_chain_fraction = 10;  // deltas count as stored bytes: keep one chain
-    if (step > 1) incremental.parent = temp.file("s" + std::to_string(step - 1));
-    incremental.content_hashes = true;
-    rethrow_first(run_ranks(3, [&](Communicator& communicator) {
-      RotatingRows state{communicator.rank(), 3, false, step, {}};
-      const detail::PieceGeometry geometry = state.piece();
-      state.local =
-          Tensor::allocate(DType::F32, geometry.stored_shape(Shape{RotatingRows::rows, RotatingRows::columns}));
-      for_each_element(geometry, Shape{RotatingRows::rows, RotatingRows::columns},
-                       [&](std::uint64_t position, std::uint64_t global) {
-                         state.local.mutable_data_as<float>()[position] = RotatingRows::value(step, global);
-                       });
-      DistributedOptions options;
-      options.save.incremental = incremental;
-      options.save.threads = 1;
-      DistributedCheckpoint<RotatingRows>(communicator, options)
-          .save(temp.file("s" + std::to_string(step)), step, state);
-    }));
+    save_rotating(step_dir(step), step, step, step > 1 ? step_dir(step - 1) : "");
   }
   for (std::uint64_t step = 2; step <= 3; ++step) {
-    const std::string directory = temp.file("s" + std::to_string(step));
-    const DistributedIndex index = read_distributed_index(directory);
-    const DistributedIndex parent = read_distributed_index(temp.file("s" + std::to_string(step - 1)));
+    const DistributedIndex index = read_distributed_index(step_dir(step));
+    const DistributedIndex parent = read_distributed_index(step_dir(step - 1));
     for (std::size_t box = 0; box < 3; ++box) {
       SCOPED_TRACE("step " + std::to_string(step) + ", box " + std::to_string(box));
       const detail::IndexPiece& piece = index.tensors.at("w").pieces.at(box);
@@ -415,21 +433,33 @@ TEST(IncrementalDistributed, XorDeltaBaseIsInWhicheverFileOfTheParentHoldsTheBox
       ASSERT_EQ(piece.geometry, base.geometry);
       EXPECT_EQ(piece.codec, "xor-delta");
       EXPECT_NE(piece.file, base.file);  // written by another rank than in the parent
-      EXPECT_EQ(Reader(directory + "/" + piece.file).source_files(),
+      EXPECT_EQ(Reader(step_dir(step) + "/" + piece.file).source_files(),
                 std::vector<std::string>{"../s" + std::to_string(step - 1) + "/" + base.file});
     }
     for (int loading = 1; loading <= 3; ++loading) {
-      std::mutex mutex;
-      std::uint64_t wrong = 0;
-      rethrow_first(run_ranks(loading, [&](Communicator& communicator) {
-        RotatingRows state{communicator.rank(), loading, true, step, {}};
-        DistributedCheckpoint<RotatingRows>(communicator).load(directory, state);
-        std::lock_guard<std::mutex> lock(mutex);
-        wrong += rotating_mismatches(state);
-      }));
-      EXPECT_EQ(wrong, 0u) << "step " << step << " loaded by " << loading;
+      EXPECT_EQ(rotating_mismatches(step_dir(step), loading, step), 0u) << "step " << step << " loaded by " << loading;
     }
   }
+}
+
+// A box unchanged from step 1 to 2 is referenced by step 2; changed at step
+// 3, its base is step 2's piece, read through step 2's file from step 1's.
+TEST(IncrementalDistributed, XorDeltaBaseMayBeAPieceTheParentReferences) {
+  TempDir temp;
+  save_rotating(temp.file("s1"), 1, 1, "");
+  save_rotating(temp.file("s2"), 2, 1, temp.file("s1"));
+  save_rotating(temp.file("s3"), 3, 3, temp.file("s2"));
+  EXPECT_EQ(referenced_pieces(read_distributed_index(temp.file("s2")), "w"), 3u);
+  const DistributedIndex index = read_distributed_index(temp.file("s3"));
+  EXPECT_EQ(piece_codecs(index, "w"), std::vector<std::string>(3, "xor-delta"));
+  ASSERT_TRUE(index.chain.has_value());
+  EXPECT_EQ(index.chain->sources, std::vector<std::string>{"../s2"});
+  EXPECT_EQ(Reader(temp.file("s3") + "/" + rotating_file(temp.file("s3"), 0)).source_files(),
+            std::vector<std::string>{"../s2/" + rotating_file(temp.file("s2"), 0)});
+  for (int loading = 1; loading <= 3; ++loading) {
+    EXPECT_EQ(rotating_mismatches(temp.file("s3"), loading, 3), 0u) << "loaded by " << loading;
+  }
+  EXPECT_TRUE(verify_distributed_checkpoint(temp.file("s3")).ok());
 }
 
 // Rows split in 2 are no box of a split in 4: those pieces have no base and
