@@ -105,4 +105,18 @@ ModelState<T> make_state(std::uint64_t float32_bytes, std::size_t layer_count, s
   return state;
 }
 
+// `steps` Adam steps on noisy gradients (sigma 1e-3) of one layer: what
+// moves weights and moments between the saves of a training run.
+inline void adam_steps(Layer<float>& layer, int steps, std::uint64_t& seed) {
+  constexpr float lr = 1e-4f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+  for (int step = 0; step < steps; ++step) {
+    const std::vector<float> gradient = gaussian(layer.weight.size(), 1e-3f, ++seed);
+    for (std::size_t i = 0; i < layer.weight.size(); ++i) {
+      layer.exp_avg[i] = beta1 * layer.exp_avg[i] + (1 - beta1) * gradient[i];
+      layer.exp_avg_sq[i] = beta2 * layer.exp_avg_sq[i] + (1 - beta2) * gradient[i] * gradient[i];
+      layer.weight[i] -= lr * layer.exp_avg[i] / (std::sqrt(layer.exp_avg_sq[i]) + eps);
+    }
+  }
+}
+
 }  // namespace bench

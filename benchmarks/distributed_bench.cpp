@@ -8,6 +8,11 @@
 //                                                          left in DIR/last; the same M processes
 //                                                          read the spans of the files that hold the
 //                                                          bytes each needs
+//   mpirun -np N distributed_bench xor DIR [MIB] [SAVES]   N ranks save a training state SAVES times,
+//                                                          10 Adam steps apart, each save whole with
+//                                                          shuffle+zstd and with xor-delta against
+//                                                          the previous one; prints the ratio of
+//                                                          their stored bytes (saves 2 to SAVES)
 //
 // The state: 12 tensors of [rows, 1024] float32 (MIB in all): 8 split by
 // rows across the ranks (tensor parallel), 4 replicated on every rank (data
@@ -28,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_state.hpp"
 #include "ckpt/adapters/mpi.hpp"
 #include "ckpt/distributed.hpp"
 
@@ -267,12 +273,107 @@ int run_load(const std::string& directory, int reps) {
   return 0;
 }
 
+// The synthetic Adam state of the single-file xor-delta figure
+// (incremental.cpp), each layer's weight and moments split by rows across
+// the ranks, but the last layer, which every rank holds whole.
+struct AdamShards {
+  int rank = 0, world = 1;
+  std::uint64_t rows = 0;                   // of every layer
+  std::vector<bench::Layer<float>> layers;  // this rank's rows of each
+
+  bool replicated(std::size_t layer) const { return layer + 1 == layers.size(); }
+
+  template <class Archive>
+  void describe(Archive& ar) {
+    const ckpt::Split part = ckpt::even_split(rows, world, rank);
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+      bench::Layer<float>& layer = layers[i];
+      const std::pair<const char*, std::vector<float>*> tensors[] = {
+          {"weight", &layer.weight}, {"exp_avg", &layer.exp_avg}, {"exp_avg_sq", &layer.exp_avg_sq}};
+      for (const auto& [name, values] : tensors) {
+        const std::string full_name = "layer" + std::to_string(i) + "/" + name;
+        if (replicated(i)) {
+          ar(full_name, ckpt::shaped(*values, {rows, columns}));  // replicated
+        } else {
+          ar(full_name, ckpt::box_shard(*values, {rows, columns}, {part.begin, 0}, {part.count, columns}));
+        }
+      }
+    }
+  }
+};
+
+AdamShards make_adam_shards(int rank, int world, std::uint64_t mib) {
+  constexpr std::size_t layer_count = 4;
+  AdamShards state;
+  state.rank = rank;
+  state.world = world;
+  const bench::ModelState<float> whole = bench::make_state<float>(mib << 20, layer_count, 7);
+  state.rows = whole.layers[0].rows;
+  const ckpt::Split part = ckpt::even_split(state.rows, world, rank);
+  state.layers = whole.layers;
+  for (std::size_t i = 0; i + 1 < layer_count; ++i) {  // the last stays whole
+    bench::Layer<float>& layer = state.layers[i];
+    for (std::vector<float>* values : {&layer.weight, &layer.exp_avg, &layer.exp_avg_sq}) {
+      *values = std::vector<float>(values->begin() + static_cast<std::ptrdiff_t>(part.begin * columns),
+                                   values->begin() + static_cast<std::ptrdiff_t>((part.begin + part.count) * columns));
+    }
+  }
+  return state;
+}
+
+int run_xor(const std::string& directory, std::uint64_t mib, int saves) {
+  ckpt::MpiCommunicator world;
+  AdamShards state = make_adam_shards(world.rank(), world.size(), mib);
+  ckpt::DistributedOptions whole;
+  whole.save.codecs = "shuffle+zstd";
+  whole.save.incremental.content_hashes = true;
+  ckpt::DistributedOptions delta = whole;
+  delta.save.incremental.xor_delta = true;
+  delta.save.incremental.full_every = std::size_t(saves) + 1;
+  delta.save.incremental.max_chain_fraction = 1e9;
+  std::uint64_t whole_bytes = 0, delta_bytes = 0, seed = 1000;  // stored bytes, saves 2 to the last
+  std::string parent;
+  for (int save = 0; save < saves; ++save) {
+    const std::string whole_path = directory + "/whole-" + std::to_string(save);
+    const std::string delta_path = directory + "/delta-" + std::to_string(save);
+    ckpt::DistributedCheckpoint<AdamShards>(world, whole).save(whole_path, save, state);
+    delta.save.incremental.parent = parent;
+    ckpt::DistributedCheckpoint<AdamShards>(world, save == 0 ? whole : delta).save(delta_path, save, state);
+    if (save > 0) {
+      whole_bytes += ckpt::read_distributed_index(whole_path).total_size;
+      delta_bytes += ckpt::read_distributed_index(delta_path).total_size;
+    }
+    AdamShards restored = state;
+    for (bench::Layer<float>& layer : restored.layers) std::fill(layer.weight.begin(), layer.weight.end(), 0.0f);
+    ckpt::DistributedCheckpoint<AdamShards>(world).load(delta_path, restored);  // checksums verified
+    for (std::size_t i = 0; i < state.layers.size(); ++i) {
+      if (restored.layers[i].weight != state.layers[i].weight) {
+        std::fprintf(stderr, "distributed_bench: %s did not restore\n", delta_path.c_str());
+        return 1;
+      }
+    }
+    parent = delta_path;
+    for (bench::Layer<float>& layer : state.layers) bench::adam_steps(layer, 10, seed);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);  // every rank's last load is done
+  if (world.rank() == 0) {
+    for (int save = 0; save < saves; ++save) {
+      std::filesystem::remove_all(directory + "/whole-" + std::to_string(save));
+      std::filesystem::remove_all(directory + "/delta-" + std::to_string(save));
+    }
+    std::printf("%d ranks, Adam %llu MiB, %d saves 10 steps apart: xor-delta %llu B, shuffle+zstd %llu B: ratio %.3f\n",
+                world.size(), static_cast<unsigned long long>(mib), saves, static_cast<unsigned long long>(delta_bytes),
+                static_cast<unsigned long long>(whole_bytes), double(delta_bytes) / double(whole_bytes));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   ckpt::MpiSession mpi(argc, argv);
   if (argc < 3) {
-    std::fprintf(stderr, "usage: distributed_bench save DIR [MIB] [REPS] | load DIR [REPS]\n");
+    std::fprintf(stderr, "usage: distributed_bench save DIR [MIB] [REPS] | load DIR [REPS] | xor DIR [MIB] [SAVES]\n");
     return 2;
   }
   const std::string mode = argv[1], directory = argv[2];
@@ -282,6 +383,9 @@ int main(int argc, char** argv) {
                       argc > 4 ? std::atoi(argv[4]) : 5);
     }
     if (mode == "load") return run_load(directory, argc > 3 ? std::atoi(argv[3]) : 5);
+    if (mode == "xor") {
+      return run_xor(directory, argc > 3 ? std::strtoull(argv[3], nullptr, 10) : 64, argc > 4 ? std::atoi(argv[4]) : 5);
+    }
   } catch (const ckpt::Error& error) {
     std::fprintf(stderr, "distributed_bench: %s\n", error.what());
     return 1;

@@ -132,16 +132,8 @@ void xor_delta_ratio(const char* what, const std::string& dir, State& state, int
 
 // Adam on noisy gradients: what moves weights and moments between saves.
 void adam_steps(bench::ModelState<float>& state, int steps, std::uint64_t& seed) {
-  constexpr float lr = 1e-4f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
   for (int step = 0; step < steps; ++step) {
-    for (bench::Layer<float>& layer : state.layers) {
-      const std::vector<float> gradient = bench::gaussian(layer.weight.size(), 1e-3f, ++seed);
-      for (std::size_t i = 0; i < layer.weight.size(); ++i) {
-        layer.exp_avg[i] = beta1 * layer.exp_avg[i] + (1 - beta1) * gradient[i];
-        layer.exp_avg_sq[i] = beta2 * layer.exp_avg_sq[i] + (1 - beta2) * gradient[i] * gradient[i];
-        layer.weight[i] -= lr * layer.exp_avg[i] / (std::sqrt(layer.exp_avg_sq[i]) + eps);
-      }
-    }
+    for (bench::Layer<float>& layer : state.layers) bench::adam_steps(layer, 1, seed);
   }
 }
 

@@ -18,7 +18,9 @@ struct IncrementalOptions {
   // dtype and shape as the XOR of their bits, byte-shuffled and compressed
   // with zstd (codec "xor-delta"): nearby versions of weights differ in their
   // low bits, so the XOR compresses far better. Needs zstd; other tensors are
-  // stored by SaveOptions::codecs.
+  // stored by SaveOptions::codecs. In a distributed save, the base of a
+  // changed piece is the parent checkpoint's piece of the same tensor and
+  // box, in whichever rank file holds it (docs/distributed.md, section 6).
   bool xor_delta = false;
   // Chain policy. A full save every `full_every` saves: with the default 10,
   // a full save is followed by at most 9 incremental ones, so a load reads

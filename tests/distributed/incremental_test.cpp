@@ -1,7 +1,8 @@
 // Incremental distributed checkpoints (docs/distributed.md, "Incremental
 // checkpoints") among ranks on threads: a chain of saves whose frozen boxes
 // are referenced, partly changed tensors referenced box by box, new tensors
-// stored; every checkpoint of the chain loaded bit-exactly by 1 to 4 ranks
+// stored, changed ones stored as xor-deltas against the parent's piece of the
+// same box; every checkpoint of the chain loaded bit-exactly by 1 to 4 ranks
 // under another split; the chain policy; a damaged parent failing the load
 // with the parent's file named; and a manager's retention over a chain.
 
@@ -270,17 +271,234 @@ TEST(IncrementalDistributed, DamagedParentFailsTheLoadNamingTheParentFile) {
                                {"step-1/" + box.file, box.stored_name});
 }
 
-TEST(IncrementalDistributed, ParentMayNotBeTheSavedDirectoryAndXorDeltaIsRefused) {
+TEST(IncrementalDistributed, ParentMayNotBeTheSavedDirectory) {
   TempDir temp;
   save_step(temp.file("a"), 1, 1, "");
   expect_error<ArgumentError>([&] { save_step(temp.file("b"), 2, 2, temp.file("b")); }, ErrorId::argument_invalid,
                               {"expected a parent checkpoint other than the directory being saved"});
-  IncrementalOptions delta;
-  delta.xor_delta = true;
-  expect_error<ArgumentError>([&] { save_step(temp.file("c"), 2, 2, temp.file("a"), delta); },
-                              ErrorId::argument_invalid, {"expected incremental.xor_delta off in a distributed save"});
   expect_error<StateError>([&] { save_step(temp.file("d"), 2, 2, temp.file("missing")); }, ErrorId::state_not_found,
                            {"missing", "expected a checkpoint directory"});
+}
+
+IncrementalOptions with_xor_delta() {
+  IncrementalOptions options;
+  options.xor_delta = true;
+  return options;
+}
+
+// The codec the index records for each piece of `tensor`, in its order.
+std::vector<std::string> piece_codecs(const DistributedIndex& index, const std::string& tensor) {
+  std::vector<std::string> codecs;
+  for (const auto& piece : index.tensors.at(tensor).pieces) codecs.push_back(piece.codec);
+  return codecs;
+}
+
+// The files of `directory` that the rank file holding `tensor`'s piece
+// `piece` reads from (its chain's sources, relative to it).
+std::vector<std::string> sources_of_piece_file(const std::string& directory, const std::string& tensor,
+                                               std::size_t piece) {
+  const detail::IndexPiece found = read_distributed_index(directory).tensors.at(tensor).pieces.at(piece);
+  return Reader(directory + "/" + found.file).source_files();
+}
+
+// xor-delta: each changed piece whose box the parent holds is stored as the
+// XOR against the parent's piece; unchanged ones are referenced, new ones
+// stored by their codec. A chain of four saves, each loaded bit-exactly by 1
+// to 4 ranks under another split, and verified as `ckpt verify` does.
+TEST(IncrementalDistributed, XorDeltaStoresChangedBoxesAgainstTheParentsPieces) {
+  TempDir temp;
+  const auto step_dir = [&](std::uint64_t step) { return temp.file("step-" + std::to_string(step)); };
+  save_step(step_dir(1), 4, 1, "", with_xor_delta());
+  EXPECT_FALSE(read_distributed_index(step_dir(1)).chain.has_value());
+  for (std::uint64_t step = 2; step <= 4; ++step)
+    save_step(step_dir(step), 4, step, step_dir(step - 1), with_xor_delta());
+
+  const DistributedIndex index2 = read_distributed_index(step_dir(2));
+  ASSERT_TRUE(index2.chain.has_value());
+  EXPECT_EQ(index2.chain->depth, 1u);
+  EXPECT_EQ(index2.chain->sources, std::vector<std::string>{"../step-1"});
+  // The two changed row blocks are xor-deltas, the two unchanged ones references.
+  EXPECT_EQ(piece_codecs(index2, "partly/rows"),
+            (std::vector<std::string>{"xor-delta", "xor-delta", "reference", "reference"}));
+  EXPECT_EQ(piece_codecs(index2, "moving/replicated"), std::vector<std::string>{"xor-delta"});
+  EXPECT_EQ(piece_codecs(index2, "new/rows"), (std::vector<std::string>(4, "raw")));  // no parent piece
+  EXPECT_EQ(referenced_pieces(index2, "frozen/rows"), 4u);
+  // Delta pieces count as stored, as in a single file's chain.
+  EXPECT_EQ(index2.chain->chain_bytes, 30u * 4 + 7u * 8 + 9u);
+  // The first row block's base is in step 1's file holding that block.
+  const detail::IndexPiece base = read_distributed_index(step_dir(1)).tensors.at("partly/rows").pieces.at(0);
+  EXPECT_EQ(sources_of_piece_file(step_dir(2), "partly/rows", 0), std::vector<std::string>{"../step-1/" + base.file});
+
+  const DistributedIndex index4 = read_distributed_index(step_dir(4));
+  ASSERT_TRUE(index4.chain.has_value());
+  EXPECT_EQ(index4.chain->depth, 3u);
+  EXPECT_EQ(piece_codecs(index4, "moving/replicated"), std::vector<std::string>{"xor-delta"});
+  EXPECT_EQ(referenced_pieces(index4, "new/rows"), 4u);
+  // Bases from step 3, new/rows from step 2, frozen boxes from step 1.
+  EXPECT_EQ(index4.chain->sources, (std::vector<std::string>{"../step-1", "../step-2", "../step-3"}));
+
+  for (std::uint64_t step = 1; step <= 4; ++step) {
+    for (int loading = 1; loading <= 4; ++loading) {
+      SCOPED_TRACE("step " + std::to_string(step) + " loaded by " + std::to_string(loading) + " ranks");
+      EXPECT_EQ(load_step(step_dir(step), loading, step), std::vector<std::string>());
+    }
+    const DistributedVerification verified = verify_distributed_checkpoint(step_dir(step));
+    EXPECT_TRUE(verified.ok()) << step;
+  }
+}
+
+// Rank r of 3 holds row block (r + step) % 3 of a slowly changing weight:
+// each box of a save was written by another rank's file in the save before.
+struct RotatingRows {
+  static constexpr std::uint64_t rows = 9, columns = 5;
+  int rank = 0;
+  int world = 1;
+  bool loading = false;  // loaded by columns
+  std::uint64_t step = 0;
+  std::uint64_t version = 0;  // of the content
+  Tensor local;
+
+  detail::PieceGeometry piece() const {
+    const auto r = static_cast<std::uint64_t>(rank), w = static_cast<std::uint64_t>(world);
+    if (loading) return sample_piece(Layout::columns, Shape{rows, columns}, rank, world);
+    return sample_piece(Layout::rows, Shape{rows, columns}, static_cast<int>((r + step) % w), world);
+  }
+  float value(std::uint64_t element) const {
+    return 1.0f + 0.01f * static_cast<float>(element) + 1e-5f * static_cast<float>(version * element % 7);
+  }
+  template <class Archive>
+  void describe(Archive& ar) {
+    const detail::PieceGeometry geometry = piece();
+    ar("w", box_shard(local, Shape{rows, columns}, geometry.offsets, geometry.extents));
+  }
+};
+
+// Saves `step` of RotatingRows, of content `version`, by 3 ranks with
+// xor-delta against `parent` (empty: a full save) in one chain.
+void save_rotating(const std::string& directory, std::uint64_t step, std::uint64_t version, const std::string& parent) {
+  IncrementalOptions incremental = with_xor_delta();
+  incremental.max_chain_fraction = 10;  // deltas count as stored bytes: keep one chain
+  incremental.parent = parent;
+  incremental.content_hashes = true;
+  rethrow_first(run_ranks(3, [&](Communicator& communicator) {
+    RotatingRows state{communicator.rank(), 3, false, step, version, {}};
+    const detail::PieceGeometry geometry = state.piece();
+    state.local = Tensor::allocate(DType::F32, geometry.stored_shape(Shape{RotatingRows::rows, RotatingRows::columns}));
+    for_each_element(geometry, Shape{RotatingRows::rows, RotatingRows::columns},
+                     [&](std::uint64_t position, std::uint64_t global) {
+                       state.local.mutable_data_as<float>()[position] = state.value(global);
+                     });
+    DistributedOptions options;
+    options.save.incremental = incremental;
+    options.save.threads = 1;
+    DistributedCheckpoint<RotatingRows>(communicator, options).save(directory, step, state);
+  }));
+}
+
+// Loads `directory` with `world` ranks by columns: how many elements differ
+// from content `version`.
+std::uint64_t rotating_mismatches(const std::string& directory, int world, std::uint64_t version) {
+  std::mutex mutex;
+  std::uint64_t wrong = 0;
+  rethrow_first(run_ranks(world, [&](Communicator& communicator) {
+    RotatingRows state{communicator.rank(), world, true, 0, version, {}};
+    DistributedCheckpoint<RotatingRows>(communicator).load(directory, state);
+    std::lock_guard<std::mutex> lock(mutex);
+    for_each_element(state.piece(), Shape{RotatingRows::rows, RotatingRows::columns},
+                     [&](std::uint64_t position, std::uint64_t global) {
+                       wrong += state.local.data_as<float>()[position] != state.value(global);
+                     });
+  }));
+  return wrong;
+}
+
+// The file of `directory` holding the piece of `w` in box `box`.
+std::string rotating_file(const std::string& directory, std::size_t box) {
+  return read_distributed_index(directory).tensors.at("w").pieces.at(box).file;
+}
+
+TEST(IncrementalDistributed, XorDeltaBaseIsInWhicheverFileOfTheParentHoldsTheBox) {
+  TempDir temp;
+  const auto step_dir = [&](std::uint64_t step) { return temp.file("s" + std::to_string(step)); };
+  for (std::uint64_t step = 1; step <= 3; ++step) {
+    save_rotating(step_dir(step), step, step, step > 1 ? step_dir(step - 1) : "");
+  }
+  for (std::uint64_t step = 2; step <= 3; ++step) {
+    const DistributedIndex index = read_distributed_index(step_dir(step));
+    const DistributedIndex parent = read_distributed_index(step_dir(step - 1));
+    for (std::size_t box = 0; box < 3; ++box) {
+      SCOPED_TRACE("step " + std::to_string(step) + ", box " + std::to_string(box));
+      const detail::IndexPiece& piece = index.tensors.at("w").pieces.at(box);
+      const detail::IndexPiece& base = parent.tensors.at("w").pieces.at(box);
+      ASSERT_EQ(piece.geometry, base.geometry);
+      EXPECT_EQ(piece.codec, "xor-delta");
+      EXPECT_NE(piece.file, base.file);  // written by another rank than in the parent
+      EXPECT_EQ(Reader(step_dir(step) + "/" + piece.file).source_files(),
+                std::vector<std::string>{"../s" + std::to_string(step - 1) + "/" + base.file});
+    }
+    for (int loading = 1; loading <= 3; ++loading) {
+      EXPECT_EQ(rotating_mismatches(step_dir(step), loading, step), 0u) << "step " << step << " loaded by " << loading;
+    }
+  }
+}
+
+// A box unchanged from step 1 to 2 is referenced by step 2; changed at step
+// 3, its base is step 2's piece, read through step 2's file from step 1's.
+TEST(IncrementalDistributed, XorDeltaBaseMayBeAPieceTheParentReferences) {
+  TempDir temp;
+  save_rotating(temp.file("s1"), 1, 1, "");
+  save_rotating(temp.file("s2"), 2, 1, temp.file("s1"));
+  save_rotating(temp.file("s3"), 3, 3, temp.file("s2"));
+  EXPECT_EQ(referenced_pieces(read_distributed_index(temp.file("s2")), "w"), 3u);
+  const DistributedIndex index = read_distributed_index(temp.file("s3"));
+  EXPECT_EQ(piece_codecs(index, "w"), std::vector<std::string>(3, "xor-delta"));
+  ASSERT_TRUE(index.chain.has_value());
+  EXPECT_EQ(index.chain->sources, std::vector<std::string>{"../s2"});
+  EXPECT_EQ(Reader(temp.file("s3") + "/" + rotating_file(temp.file("s3"), 0)).source_files(),
+            std::vector<std::string>{"../s2/" + rotating_file(temp.file("s2"), 0)});
+  for (int loading = 1; loading <= 3; ++loading) {
+    EXPECT_EQ(rotating_mismatches(temp.file("s3"), loading, 3), 0u) << "loaded by " << loading;
+  }
+  EXPECT_TRUE(verify_distributed_checkpoint(temp.file("s3")).ok());
+}
+
+// Rows split in 2 are no box of a split in 4: those pieces have no base and
+// are stored by SaveOptions::codecs; the replicated one is an xor-delta.
+TEST(IncrementalDistributed, XorDeltaFallsBackToTheCodecWhereTheBoxChanged) {
+  TempDir temp;
+  save_step(temp.file("a"), 4, 1, "", with_xor_delta());
+  save_step(temp.file("b"), 2, 2, temp.file("a"), with_xor_delta());
+  const DistributedIndex index = read_distributed_index(temp.file("b"));
+  EXPECT_EQ(piece_codecs(index, "partly/rows"), (std::vector<std::string>{"raw", "raw"}));
+  EXPECT_EQ(piece_codecs(index, "frozen/rows"), (std::vector<std::string>{"raw", "raw"}));
+  EXPECT_EQ(piece_codecs(index, "moving/replicated"), std::vector<std::string>{"xor-delta"});
+  EXPECT_EQ(referenced_pieces(index, "frozen/replicated"), 1u);
+  for (int loading = 1; loading <= 3; ++loading)
+    EXPECT_EQ(load_step(temp.file("b"), loading, 2), std::vector<std::string>());
+}
+
+TEST(IncrementalDistributed, DamagedXorDeltaBaseFailsTheLoadNamingTheParentFile) {
+  TempDir temp;
+  save_step(temp.file("step-1"), 2, 1, "", with_xor_delta());
+  save_step(temp.file("step-2"), 2, 2, temp.file("step-1"), with_xor_delta());
+  ASSERT_EQ(piece_codecs(read_distributed_index(temp.file("step-2")), "moving/replicated"),
+            std::vector<std::string>{"xor-delta"});
+  const detail::IndexPiece base =
+      read_distributed_index(temp.file("step-1")).tensors.at("moving/replicated").pieces.at(0);
+  damage_tensor(temp.file("step-1") + "/" + base.file, base.stored_name);
+  expect_error<IntegrityError>([&] { load_step(temp.file("step-2"), 3, 2); }, ErrorId::integrity_tensor_checksum,
+                               {"step-1/" + base.file, base.stored_name});
+  // `ckpt verify` reports it in the child's file whose delta reads it.
+  const DistributedVerification verified = verify_distributed_checkpoint(temp.file("step-2"));
+  EXPECT_FALSE(verified.ok());
+  std::string problems;
+  for (const auto& file : verified.files) {
+    for (const std::string& problem : file.problems) problems += problem + "\n";
+  }
+  EXPECT_NE(problems.find("[ckpt.integrity_error.301] file '" + temp.file("step-2") + "/../step-1/" + base.file +
+                          "': tensor '" + base.stored_name + "'"),
+            std::string::npos)
+      << problems;
 }
 
 // The step directories in `directory`, by step.
@@ -294,16 +512,23 @@ std::vector<std::uint64_t> step_directories_in(const std::string& directory) {
   return steps;
 }
 
-// max_to_keep 1 over chains of 4 (full_every 4): each rotation deletes every
-// older step but those the newest one reads from, and every step kept loads.
-TEST(IncrementalDistributed, ManagerKeepsOnlyWhatTheNewestChainNeeds) {
-  TempDir temp;
+// A manager keeping one step, over chains of 4 (full_every 4).
+ManagerOptions keep_one_over_chains_of_4(bool xor_delta) {
   ManagerOptions options;
   options.name_template = "step-{step:06}";
   options.incremental = true;
   options.save.incremental.full_every = 4;
+  options.save.incremental.xor_delta = xor_delta;
   options.save.threads = 1;
   options.retention.max_to_keep = 1;
+  return options;
+}
+
+// max_to_keep 1 over chains of 4: each rotation deletes every older step but
+// those the newest one reads from, and every step kept loads.
+TEST(IncrementalDistributed, ManagerKeepsOnlyWhatTheNewestChainNeeds) {
+  TempDir temp;
+  const ManagerOptions options = keep_one_over_chains_of_4(false);
   // Frozen boxes come from step 1, new/rows from step 2, until step 5 is full.
   const std::vector<std::vector<std::uint64_t>> expected = {{1},    {1, 2}, {1, 2, 3}, {1, 2, 4}, {5},
                                                             {5, 6}, {5, 7}, {5, 8},    {9}};
@@ -327,6 +552,36 @@ TEST(IncrementalDistributed, ManagerKeepsOnlyWhatTheNewestChainNeeds) {
         for (const std::string& problem : chain_differences(state)) problems.push_back(problem);
       }));
       EXPECT_EQ(problems, std::vector<std::string>()) << "restored by " << loading;
+    }
+  }
+}
+
+// The same with xor-delta: each step's changed boxes read their bases from
+// the step before, so the whole chain since the last full save stays, and
+// goes once a full save starts a new one.
+TEST(IncrementalDistributed, ManagerWithXorDeltaKeepsTheChainOfBasesAndEveryKeptStepLoads) {
+  TempDir temp;
+  const ManagerOptions options = keep_one_over_chains_of_4(true);
+  const std::vector<std::vector<std::uint64_t>> expected = {{1},    {1, 2},    {1, 2, 3},    {1, 2, 3, 4}, {5},
+                                                            {5, 6}, {5, 6, 7}, {5, 6, 7, 8}, {9}};
+  for (std::uint64_t step = 1; step <= 9; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    rethrow_first(run_ranks(2, [&](Communicator& communicator) {
+      DistributedCheckpointManager manager(communicator, temp.path(), options);
+      manager.save(step, state_for_saving(communicator.rank(), 2, step));
+    }));
+    const std::vector<std::uint64_t> kept = step_directories_in(temp.path());
+    EXPECT_EQ(kept, expected[step - 1]);
+    const DistributedIndex index = read_distributed_index(temp.file("step-00000" + std::to_string(step)));
+    if (step % 4 != 1) {
+      EXPECT_EQ(piece_codecs(index, "moving/replicated"), std::vector<std::string>{"xor-delta"});
+    }
+    for (std::uint64_t kept_step : kept) {
+      for (int loading : {1, 3}) {
+        EXPECT_EQ(load_step(temp.file("step-00000" + std::to_string(kept_step)), loading, kept_step),
+                  std::vector<std::string>())
+            << "step " << kept_step << " loaded by " << loading;
+      }
     }
   }
 }

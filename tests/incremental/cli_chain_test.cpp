@@ -99,16 +99,18 @@ TEST(IncrementalCli, ConvertMaterializesASelfContainedFile) {
 }
 
 // Two distributed checkpoint directories of one process: a/ stores both
-// tensors, b/ stores "trained" and references "frozen" in a/.
+// tensors, b/ stores "trained" (with `xor_delta`, as the XOR against a/'s)
+// and references "frozen" in a/.
 struct DirectoryChain {
   TempDir dir;
   std::map<std::string, ckpt::Tensor> state;
-  DirectoryChain() {
+  explicit DirectoryChain(bool xor_delta = false) {
     std::vector<float> frozen(5000, 0.25f), trained(10, 1.0f);
     state["frozen"] = ckpt::Tensor::copy_of(ckpt::TensorView(frozen.data(), {5000}));
     ckpt::SingleProcessCommunicator one;
     ckpt::DistributedOptions options;
     options.save.incremental.content_hashes = true;
+    options.save.incremental.xor_delta = xor_delta;
     for (const char* name : {"a", "b"}) {
       trained[0] += 1;
       state["trained"] = ckpt::Tensor::copy_of(ckpt::TensorView(trained.data(), {10}));
@@ -117,6 +119,31 @@ struct DirectoryChain {
     }
   }
   std::string parent_file() const { return dir.file("a") + "/model-00001-of-00001.safetensors"; }
+
+  // Damages byte `offset` of a/'s file, inside `tensor`: verifying b/ fails naming it.
+  void expect_verify_names_damaged_parent(std::int64_t offset, const std::string& tensor) const {
+    ckpt::test::flip_byte(parent_file(), offset);
+    const auto bad = run_cli({"verify", dir.file("b")});
+    EXPECT_NE(bad.exit_code, 0);
+    EXPECT_NE(bad.out.find("CORRUPT  [ckpt.integrity_error.301] file '"), std::string::npos) << bad.out;
+    EXPECT_NE(bad.out.find("a/model-00001-of-00001.safetensors': tensor '" + tensor + "'"), std::string::npos)
+        << bad.out;
+  }
+
+  // The file `ckpt convert` made of b/ holds b/'s state, stored in full, and
+  // needs neither directory.
+  void expect_converted_holds_the_state(const std::string& output) const {
+    std::filesystem::remove_all(dir.file("a"));
+    const ckpt::Reader reader(output);
+    EXPECT_EQ(reader.chain_depth(), 0u);
+    for (const char* name : {"frozen", "trained"}) {
+      EXPECT_EQ(reader.find(name)->stored_in, "");
+      EXPECT_EQ(reader.find(name)->codec, "raw");
+      const ckpt::Tensor tensor = reader.tensor(name);
+      ASSERT_EQ(tensor.nbytes(), state.at(name).nbytes());
+      EXPECT_EQ(std::memcmp(tensor.data(), state.at(name).data(), tensor.nbytes()), 0) << name;
+    }
+  }
 };
 
 TEST(IncrementalCli, DirectoryChainInfoVerifyAndConvert) {
@@ -137,21 +164,28 @@ TEST(IncrementalCli, DirectoryChainInfoVerifyAndConvert) {
   const auto good = run_cli({"verify", chain.dir.file("b")});
   EXPECT_EQ(good.exit_code, 0) << good.out << good.err;
 
-  ckpt::test::flip_byte(chain.parent_file(), -200);  // inside "frozen", stored first in a/
-  const auto bad = run_cli({"verify", chain.dir.file("b")});
-  EXPECT_NE(bad.exit_code, 0);
-  EXPECT_NE(bad.out.find("CORRUPT  [ckpt.integrity_error.301] file '"), std::string::npos) << bad.out;
-  EXPECT_NE(bad.out.find("a/model-00001-of-00001.safetensors': tensor 'frozen'"), std::string::npos) << bad.out;
+  chain.expect_verify_names_damaged_parent(-200, "frozen");  // stored first in a/
+  chain.expect_converted_holds_the_state(output);
+}
 
-  // The converted file needs neither directory.
-  std::filesystem::remove_all(chain.dir.file("a"));
-  const ckpt::Reader reader(output);
-  EXPECT_EQ(reader.chain_depth(), 0u);
-  EXPECT_EQ(reader.find("frozen")->stored_in, "");
-  const ckpt::Tensor frozen = reader.tensor("frozen");
-  EXPECT_EQ(std::memcmp(frozen.data(), chain.state.at("frozen").data(), 5000 * 4), 0);
-  const ckpt::Tensor trained = reader.tensor("trained");
-  EXPECT_EQ(std::memcmp(trained.data(), chain.state.at("trained").data(), 10 * 4), 0);
+// The tool on a directory whose rank file stores an xor-delta piece: verify
+// reads its base through the parent's file, convert decodes it, and a
+// damaged base is reported naming the parent's file.
+TEST(IncrementalCli, DirectoryChainWithXorDeltaVerifyAndConvert) {
+  DirectoryChain chain(true);
+  const std::string child_file = chain.dir.file("b") + "/model-00001-of-00001.safetensors";
+  EXPECT_EQ(ckpt::Reader(child_file).find("trained")->codec, "xor-delta");
+  const auto info = run_cli({"info", chain.dir.file("b")});
+  EXPECT_EQ(info.exit_code, 0) << info.err;
+  EXPECT_NE(info.out.find("chain:     depth 1, parent ../a; 1 pieces referenced, read from ../a"), std::string::npos)
+      << info.out;
+  const auto good = run_cli({"verify", chain.dir.file("b")});
+  EXPECT_EQ(good.exit_code, 0) << good.out << good.err;
+  const std::string output = chain.dir.file("whole.safetensors");
+  ASSERT_EQ(run_cli({"convert", chain.dir.file("b"), output}).exit_code, 0);
+
+  chain.expect_verify_names_damaged_parent(-1, "trained");  // stored last in a/: the base
+  chain.expect_converted_holds_the_state(output);
 }
 
 }  // namespace

@@ -98,7 +98,7 @@ struct WrittenFile {
   std::uint64_t bytes = 0;
   std::uint64_t header_xxh3 = 0;
   std::vector<Piece> pieces;
-  std::vector<std::string> sources;  // the files its references read from, relative to its directory
+  std::vector<std::string> sources;  // the files its references and xor-delta bases read from, relative to it
 };
 
 template <class = void>

@@ -8,7 +8,9 @@
 // whole checkpoint's bytes, and each rank's file references what the parent
 // holds, as an incremental single file does (write/incremental.hpp): a rank
 // file is an ordinary ckpt file whose references name files of the parent's
-// directory (or of the directories the parent itself references).
+// directory (or of the directories the parent itself references). With
+// xor-delta, a changed piece whose box the parent holds is stored as the XOR
+// against the parent's piece, whichever of the parent's files holds it.
 
 #include <cstdint>
 #include <filesystem>
@@ -34,10 +36,12 @@ namespace ckpt::detail {
 
 // One rank's pieces compared with the parent checkpoint.
 struct BoxComparison {
-  std::vector<ContentHash> hashes;                  // of each piece the rank writes
-  std::vector<std::optional<ContentSource>> found;  // where the parent holds the same content
-  std::uint64_t stored_bytes = 0;                   // bytes of the pieces the parent does not hold
+  std::vector<ContentHash> hashes;                      // of each piece the rank writes
+  std::vector<std::optional<ContentSource>> found;      // where the parent holds the same content
+  std::vector<std::optional<DeltaSource>> delta_bases;  // xor-delta: the parent's piece of the same box
+  std::uint64_t stored_bytes = 0;                       // bytes of the pieces the parent does not hold
   std::uint64_t total_bytes = 0;
+  bool any_delta = false;
 };
 
 // The parent of an incremental distributed save: its directory as given and
@@ -53,13 +57,6 @@ template <class = void>
 std::optional<ParentCheckpoint> read_parent_checkpoint(const std::string& directory,
                                                        const IncrementalOptions& options) {
   check_chain_policy(directory, options);
-  if (options.xor_delta) {
-    // The base of a piece would be the parent's piece of the same box, which
-    // may lie in any rank's file: not designed yet.
-    throw ArgumentError(ErrorId::argument_invalid, directory, "",
-                        "expected incremental.xor_delta off in a distributed save, found it on (distributed saves "
-                        "reference unchanged pieces but store changed ones by SaveOptions::codecs)");
-  }
   if (options.parent.empty()) return std::nullopt;
   if (absolute_path(options.parent) == absolute_path(directory)) {
     throw ArgumentError(ErrorId::argument_invalid, directory, "",
@@ -69,31 +66,41 @@ std::optional<ParentCheckpoint> read_parent_checkpoint(const std::string& direct
   return ParentCheckpoint{parent, read_index_of(parent)};
 }
 
+// A file of the parent as far as its header tells, read once per save.
+struct ParentFile {
+  std::string path;
+  ParsedHeader header;
+  bool committed = false;                        // the file its index committed: usable
+  std::map<ContentKey, ContentSource> contents;  // when committed
+};
+
 // Hashes the pieces `rank` writes (`to_write`, in plan order) and finds, for
 // each, the parent's piece of the same tensor (dtype and global shape) and
-// box whose content is equal: a source in the file storing it, named
-// relative to `directory`. A parent file that is not the one its index
-// committed is not referenced.
+// box: when its content is equal, a source in the file storing it, named
+// relative to `directory`; otherwise, with `xor_delta`, that piece as the
+// base to store the XOR against (in the parent's file holding it, read
+// through that file). A parent file that is not the one its index committed
+// is not used.
 template <class = void>
 BoxComparison compare_boxes(const SavePlan& plan, int rank, const std::vector<NamedTensor>& to_write,
-                            const std::optional<ParentCheckpoint>& parent, const std::string& directory,
+                            const std::optional<ParentCheckpoint>& parent, const std::string& directory, bool xor_delta,
                             unsigned threads) {
   BoxComparison comparison;
   comparison.hashes = content_hashes_of(to_write, threads);
   comparison.found.resize(to_write.size());
+  comparison.delta_bases.resize(to_write.size());
   const std::filesystem::path child = absolute_path(directory);
-  std::map<std::string, std::map<ContentKey, ContentSource>> contents_of_file;  // each parent file's header, once
-  const auto contents_of = [&](const std::string& file) -> const std::map<ContentKey, ContentSource>& {
-    const auto cached = contents_of_file.find(file);
-    if (cached != contents_of_file.end()) return cached->second;
-    std::map<ContentKey, ContentSource>& contents = contents_of_file[file];
-    const std::string path = parent->directory + "/" + file;
-    const MappedFile mapped(path);
-    const ParsedHeader header = HeaderParser<>(path, mapped.data(), mapped.size()).parse();
-    if (header.header_xxh3 == parent->index.files.at(file).header_xxh3) {
-      contents = parent_contents(header, path, child);
-    }
-    return contents;
+  std::map<std::string, ParentFile> parent_files;
+  const auto parent_file = [&](const std::string& name) -> const ParentFile& {
+    const auto cached = parent_files.find(name);
+    if (cached != parent_files.end()) return cached->second;
+    ParentFile& file = parent_files[name];
+    file.path = parent->directory + "/" + name;
+    const MappedFile mapped(file.path);
+    file.header = HeaderParser<>(file.path, mapped.data(), mapped.size()).parse();
+    file.committed = file.header.header_xxh3 == parent->index.files.at(name).header_xxh3;
+    if (file.committed) file.contents = parent_contents(file.header, file.path, child);
+    return file;
   };
   const auto pieces = pieces_written_by(plan, rank);
   for (std::size_t i = 0; i < to_write.size(); ++i) {
@@ -108,12 +115,26 @@ BoxComparison compare_boxes(const SavePlan& plan, int rank, const std::vector<Na
         same_tensor = &found->second;
       }
     }
+    const IndexPiece* same_box = nullptr;
     if (same_tensor != nullptr) {
       for (const IndexPiece& parent_piece : same_tensor->pieces) {
-        if (parent_piece.geometry != piece->geometry) continue;
-        const auto& contents = contents_of(parent_piece.file);
-        const auto source = contents.find(ContentKey{comparison.hashes[i], view.dtype(), view.shape()});
-        if (source != contents.end()) comparison.found[i] = source->second;
+        if (parent_piece.geometry == piece->geometry) same_box = &parent_piece;
+      }
+    }
+    if (same_box != nullptr) {
+      const ParentFile& file = parent_file(same_box->file);
+      const auto source = file.contents.find(ContentKey{comparison.hashes[i], view.dtype(), view.shape()});
+      if (source != file.contents.end()) {
+        comparison.found[i] = source->second;
+      } else if (xor_delta && file.committed) {
+        const auto base = parent_content_of(file.header, same_box->stored_name, view.dtype(), view.shape());
+        if (base) {
+          comparison.delta_bases[i] = DeltaSource{
+              {relative_file_name(absolute_path(file.path), child), file.header.header_xxh3, same_box->stored_name},
+              file.path,
+              *base};
+          comparison.any_delta = true;
+        }
       }
     }
     if (!comparison.found[i]) comparison.stored_bytes += view.nbytes();
@@ -124,7 +145,7 @@ BoxComparison compare_boxes(const SavePlan& plan, int rank, const std::vector<Na
 template <class = void>
 std::string encode_comparison_bytes(const BoxComparison& comparison) {
   WireWriter writer;
-  writer.u64(comparison.stored_bytes).u64(comparison.total_bytes);
+  writer.u64(comparison.stored_bytes).u64(comparison.total_bytes).u64(comparison.any_delta ? 1 : 0);
   return std::move(writer).take();
 }
 
@@ -137,41 +158,47 @@ std::optional<IndexChain> agreed_chain(const std::vector<std::string>& compariso
                                        const IncrementalOptions& options) {
   if (!parent) return std::nullopt;
   std::uint64_t stored = 0, total = 0;
+  bool any_delta = false;  // a checkpoint storing only xor-deltas is still incremental
   for (const std::string& bytes : comparisons) {
     WireReader reader(bytes);
     stored += reader.u64();
     total += reader.u64();
+    any_delta = reader.u64() != 0 || any_delta;
     reader.expect_end();
   }
   const std::optional<IndexChain>& parent_chain = parent->index.chain;
   const std::uint64_t depth = parent_chain ? parent_chain->depth : 0;
   const std::uint64_t chain_bytes = parent_chain ? parent_chain->chain_bytes : 0;
-  if (chain_policy_wants_full(options, depth, chain_bytes, stored, total, false)) return std::nullopt;
+  if (chain_policy_wants_full(options, depth, chain_bytes, stored, total, any_delta)) return std::nullopt;
   return IndexChain{relative_file_name(absolute_path(parent->directory), absolute_path(directory)),
                     depth + 1,
                     chain_bytes + stored,
                     {}};
 }
 
-// This rank's file: its pieces less those the parent holds (all of them
-// stored when `chain` is nullopt), with every stored piece's content hash.
-// A file that references nothing is an ordinary file; one that does names
-// as its parent the first file it references, and carries the checkpoint's
-// depth and chain bytes.
+// This rank's file: its pieces less those the parent holds, the changed
+// ones with a base stored as xor-deltas (all of them stored by their codecs
+// when `chain` is nullopt), with every stored piece's content hash. A file
+// that references nothing and stores no xor-delta is an ordinary file; any
+// other names as its parent the first file it reads from, and carries the
+// checkpoint's depth and chain bytes.
 template <class = void>
 ContentPlan rank_content_plan(const std::vector<NamedTensor>& to_write, BoxComparison comparison,
                               const std::optional<IndexChain>& chain) {
   ContentPlan plan;
   plan.hashed = true;
   std::optional<ChainInfo> file_chain;
-  bool references = false;
-  for (std::optional<ContentSource>& found : comparison.found) {
-    if (!chain) found.reset();
-    references = references || found.has_value();
+  bool reads_parent = false;
+  for (std::size_t i = 0; i < to_write.size(); ++i) {
+    if (!chain) {
+      comparison.found[i].reset();
+      comparison.delta_bases[i].reset();
+    }
+    reads_parent = reads_parent || comparison.found[i] || comparison.delta_bases[i];
   }
-  if (references) file_chain = ChainInfo{{}, chain->depth, chain->chain_bytes, {}, {}, {}};
-  plan = assemble_content(std::move(plan), to_write, comparison.hashes, comparison.found,
-                          std::vector<std::optional<ContentHash>>(to_write.size()), std::move(file_chain));
+  if (reads_parent) file_chain = ChainInfo{{}, chain->depth, chain->chain_bytes, {}, {}, {}};
+  plan = assemble_content(std::move(plan), to_write, comparison.hashes, comparison.found, comparison.delta_bases,
+                          std::move(file_chain));
   if (plan.chain) plan.chain->parent = plan.chain->sources.front();
   return plan;
 }

@@ -311,19 +311,26 @@ class DistributedSaver {
 
   // An incremental save (collective): every rank compares its pieces with
   // the parent, the ranks agree on the chain policy, and each keeps to
-  // write only what the parent does not hold.
+  // write only what the parent does not hold (opening the parent's files
+  // holding its xor-delta bases: a failure there goes to the commit).
   void compare_with_parent(PendingSave& save) {
     std::optional<ParentCheckpoint> parent;
     BoxComparison comparison;
+    const IncrementalOptions& incremental = save.options.incremental;
     const std::vector<std::string> comparisons = all_gather_step(comm_, [&] {
-      parent = read_parent_checkpoint(save.directory, save.options.incremental);
-      comparison = compare_boxes(*save.plan, comm_.rank(), save.to_write, parent, save.directory, save.options.threads);
+      parent = read_parent_checkpoint(save.directory, incremental);
+      comparison = compare_boxes(*save.plan, comm_.rank(), save.to_write, parent, save.directory, incremental.xor_delta,
+                                 save.options.threads);
       return encode_comparison_bytes(comparison);
     });
-    save.chain = agreed_chain(comparisons, parent, save.directory, save.options.incremental);
-    save.content = rank_content_plan(save.to_write, std::move(comparison), save.chain);
-    save.to_write = std::move(save.content.stored);
-    save.content.stored.clear();
+    save.chain = agreed_chain(comparisons, parent, save.directory, incremental);
+    if (save.written.failure) return;
+    save.written = run_step(comm_.rank(), [&] {
+      save.content = rank_content_plan(save.to_write, std::move(comparison), save.chain);
+      save.to_write = std::move(save.content.stored);
+      save.content.stored.clear();
+      return std::string();
+    });
     save.stats.referenced_bytes = save.content.referenced_bytes;
     save.stats.rank_bytes -= save.content.referenced_bytes;
   }

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <optional>
 #include <string>
@@ -43,7 +44,6 @@ struct ContentPlan {
   std::map<std::string, ContentHash> stored_hashes;
   std::optional<ChainInfo> chain;  // set when the file references anything or stores xor-deltas
   std::uint64_t referenced_bytes = 0;
-  std::shared_ptr<const Reader> parent;     // open when xor-delta tensors read their bases from it
   std::map<std::string, BaseReader> bases;  // the xor-delta tensors, by name
 
   // A template so that only programs that save compile it, and the JSON
@@ -83,6 +83,15 @@ struct ContentSource {
 
 using ContentKey = std::tuple<ContentHash, DType, Shape>;
 
+// The base of an xor-delta tensor: a tensor of a file of the chain, read as
+// that file reads it (through its own references and deltas), and the
+// content hash that file records for it.
+struct DeltaSource {
+  ContentSource base;  // base.file is relative to the child's directory
+  std::string path;    // the same file, as this process opens it
+  ContentHash hash;
+};
+
 // Every content the parent stores (with a recorded hash) or references, by
 // content, dtype and shape. Reads the parent's header only.
 template <class = void>
@@ -108,23 +117,20 @@ std::map<ContentKey, ContentSource> parent_contents(const ParsedHeader& parent, 
   return contents;
 }
 
-// The content hash the parent records for its tensor of `tensor`'s name,
-// dtype and shape (stored or referenced): an xor-delta base. Nullopt when it
-// has none.
+// The content hash the parent records for its tensor `name` of `dtype` and
+// `shape` (stored or referenced): an xor-delta base. Nullopt when it has none.
 template <class = void>
-std::optional<ContentHash> parent_content_of(const ParsedHeader& parent, const NamedTensor& tensor) {
-  const TensorView& view = tensor.view;
+std::optional<ContentHash> parent_content_of(const ParsedHeader& parent, const std::string& name, DType dtype,
+                                             const Shape& shape) {
   for (const TensorRecord& record : parent.tensors) {
-    if (record.name != tensor.name) continue;
+    if (record.name != name) continue;
     const auto hash = parent.content_hashes.find(record.name);
-    if (record.dtype != view.dtype() || record.shape != view.shape() || hash == parent.content_hashes.end()) break;
+    if (record.dtype != dtype || record.shape != shape || hash == parent.content_hashes.end()) break;
     return hash->second;
   }
   if (parent.chain) {
     for (const TensorReference& reference : parent.chain->references) {
-      if (reference.name == tensor.name && reference.dtype == view.dtype() && reference.shape == view.shape()) {
-        return reference.hash;
-      }
+      if (reference.name == name && reference.dtype == dtype && reference.shape == shape) return reference.hash;
     }
   }
   return std::nullopt;
@@ -169,15 +175,16 @@ inline bool chain_policy_wants_full(const IncrementalOptions& options, std::uint
          (stored_bytes == total_bytes && !any_delta);
 }
 
-// Completes `plan` (hashed, with its xor-delta parent open if any): stores
-// tensors[i] unless found[i] holds its content (a reference in `chain`, set
-// whenever any found[i] or delta_bases[i] is), as an xor-delta against the
-// parent's tensor of its name when delta_bases[i] is set.
+// Completes `plan` (hashed): stores tensors[i] unless found[i] holds its
+// content (a reference in `chain`, set whenever any found[i] or
+// delta_bases[i] is), as an xor-delta against delta_bases[i] when that is
+// set. Opens each file holding a base once; the save reads the bases
+// through it (which may itself reference or delta-encode them).
 template <class = void>
 ContentPlan assemble_content(ContentPlan plan, const std::vector<NamedTensor>& tensors,
                              const std::vector<ContentHash>& hashes,
                              const std::vector<std::optional<ContentSource>>& found,
-                             const std::vector<std::optional<ContentHash>>& delta_bases,
+                             const std::vector<std::optional<DeltaSource>>& delta_bases,
                              std::optional<ChainInfo> chain) {
   std::map<std::string, std::size_t> source_numbers;
   const auto source_number = [&](const std::string& file, std::uint64_t header_xxh3) {
@@ -185,19 +192,21 @@ ContentPlan assemble_content(ContentPlan plan, const std::vector<NamedTensor>& t
     if (number.second) chain->sources.push_back({file, header_xxh3});
     return number.first->second;
   };
+  std::map<std::string, std::shared_ptr<const Reader>> base_files;  // by path
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     if (!found[i]) {
       plan.stored.push_back(tensors[i]);
       plan.stored_hashes.emplace(tensors[i].name, hashes[i]);
       if (delta_bases[i]) {
-        // The base is the parent's tensor of the same name, read through the
-        // parent (which may itself reference or delta-encode it).
-        const std::string& name = tensors[i].name;
+        const DeltaSource& delta = *delta_bases[i];
         chain->deltas.push_back(
-            {name, source_number(chain->parent.file, chain->parent.header_xxh3), name, *delta_bases[i]});
-        plan.bases.emplace(name, [parent = plan.parent, name](std::uint64_t begin, std::uint64_t end, std::byte* out) {
-          parent->read_range(name, begin, end, out);
-        });
+            {tensors[i].name, source_number(delta.base.file, delta.base.header_xxh3), delta.base.tensor, delta.hash});
+        std::shared_ptr<const Reader>& file = base_files[delta.path];
+        if (!file) file = std::make_shared<const Reader>(delta.path);
+        plan.bases.emplace(tensors[i].name,
+                           [file, base = delta.base.tensor](std::uint64_t begin, std::uint64_t end, std::byte* out) {
+                             file->read_range(base, begin, end, out);
+                           });
       }
       continue;
     }
@@ -247,7 +256,7 @@ ContentPlan reference_parent_contents(ContentPlan plan, const std::vector<NamedT
                                       const std::vector<ContentHash>& hashes, const ParentIndex& parent,
                                       const IncrementalOptions& options) {
   std::vector<std::optional<ContentSource>> found(tensors.size());
-  std::vector<std::optional<ContentHash>> delta_bases(tensors.size());  // xor-delta: the base's content
+  std::vector<std::optional<DeltaSource>> delta_bases(tensors.size());
   std::uint64_t total_bytes = 0, stored_bytes = 0;
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const TensorView& view = tensors[i].view;
@@ -259,9 +268,15 @@ ContentPlan reference_parent_contents(ContentPlan plan, const std::vector<NamedT
       stored_bytes += view.nbytes();
     }
   }
+  const std::string parent_name = relative_file_name(absolute_path(options.parent), parent.child_directory);
   if (options.xor_delta) {
+    // The base is the parent's tensor of the same name, dtype and shape.
     for (std::size_t i = 0; i < tensors.size(); ++i) {
-      if (!found[i]) delta_bases[i] = parent_content_of(parent.header, tensors[i]);
+      const NamedTensor& tensor = tensors[i];
+      if (found[i]) continue;
+      if (const auto base = parent_content_of(parent.header, tensor.name, tensor.view.dtype(), tensor.view.shape())) {
+        delta_bases[i] = DeltaSource{{parent_name, parent.header.header_xxh3, tensor.name}, options.parent, *base};
+      }
     }
   }
   const bool any_delta =
@@ -273,14 +288,8 @@ ContentPlan reference_parent_contents(ContentPlan plan, const std::vector<NamedT
     std::fill(found.begin(), found.end(), std::nullopt);
     std::fill(delta_bases.begin(), delta_bases.end(), std::nullopt);
   } else {
-    if (any_delta) plan.parent = std::make_shared<const Reader>(options.parent);
     chain = ChainInfo{
-        {relative_file_name(absolute_path(options.parent), parent.child_directory), parent.header.header_xxh3},
-        parent_depth + 1,
-        parent_chain_bytes + stored_bytes,
-        {},
-        {},
-        {}};
+        {parent_name, parent.header.header_xxh3}, parent_depth + 1, parent_chain_bytes + stored_bytes, {}, {}, {}};
   }
   return assemble_content(std::move(plan), tensors, hashes, found, delta_bases, std::move(chain));
 }
@@ -373,7 +382,7 @@ ContentPlan plan_content(const std::string& path, const std::vector<NamedTensor>
   const std::vector<ContentHash> hashes = content_hashes_of(tensors, threads);
   if (options.parent.empty()) {
     return assemble_content(std::move(plan), tensors, hashes, std::vector<std::optional<ContentSource>>(tensors.size()),
-                            std::vector<std::optional<ContentHash>>(tensors.size()), std::nullopt);
+                            std::vector<std::optional<DeltaSource>>(tensors.size()), std::nullopt);
   }
   return reference_parent_contents(std::move(plan), tensors, hashes, read_parent(path, options), options);
 }
