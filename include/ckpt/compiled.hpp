@@ -73,12 +73,14 @@ CKPT_COMPILED_INSTANTIATE template LoadReport LoadingArchive::finish<void>(bool)
 CKPT_COMPILED_INSTANTIATE template std::shared_ptr<const Codec> CodecRegistry::make<void>(const std::string&) const;
 
 namespace detail {
-CKPT_COMPILED_INSTANTIATE template class HeaderParser<void>;
+CKPT_COMPILED_INSTANTIATE template class HeaderParser<nlohmann::json>;
 CKPT_COMPILED_INSTANTIATE template class NameRegistry<void>;
 CKPT_COMPILED_INSTANTIATE template class BlockVerifier<void>;
 CKPT_COMPILED_INSTANTIATE template class ThreadPool<void>;
-CKPT_COMPILED_INSTANTIATE template std::optional<nlohmann::json> parse_strict_json<void>(std::string_view, std::size_t,
-                                                                                         std::size_t, std::string&);
+CKPT_COMPILED_INSTANTIATE template std::optional<nlohmann::json> parse_strict_json<nlohmann::json>(std::string_view,
+                                                                                                   std::size_t,
+                                                                                                   std::size_t,
+                                                                                                   std::string&);
 }  // namespace detail
 
 }  // namespace ckpt

@@ -78,13 +78,15 @@ struct ChainInfo {
   std::vector<DeltaBase> deltas;            // sorted by name
 };
 
-template <class = void>
+// The functions below are templates on Json (always nlohmann::json) so that
+// the compiler checks and instantiates their JSON code only in programs that
+// call them (see "Compile time" in docs/architecture.md).
+template <class Json = nlohmann::json>
 std::string chain_file_json(const ChainFile& file) {
-  return R"({"file":)" + nlohmann::json(file.file).dump() + R"(,"header_xxh3":")" + checksum_to_hex(file.header_xxh3) +
-         "\"}";
+  return R"({"file":)" + Json(file.file).dump() + R"(,"header_xxh3":")" + checksum_to_hex(file.header_xxh3) + "\"}";
 }
 
-template <class = void>
+template <class Json = nlohmann::json>
 std::string chain_json(const ChainInfo& chain) {
   std::string text = R"({"parent":)" + chain_file_json(chain.parent) + R"(,"depth":)" + std::to_string(chain.depth) +
                      R"(,"chain_bytes":)" + std::to_string(chain.chain_bytes) + R"(,"sources":[)";
@@ -92,40 +94,38 @@ std::string chain_json(const ChainInfo& chain) {
   text += R"(],"references":{)";
   for (std::size_t i = 0; i < chain.references.size(); ++i) {
     const TensorReference& reference = chain.references[i];
-    nlohmann::json shape = reference.shape;
-    text += (i ? "," : "") + nlohmann::json(reference.name).dump() + R"(:{"dtype":")" +
-            std::string(dtype_name(reference.dtype)) + R"(","shape":)" + shape.dump() + R"(,"xxh128":")" +
-            content_hash_to_hex(reference.hash) + R"(","source":)" + std::to_string(reference.source) +
-            R"(,"tensor":)" + nlohmann::json(reference.source_tensor).dump() + "}";
+    Json shape = reference.shape;
+    text += (i ? "," : "") + Json(reference.name).dump() + R"(:{"dtype":")" + std::string(dtype_name(reference.dtype)) +
+            R"(","shape":)" + shape.dump() + R"(,"xxh128":")" + content_hash_to_hex(reference.hash) + R"(","source":)" +
+            std::to_string(reference.source) + R"(,"tensor":)" + Json(reference.source_tensor).dump() + "}";
   }
   text += R"(},"deltas":{)";
   for (std::size_t i = 0; i < chain.deltas.size(); ++i) {
     const DeltaBase& delta = chain.deltas[i];
-    text += (i ? "," : "") + nlohmann::json(delta.name).dump() + R"(:{"source":)" + std::to_string(delta.source) +
-            R"(,"tensor":)" + nlohmann::json(delta.base_tensor).dump() + R"(,"xxh128":")" +
-            content_hash_to_hex(delta.base_hash) + "\"}";
+    text += (i ? "," : "") + Json(delta.name).dump() + R"(:{"source":)" + std::to_string(delta.source) +
+            R"(,"tensor":)" + Json(delta.base_tensor).dump() + R"(,"xxh128":")" + content_hash_to_hex(delta.base_hash) +
+            "\"}";
   }
   return text + "}}";
 }
 
-template <class = void>
+template <class Json = nlohmann::json>
 std::string content_hashes_json(const std::vector<std::pair<std::string, ContentHash>>& hashes) {
   std::string text = "{";
   for (std::size_t i = 0; i < hashes.size(); ++i) {
-    text +=
-        (i ? "," : "") + nlohmann::json(hashes[i].first).dump() + ":\"" + content_hash_to_hex(hashes[i].second) + "\"";
+    text += (i ? "," : "") + Json(hashes[i].first).dump() + ":\"" + content_hash_to_hex(hashes[i].second) + "\"";
   }
   return text + "}";
 }
 
 // Reads `ckpt.chain` (already parsed as JSON) of file `file`; every problem
 // is format_metadata naming what was expected and found.
-template <class = void>
+template <class Json = nlohmann::json>
 class ChainParser {
  public:
   explicit ChainParser(const std::string& file) : file_(file) {}
 
-  ChainInfo parse(const nlohmann::json& json) const {
+  ChainInfo parse(const Json& json) const {
     if (!json.is_object() || json.size() != 6) {
       fail("",
            "expected ckpt.chain to be an object of exactly parent, depth, chain_bytes, sources, references and "
@@ -142,16 +142,16 @@ class ChainParser {
     }
     chain.depth = *depth;
     chain.chain_bytes = *chain_bytes;
-    const nlohmann::json& sources = member(json, "sources");
+    const Json& sources = member(json, "sources");
     if (!sources.is_array()) fail("", "expected ckpt.chain sources to be an array, found " + excerpt(sources.dump()));
-    for (const nlohmann::json& source : sources) chain.sources.push_back(file_of(source, "source"));
-    const nlohmann::json& references = member(json, "references");
+    for (const Json& source : sources) chain.sources.push_back(file_of(source, "source"));
+    const Json& references = member(json, "references");
     if (!references.is_object()) {
       fail("", "expected ckpt.chain references to be an object, found " + excerpt(references.dump()));
     }
     for (const auto& item : references.items())
       chain.references.push_back(reference_of(item.key(), item.value(), chain));
-    const nlohmann::json& deltas = member(json, "deltas");
+    const Json& deltas = member(json, "deltas");
     if (!deltas.is_object()) fail("", "expected ckpt.chain deltas to be an object, found " + excerpt(deltas.dump()));
     for (const auto& item : deltas.items()) chain.deltas.push_back(delta_of(item.key(), item.value(), chain));
     return chain;
@@ -162,54 +162,60 @@ class ChainParser {
     throw FormatError(ErrorId::format_metadata, file_, tensor, what);
   }
 
-  ChainFile file_of(const nlohmann::json& json, const char* role) const {
-    const nlohmann::json& name = member(json, "file");
-    const nlohmann::json& checksum = member(json, "header_xxh3");
-    const auto value = checksum.is_string() ? checksum_from_hex(checksum.get<std::string>()) : std::nullopt;
+  ChainFile file_of(const Json& json, const char* role) const {
+    const Json& name = member(json, "file");
+    const Json& checksum = member(json, "header_xxh3");
+    const auto value = checksum.is_string() ? checksum_from_hex(checksum.template get<std::string>()) : std::nullopt;
     // A relative name: a chain moves with its directory.
-    if (!json.is_object() || json.size() != 2 || !name.is_string() || name.get<std::string>().empty() ||
-        name.get<std::string>().front() == '/' || name.get<std::string>().find('\0') != std::string::npos || !value) {
+    if (!json.is_object() || json.size() != 2 || !name.is_string() || name.template get<std::string>().empty() ||
+        name.template get<std::string>().front() == '/' ||
+        name.template get<std::string>().find('\0') != std::string::npos || !value) {
       fail("", std::string("expected the ckpt.chain ") + role +
                    " to be {\"file\": a relative file name, \"header_xxh3\": 16 lowercase hex digits}, found " +
                    excerpt(json.dump()));
     }
-    return {name.get<std::string>(), *value};
+    return {name.template get<std::string>(), *value};
   }
 
-  TensorReference reference_of(const std::string& name, const nlohmann::json& json, const ChainInfo& chain) const {
+  TensorReference reference_of(const std::string& name, const Json& json, const ChainInfo& chain) const {
     if (auto problem = tensor_name_problem(name)) fail(printable_name(excerpt(name)), *problem);
-    const nlohmann::json& dtype = member(json, "dtype");
+    const Json& dtype = member(json, "dtype");
     // value_or, not *: g++ 12 sees a path reading the optional empty otherwise.
     const DType parsed_dtype =
-        dtype.is_string() ? dtype_from_name(dtype.get<std::string>()).value_or(DType::U8) : DType::U8;
-    const bool dtype_known = dtype.is_string() && dtype_from_name(dtype.get<std::string>()).has_value();
+        dtype.is_string() ? dtype_from_name(dtype.template get<std::string>()).value_or(DType::U8) : DType::U8;
+    const bool dtype_known = dtype.is_string() && dtype_from_name(dtype.template get<std::string>()).has_value();
     const auto shape = as_shape(member(json, "shape"));
-    const nlohmann::json& hash = member(json, "xxh128");
-    const auto parsed_hash = hash.is_string() ? content_hash_from_hex(hash.get<std::string>()) : std::nullopt;
+    const Json& hash = member(json, "xxh128");
+    const auto parsed_hash = hash.is_string() ? content_hash_from_hex(hash.template get<std::string>()) : std::nullopt;
     const auto source = as_u64(member(json, "source"));
-    const nlohmann::json& tensor = member(json, "tensor");
+    const Json& tensor = member(json, "tensor");
     if (!json.is_object() || json.size() != 5 || !dtype_known || !shape || !checked_byte_size(parsed_dtype, *shape) ||
         !parsed_hash || !source || *source >= chain.sources.size() || !tensor.is_string() ||
-        tensor_name_problem(tensor.get<std::string>())) {
+        tensor_name_problem(tensor.template get<std::string>())) {
       fail(name, "expected a reference {dtype, shape, xxh128 (32 lowercase hex digits), source (an index below " +
                      std::to_string(chain.sources.size()) + "), tensor (a tensor name)} in ckpt.chain, found " +
                      excerpt(json.dump()));
     }
-    return {name, parsed_dtype, *shape, *parsed_hash, static_cast<std::size_t>(*source), tensor.get<std::string>()};
+    return {name,
+            parsed_dtype,
+            *shape,
+            *parsed_hash,
+            static_cast<std::size_t>(*source),
+            tensor.template get<std::string>()};
   }
 
-  DeltaBase delta_of(const std::string& name, const nlohmann::json& json, const ChainInfo& chain) const {
+  DeltaBase delta_of(const std::string& name, const Json& json, const ChainInfo& chain) const {
     const auto source = as_u64(member(json, "source"));
-    const nlohmann::json& tensor = member(json, "tensor");
-    const nlohmann::json& hash = member(json, "xxh128");
-    const auto parsed_hash = hash.is_string() ? content_hash_from_hex(hash.get<std::string>()) : std::nullopt;
+    const Json& tensor = member(json, "tensor");
+    const Json& hash = member(json, "xxh128");
+    const auto parsed_hash = hash.is_string() ? content_hash_from_hex(hash.template get<std::string>()) : std::nullopt;
     if (!json.is_object() || json.size() != 3 || !source || *source >= chain.sources.size() || !tensor.is_string() ||
-        tensor_name_problem(tensor.get<std::string>()) || !parsed_hash) {
+        tensor_name_problem(tensor.template get<std::string>()) || !parsed_hash) {
       fail(name, "expected a delta base {source (an index below " + std::to_string(chain.sources.size()) +
                      "), tensor (a tensor name), xxh128 (32 lowercase hex digits)} in ckpt.chain, found " +
                      excerpt(json.dump()));
     }
-    return {name, static_cast<std::size_t>(*source), tensor.get<std::string>(), *parsed_hash};
+    return {name, static_cast<std::size_t>(*source), tensor.template get<std::string>(), *parsed_hash};
   }
 
   const std::string& file_;
@@ -217,16 +223,15 @@ class ChainParser {
 
 // Reads `ckpt.xxh128` of a file whose header holds `tensors`: one hash per
 // stored tensor, each of 32 lowercase hex digits.
-template <class = void>
-std::map<std::string, ContentHash> parse_content_hashes(const nlohmann::json& json,
-                                                        const std::vector<TensorRecord>& tensors,
+template <class Json = nlohmann::json>
+std::map<std::string, ContentHash> parse_content_hashes(const Json& json, const std::vector<TensorRecord>& tensors,
                                                         const std::string& file) {
   std::map<std::string, ContentHash> hashes;
   if (json.is_object() && json.size() == tensors.size()) {
     for (const TensorRecord& record : tensors) {
       const auto found = json.find(record.name);
       if (found == json.end() || !found->is_string()) break;
-      const auto hash = content_hash_from_hex(found->get<std::string>());
+      const auto hash = content_hash_from_hex(found->template get<std::string>());
       if (!hash) break;
       hashes.emplace(record.name, *hash);
     }

@@ -51,9 +51,9 @@ struct ParsedHeader {
 
 // Validates the header of the `file_size` bytes at `bytes` (the whole file)
 // by the reference safetensors rules and, for ckpt files, ckpt's rules. A
-// template only so that programs that open no file do not compile it (see
-// "Compile time" in docs/architecture.md).
-template <class = void>
+// template on Json (always nlohmann::json) only so that programs that open
+// no file do not compile it (see "Compile time" in docs/architecture.md).
+template <class Json = nlohmann::json>
 class HeaderParser {
  public:
   HeaderParser(std::string file, const std::byte* bytes, std::uint64_t file_size)
@@ -80,7 +80,7 @@ class HeaderParser {
                 (text.empty() ? std::string("an empty header") : "'" + excerpt(text, 1) + "'"));
     }
     std::string problem;
-    std::optional<nlohmann::json> root = parse_strict_json(text, max_header_depth, max_header_array, problem);
+    std::optional<Json> root = parse_strict_json(text, max_header_depth, max_header_array, problem);
     if (!root) fail_json(problem);  // text starting with '{' that parses is an object
 
     try {
@@ -147,13 +147,11 @@ class HeaderParser {
 
   // Members rather than lambdas because only functions can be [[noreturn]]:
   // the checks after a failed one dereference optionals that are then empty.
-  [[noreturn]] void fail_entry(const std::string& name, const nlohmann::json& entry,
-                               const std::string& expected) const {
+  [[noreturn]] void fail_entry(const std::string& name, const Json& entry, const std::string& expected) const {
     fail(ErrorId::format_tensor_entry, name, "expected " + expected + ", found " + excerpt(entry.dump()));
   }
 
-  [[noreturn]] void fail_tensor_info(const std::string& name, const nlohmann::json& info,
-                                     const std::string& expected) const {
+  [[noreturn]] void fail_tensor_info(const std::string& name, const Json& info, const std::string& expected) const {
     fail(ErrorId::format_metadata, name, "expected " + expected + " in ckpt.tensors, found " + excerpt(info.dump()));
   }
 
@@ -202,7 +200,7 @@ class HeaderParser {
     if (!*checksum_ok_) fail_header_checksum();
   }
 
-  void read_metadata(const nlohmann::json& root, ParsedHeader& header) const {
+  void read_metadata(const Json& root, ParsedHeader& header) const {
     const auto found = root.find(metadata_key);
     if (found == root.end()) return;
     if (!found->is_object()) {
@@ -212,13 +210,13 @@ class HeaderParser {
     for (const auto& item : found->items()) {
       // Named rather than bound: g++ takes structured bindings in a template for dependent.
       const std::string& key = item.key();
-      const nlohmann::json& value = item.value();
+      const Json& value = item.value();
       if (!value.is_string()) {
         fail(ErrorId::format_metadata, "",
              "expected __metadata__ value of '" + excerpt(key) + "' to be a string, found " +
                  std::string(value.type_name()));
       }
-      header.raw_metadata.emplace(key, value.get<std::string>());
+      header.raw_metadata.emplace(key, value.template get<std::string>());
     }
   }
 
@@ -240,7 +238,7 @@ class HeaderParser {
     }
   }
 
-  TensorRecord read_entry(const std::string& name, const nlohmann::json& entry) const {
+  TensorRecord read_entry(const std::string& name, const Json& entry) const {
     if (auto problem = tensor_name_problem(name)) fail(ErrorId::format_tensor_entry, printable_name(name), *problem);
     if (!entry.is_object() || entry.size() != 3 || !entry.contains("dtype") || !entry.contains("shape") ||
         !entry.contains("data_offsets")) {
@@ -248,20 +246,20 @@ class HeaderParser {
     }
     TensorRecord record;
     record.name = name;
-    const nlohmann::json& dtype = member(entry, "dtype");
-    const auto parsed_dtype = dtype.is_string() ? dtype_from_name(dtype.get<std::string>()) : std::nullopt;
+    const Json& dtype = member(entry, "dtype");
+    const auto parsed_dtype = dtype.is_string() ? dtype_from_name(dtype.template get<std::string>()) : std::nullopt;
     if (!parsed_dtype) fail_entry(name, entry, "a dtype among " + known_dtype_names());
     const auto shape = as_shape(member(entry, "shape"));
     if (!shape) fail_entry(name, entry, "a shape of non-negative integers");
     // Checked, then read as plain integers: optionals built by a conditional
     // expression made g++ 12 see a path reading an empty one.
-    const nlohmann::json& offsets = member(entry, "data_offsets");
+    const Json& offsets = member(entry, "data_offsets");
     if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
         !offsets[1].is_number_unsigned()) {
       fail_entry(name, entry, "data_offsets [BEGIN, END] of two non-negative integers");
     }
-    const auto begin = offsets[0].get<std::uint64_t>();
-    const auto end = offsets[1].get<std::uint64_t>();
+    const auto begin = offsets[0].template get<std::uint64_t>();
+    const auto end = offsets[1].template get<std::uint64_t>();
     if (begin > end) {
       fail(ErrorId::format_offsets, name,
            "expected data_offsets BEGIN <= END, found [" + std::to_string(begin) + ", " + std::to_string(end) + "]");
@@ -331,7 +329,7 @@ class HeaderParser {
 
   void read_ckpt_metadata(ParsedHeader& header) const {
     read_user_metadata(header);
-    const std::optional<nlohmann::json> infos = parse_metadata_json(header, keys::tensors, max_header_depth);
+    const std::optional<Json> infos = parse_metadata_json(header, keys::tensors, max_header_depth);
     if (!infos) fail(ErrorId::format_metadata, "", "expected the __metadata__ key ckpt.tensors, found none");
     if (!infos->is_object() || infos->size() != header.tensors.size()) {
       fail(ErrorId::format_metadata, "",
@@ -354,7 +352,7 @@ class HeaderParser {
     if (auto hashes = parse_metadata_json(header, keys::content_hashes, max_header_depth)) {
       header.content_hashes = parse_content_hashes(*hashes, header.tensors, file_);
     }
-    const std::optional<nlohmann::json> chain = parse_metadata_json(header, keys::chain, max_header_depth);
+    const std::optional<Json> chain = parse_metadata_json(header, keys::chain, max_header_depth);
     if (!chain) {
       for (const TensorRecord& record : header.tensors) {
         if (record.codec == xor_delta_codec) fail_missing_delta_base(record.name);
@@ -366,7 +364,7 @@ class HeaderParser {
            "expected no ckpt.chain in a file of format version " + std::to_string(header.format_version) +
                " (references need version " + std::to_string(first_chain_format_version) + "), found one");
     }
-    header.chain = ChainParser<>(file_).parse(*chain);
+    header.chain = ChainParser<Json>(file_).parse(*chain);
     std::set<std::string_view> stored, deltas, delta_bases;
     for (const TensorRecord& record : header.tensors) {
       stored.insert(record.name);
@@ -391,13 +389,11 @@ class HeaderParser {
   }
 
   // The JSON held in the string value of __metadata__[key]; nullopt when absent.
-  std::optional<nlohmann::json> parse_metadata_json(const ParsedHeader& header, const char* key,
-                                                    std::size_t max_depth) const {
+  std::optional<Json> parse_metadata_json(const ParsedHeader& header, const char* key, std::size_t max_depth) const {
     const auto found = header.raw_metadata.find(key);
     if (found == header.raw_metadata.end()) return std::nullopt;
     std::string problem;
-    std::optional<nlohmann::json> parsed =
-        parse_strict_json(found->second, max_depth, max_metadata_elements(), problem);
+    std::optional<Json> parsed = parse_strict_json<Json>(found->second, max_depth, max_metadata_elements(), problem);
     if (!parsed) fail(ErrorId::format_metadata, "", std::string(key) + ": " + problem);
     return parsed;
   }
@@ -408,13 +404,13 @@ class HeaderParser {
 
   // `blocks`: the file's version defines block checksums (docs/format.md,
   // section 4); an earlier version's entry must not carry them.
-  void read_tensor_info(const nlohmann::json& info, TensorRecord& record, bool blocks) const {
+  void read_tensor_info(const Json& info, TensorRecord& record, bool blocks) const {
     const auto codec = info.is_object() ? info.find("codec") : info.end();
     if (codec == info.end() || !codec->is_string() || codec->empty() ||
-        codec->get<std::string>().find(':') != std::string::npos) {
+        codec->template get<std::string>().find(':') != std::string::npos) {
       fail_tensor_info(record.name, info, "an object with a codec name (without ':')");
     }
-    record.codec = codec->get<std::string>();
+    record.codec = codec->template get<std::string>();
     const auto stored_xxh3 = checksum_of(info, "xxh3");
     if (!stored_xxh3) fail_tensor_info(record.name, info, "an xxh3 checksum" + hex_digits_text());
     record.stored_xxh3 = *stored_xxh3;
@@ -438,8 +434,8 @@ class HeaderParser {
     if (record.stored_dtype != DType::U8 || record.stored_shape.size() != 1) {
       fail_tensor_info(record.name, info, "an encoded tensor stored as U8 [bytes]");
     }
-    const nlohmann::json& dtype = member(info, "dtype");
-    const auto parsed_dtype = dtype.is_string() ? dtype_from_name(dtype.get<std::string>()) : std::nullopt;
+    const Json& dtype = member(info, "dtype");
+    const auto parsed_dtype = dtype.is_string() ? dtype_from_name(dtype.template get<std::string>()) : std::nullopt;
     const auto shape = as_shape(member(info, "shape"));
     if (!parsed_dtype || !shape)
       fail_tensor_info(record.name, info, "a dtype among " + known_dtype_names() + " and a shape");
@@ -466,7 +462,7 @@ class HeaderParser {
 
   // `block_bytes` (raw tensors) and `blocks` of a format version 2 entry whose
   // other members were read: as many checksums as the tensor has blocks.
-  void read_blocks(const nlohmann::json& info, TensorRecord& record) const {
+  void read_blocks(const Json& info, TensorRecord& record) const {
     if (!record.encoded()) {
       const auto found = info.find("block_bytes");
       const auto block_bytes = found == info.end() ? std::nullopt : as_u64(*found);
@@ -485,8 +481,9 @@ class HeaderParser {
     }
     if (blocks->size() != expected) fail_blocks(record, std::to_string(blocks->size()));
     record.block_xxh3.reserve(blocks->size());
-    for (const nlohmann::json& block : *blocks) {
-      const auto value = block.is_string() ? checksum_from_hex(block.get_ref<const std::string&>()) : std::nullopt;
+    for (const Json& block : *blocks) {
+      const auto value =
+          block.is_string() ? checksum_from_hex(block.template get_ref<const std::string&>()) : std::nullopt;
       if (!value)
         fail_blocks(record, "block " + std::to_string(record.block_xxh3.size()) + " " + excerpt(block.dump()));
       record.block_xxh3.push_back(*value);
@@ -725,10 +722,10 @@ class HeaderParser {
     return " of " + std::to_string(checksum_hex_digits) + " lowercase hex digits";
   }
 
-  static std::optional<std::uint64_t> checksum_of(const nlohmann::json& info, const char* key) {
+  static std::optional<std::uint64_t> checksum_of(const Json& info, const char* key) {
     const auto found = info.find(key);
     if (found == info.end() || !found->is_string()) return std::nullopt;
-    return checksum_from_hex(found->get<std::string>());
+    return checksum_from_hex(found->template get<std::string>());
   }
 
   std::string file_;

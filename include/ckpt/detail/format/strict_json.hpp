@@ -18,8 +18,9 @@
 namespace ckpt::detail {
 
 // An array or object of StrictJsonBuilder's DOM that the parser has not closed.
+template <class Json>
 struct OpenJsonContainer {
-  nlohmann::json* value;  // stable: a container only grows while none of its children is open
+  Json* value;  // stable: a container only grows while none of its children is open
   std::size_t elements;
 };
 
@@ -29,31 +30,34 @@ struct OpenJsonContainer {
 // silently keep one of them). It builds the DOM itself because nlohmann's
 // callback parser rescans the parent object whenever an object closes, which
 // makes a header of n tensors cost O(n^2). Like everything here, a template
-// only so that programs that parse no JSON do not compile it (see "Compile
-// time" in docs/architecture.md).
-template <class = void>
+// on Json (always nlohmann::json) only so that programs that parse no JSON
+// do not compile it (see "Compile time" in docs/architecture.md).
+template <class Json = nlohmann::json>
 class StrictJsonBuilder {
  public:
-  using json = nlohmann::json;
+  using json = Json;
 
   StrictJsonBuilder(std::size_t max_depth, std::size_t max_elements)
       : max_depth_(max_depth), max_elements_(max_elements) {}
 
   bool null() { return place(nullptr) != nullptr; }
   bool boolean(bool value) { return place(value) != nullptr; }
-  bool number_integer(json::number_integer_t value) { return place(value) != nullptr; }
-  bool number_unsigned(json::number_unsigned_t value) { return place(value) != nullptr; }
-  bool number_float(json::number_float_t value, const json::string_t&) { return place(value) != nullptr; }
-  bool string(json::string_t& value) { return place(std::move(value)) != nullptr; }
-  bool binary(json::binary_t& value) { return place(json::binary(std::move(value))) != nullptr; }
+  bool number_integer(typename json::number_integer_t value) { return place(value) != nullptr; }
+  bool number_unsigned(typename json::number_unsigned_t value) { return place(value) != nullptr; }
+  bool number_float(typename json::number_float_t value, const typename json::string_t&) {
+    return place(value) != nullptr;
+  }
+  bool string(typename json::string_t& value) { return place(std::move(value)) != nullptr; }
+  bool binary(typename json::binary_t& value) { return place(json::binary(std::move(value))) != nullptr; }
   bool start_object(std::size_t) { return open(json::object()); }
   bool start_array(std::size_t) { return open(json::array()); }
   bool end_object() { return close(); }
   bool end_array() { return close(); }
 
   // The object's own map finds duplicates: no second set of keys to keep.
-  bool key(json::string_t& key) {
-    auto [member, inserted] = open_.back().value->get_ref<json::object_t&>().emplace(std::move(key), nullptr);
+  bool key(typename json::string_t& key) {
+    auto [member, inserted] =
+        open_.back().value->template get_ref<typename json::object_t&>().emplace(std::move(key), nullptr);
     if (!inserted) return reject("expected unique keys, found '" + excerpt(member->first) + "' twice");
     next_member_ = &member->second;
     return true;
@@ -68,7 +72,7 @@ class StrictJsonBuilder {
   const std::string& problem() const noexcept { return problem_; }
 
  private:
-  using Open = OpenJsonContainer;
+  using Open = OpenJsonContainer<Json>;
 
   // Stores `value` where the parser stands (the root, the next array element
   // or the member whose key came last); nullptr when that array is full.
@@ -86,7 +90,7 @@ class StrictJsonBuilder {
       reject("expected arrays of at most " + std::to_string(max_elements_) + " elements, found a longer one");
       return nullptr;
     }
-    auto& array = parent.value->get_ref<json::array_t&>();
+    auto& array = parent.value->template get_ref<typename json::array_t&>();
     array.push_back(std::move(value));
     return &array.back();
   }
@@ -121,9 +125,9 @@ class StrictJsonBuilder {
 
 // Parses JSON by the rules of StrictJsonBuilder. On failure returns nullopt
 // and says why in `problem`.
-template <class = void>
-std::optional<nlohmann::json> parse_strict_json(std::string_view text, std::size_t max_depth, std::size_t max_elements,
-                                                std::string& problem) {
+template <class Json = nlohmann::json>
+std::optional<Json> parse_strict_json(std::string_view text, std::size_t max_depth, std::size_t max_elements,
+                                      std::string& problem) {
   // nlohmann takes a NUL byte for the end of the input and would ignore
   // whatever follows it; JSON text never holds one unescaped.
   const std::size_t nul = text.find('\0');
@@ -131,7 +135,7 @@ std::optional<nlohmann::json> parse_strict_json(std::string_view text, std::size
     problem = "expected JSON text without NUL bytes, found one at byte " + std::to_string(nul);
     return std::nullopt;
   }
-  StrictJsonBuilder<> builder(max_depth, max_elements);
+  StrictJsonBuilder<Json> builder(max_depth, max_elements);
   // nlohmann's parser itself rather than json::sax_parse, which takes the
   // input format at run time and so compiles the readers of all five binary
   // formats (CBOR, MessagePack, ...) into every program that reads a header.
@@ -139,7 +143,7 @@ std::optional<nlohmann::json> parse_strict_json(std::string_view text, std::size
   // literal, so a program compiles that lexer once. Its interface has been
   // stable since nlohmann_json 3.9.
   using Adapter = decltype(nlohmann::detail::input_adapter(text.data(), text.data()));
-  using Parser = nlohmann::detail::parser<nlohmann::json, Adapter>;
+  using Parser = nlohmann::detail::parser<Json, Adapter>;
   if (!Parser(nlohmann::detail::input_adapter(text.data(), text.data() + text.size()), nullptr,
               /*allow_exceptions=*/false, /*skip_comments=*/false)
            .sax_parse(&builder, /*strict=*/true)) {
@@ -150,24 +154,24 @@ std::optional<nlohmann::json> parse_strict_json(std::string_view text, std::size
 }
 
 // object[key], or null when absent (nlohmann's const operator[] requires presence).
-template <class = void>
-const nlohmann::json& member(const nlohmann::json& object, const char* key) {
-  static const nlohmann::json missing;
+template <class Json>
+const Json& member(const Json& object, const char* key) {
+  static const Json missing;
   const auto found = object.find(key);
   return found == object.end() ? missing : *found;
 }
 
-template <class = void>
-std::optional<std::uint64_t> as_u64(const nlohmann::json& value) {
+template <class Json>
+std::optional<std::uint64_t> as_u64(const Json& value) {
   if (!value.is_number_unsigned()) return std::nullopt;
-  return value.get<std::uint64_t>();
+  return value.template get<std::uint64_t>();
 }
 
-template <class = void>
-std::optional<Shape> as_shape(const nlohmann::json& value) {
+template <class Json>
+std::optional<Shape> as_shape(const Json& value) {
   if (!value.is_array()) return std::nullopt;
   Shape shape;
-  for (const nlohmann::json& extent : value) {
+  for (const Json& extent : value) {
     const auto parsed = as_u64(extent);
     if (!parsed) return std::nullopt;
     shape.push_back(*parsed);

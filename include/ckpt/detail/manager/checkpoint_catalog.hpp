@@ -36,10 +36,12 @@ inline constexpr const char* index_file_name = ".ckpt-index.json";
 inline constexpr const char* manager_metadata_key = "ckpt.manager";
 
 // The facts a checkpoint carries about itself (no path, size or pin: those
-// belong to the directory).
-template <class = void>
-nlohmann::json checkpoint_record(const CheckpointInfo& info) {
-  nlohmann::json record = {{"step", info.step}, {"time", info.time}, {"metrics", nlohmann::json::object()}};
+// belong to the directory). The index's functions are templates on Json (always
+// nlohmann::json) so that only programs that run a manager compile their
+// JSON code (see "Compile time" in docs/architecture.md).
+template <class Json = nlohmann::json>
+Json checkpoint_record(const CheckpointInfo& info) {
+  Json record = {{"step", info.step}, {"time", info.time}, {"metrics", Json::object()}};
   if (info.epoch) record["epoch"] = *info.epoch;
   for (const auto& [name, value] : info.metrics) {
     // JSON has no NaN or infinity; such a metric is left out rather than stored as null.
@@ -50,16 +52,17 @@ nlohmann::json checkpoint_record(const CheckpointInfo& info) {
 
 // Reads the fields of a record that are present and well-typed; anything else
 // is ignored, since a damaged record must not make the directory unlistable.
-template <class = void>
-void apply_record(const nlohmann::json& record, CheckpointInfo& info) {
+template <class Json = nlohmann::json>
+void apply_record(const Json& record, CheckpointInfo& info) {
   if (!record.is_object()) return;
-  if (const auto time = record.find("time"); time != record.end() && time->is_number()) info.time = time->get<double>();
+  if (const auto time = record.find("time"); time != record.end() && time->is_number())
+    info.time = time->template get<double>();
   if (const auto epoch = record.find("epoch"); epoch != record.end() && epoch->is_number_unsigned()) {
-    info.epoch = epoch->get<std::uint64_t>();
+    info.epoch = epoch->template get<std::uint64_t>();
   }
   if (const auto metrics = record.find("metrics"); metrics != record.end() && metrics->is_object()) {
     for (const auto& metric : metrics->items()) {
-      if (metric.value().is_number()) info.metrics[metric.key()] = metric.value().get<double>();
+      if (metric.value().is_number()) info.metrics[metric.key()] = metric.value().template get<double>();
     }
   }
 }
@@ -76,7 +79,7 @@ inline std::optional<std::string> read_index_text(const std::string& path) {
 }
 
 // Index entries by file name.
-template <class = void>
+template <class Json = nlohmann::json>
 std::map<std::string, CheckpointInfo> read_index(const std::string& directory) {
   std::map<std::string, CheckpointInfo> entries;
   const std::optional<std::string> text = read_index_text(directory + "/" + index_file_name);
@@ -84,35 +87,35 @@ std::map<std::string, CheckpointInfo> read_index(const std::string& directory) {
   // Read with the parser that reads headers, so that a program compiles one
   // JSON parser; an index it refuses is as good as a lost one.
   std::string problem;
-  const std::optional<nlohmann::json> index = parse_strict_json(*text, max_header_depth, text->size(), problem);
+  const std::optional<Json> index = parse_strict_json<Json>(*text, max_header_depth, text->size(), problem);
   if (!index || !index->is_object()) return entries;
   const auto checkpoints = index->find("checkpoints");
   if (checkpoints == index->end() || !checkpoints->is_array()) return entries;
-  for (const nlohmann::json& entry : *checkpoints) {
+  for (const Json& entry : *checkpoints) {
     if (!entry.is_object() || !entry.contains("file") || !entry["file"].is_string() || !entry.contains("bytes") ||
         !entry["bytes"].is_number_unsigned()) {
       continue;
     }
     CheckpointInfo info;
-    info.bytes = entry["bytes"].get<std::uint64_t>();
+    info.bytes = entry["bytes"].template get<std::uint64_t>();
     info.pinned = entry.value("pinned", false);
     apply_record(entry, info);
-    entries[entry["file"].get<std::string>()] = info;
+    entries[entry["file"].template get<std::string>()] = info;
   }
   return entries;
 }
 
-template <class = void>
+template <class Json = nlohmann::json>
 void write_index(const std::string& directory, const std::vector<CheckpointInfo>& checkpoints, bool durable) {
-  nlohmann::json list = nlohmann::json::array();
+  Json list = Json::array();
   for (const CheckpointInfo& info : checkpoints) {
-    nlohmann::json entry = checkpoint_record(info);
+    Json entry = checkpoint_record<Json>(info);
     entry["file"] = file_name_of(info.path);
     entry["bytes"] = info.bytes;
     entry["pinned"] = info.pinned;
     list.push_back(std::move(entry));
   }
-  const std::string text = nlohmann::json{{"version", 1}, {"checkpoints", std::move(list)}}.dump(1) + "\n";
+  const std::string text = Json{{"version", 1}, {"checkpoints", std::move(list)}}.dump(1) + "\n";
   AtomicFile file(directory + "/" + index_file_name);
   file.write(text.data(), text.size());
   file.commit(durable);

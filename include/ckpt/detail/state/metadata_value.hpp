@@ -79,14 +79,17 @@ nlohmann::json to_metadata(const T& value) {
   }
 }
 
-template <class Integer>
-std::optional<Integer> integer_from_metadata(const nlohmann::json& json) {
+// The readers below take the JSON value as a template parameter (always
+// nlohmann::json), so that the compiler checks their JSON code only in
+// programs that load metadata (see "Compile time" in docs/architecture.md).
+template <class Integer, class Json>
+std::optional<Integer> integer_from_metadata(const Json& json) {
   using limits = std::numeric_limits<Integer>;
   if (json.is_number_unsigned()) {
-    const auto number = json.get<std::uint64_t>();
+    const auto number = json.template get<std::uint64_t>();
     if (number <= static_cast<std::uint64_t>(limits::max())) return static_cast<Integer>(number);
   } else if (json.is_number_integer()) {
-    const auto number = json.get<std::int64_t>();
+    const auto number = json.template get<std::int64_t>();
     const bool fits =
         std::is_signed_v<Integer>
             ? number >= static_cast<std::int64_t>(limits::min()) && number <= static_cast<std::int64_t>(limits::max())
@@ -96,15 +99,15 @@ std::optional<Integer> integer_from_metadata(const nlohmann::json& json) {
   return std::nullopt;
 }
 
-template <class Float>
-std::optional<Float> float_from_metadata(const nlohmann::json& json) {
+template <class Float, class Json>
+std::optional<Float> float_from_metadata(const Json& json) {
   using limits = std::numeric_limits<Float>;
   if (json.is_number()) {
-    const auto number = json.get<double>();
+    const auto number = json.template get<double>();
     // A double beyond Float's range cannot be converted without undefined behaviour.
     if (std::abs(number) <= static_cast<double>(limits::max())) return static_cast<Float>(number);
   } else if (json.is_string()) {
-    const auto& text = json.get_ref<const std::string&>();
+    const auto& text = json.template get_ref<const std::string&>();
     if (text == not_a_number_text) return limits::quiet_NaN();
     if (text == infinity_text) return limits::infinity();
     if (text == negative_infinity_text) return -limits::infinity();
@@ -112,10 +115,10 @@ std::optional<Float> float_from_metadata(const nlohmann::json& json) {
   return std::nullopt;
 }
 
-template <class Engine>
-std::optional<Engine> engine_from_metadata(const nlohmann::json& json) {
+template <class Engine, class Json>
+std::optional<Engine> engine_from_metadata(const Json& json) {
   if (!json.is_string()) return std::nullopt;
-  std::istringstream text(json.get<std::string>());
+  std::istringstream text(json.template get<std::string>());
   text.imbue(std::locale::classic());
   Engine engine;
   text >> engine;
@@ -127,10 +130,10 @@ std::optional<Engine> engine_from_metadata(const nlohmann::json& json) {
 
 // The value of type T stored in `json`, or nullopt when `json` holds
 // something else (another type, an integer out of range, a corrupt state).
-template <class T>
-std::optional<T> from_metadata(const nlohmann::json& json) {
+template <class T, class Json>
+std::optional<T> from_metadata(const Json& json) {
   if constexpr (std::is_same_v<T, bool>) {
-    if (json.is_boolean()) return json.get<bool>();
+    if (json.is_boolean()) return json.template get<bool>();
     return std::nullopt;
   } else if constexpr (std::is_floating_point_v<T>) {
     return float_from_metadata<T>(json);
@@ -141,7 +144,7 @@ std::optional<T> from_metadata(const nlohmann::json& json) {
     if (number) return static_cast<T>(*number);
     return std::nullopt;
   } else if constexpr (std::is_same_v<T, std::string>) {
-    if (json.is_string()) return json.get<std::string>();
+    if (json.is_string()) return json.template get<std::string>();
     return std::nullopt;
   } else if constexpr (std::is_same_v<T, nlohmann::json>) {
     return json;
@@ -152,10 +155,10 @@ std::optional<T> from_metadata(const nlohmann::json& json) {
 
 // A short rendering of a metadata value for reports. (A template only so that
 // programs that load nothing do not compile nlohmann's dump for it.)
-template <class = void>
-std::string metadata_excerpt(const nlohmann::json& json) {
+template <class Json>
+std::string metadata_excerpt(const Json& json) {
   constexpr std::size_t max_excerpt = 60;
-  return excerpt(json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), max_excerpt);
+  return excerpt(json.dump(-1, ' ', false, Json::error_handler_t::replace), max_excerpt);
 }
 
 }  // namespace ckpt::detail
