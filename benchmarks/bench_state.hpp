@@ -11,6 +11,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ckpt/ckpt.hpp"
@@ -75,6 +76,18 @@ struct ModelState {
     std::uint64_t total = 0;
     for (const Layer<T>& layer : layers) total += 3 * layer.weight.size() * sizeof(T);
     return total;
+  }
+
+  // Each tensor's memory as (data, bytes), in the order a save writes them:
+  // what a raw writer given the same bytes writes, one write() each.
+  std::vector<std::pair<const void*, std::size_t>> buffers() const {
+    std::vector<std::pair<const void*, std::size_t>> buffers;
+    for (const Layer<T>& layer : layers) {
+      for (const auto* tensor : {&layer.weight, &layer.exp_avg, &layer.exp_avg_sq}) {
+        buffers.emplace_back(tensor->data(), tensor->size() * sizeof(T));
+      }
+    }
+    return buffers;
   }
 };
 

@@ -90,16 +90,6 @@ void evict(const std::string& path) {
   ::close(fd);
 }
 
-std::vector<std::pair<const void*, std::size_t>> buffers_of(const State& state) {
-  std::vector<std::pair<const void*, std::size_t>> buffers;
-  for (const auto& layer : state.layers) {
-    for (const auto* tensor : {&layer.weight, &layer.exp_avg, &layer.exp_avg_sq}) {
-      buffers.emplace_back(tensor->data(), tensor->size() * sizeof(float));
-    }
-  }
-  return buffers;
-}
-
 void write_all(int fd, const void* data, std::size_t size) {
   const char* bytes = static_cast<const char*>(data);
   while (size > 0) {
@@ -132,7 +122,7 @@ void remove_if_present(const std::string& path) { std::filesystem::remove(path);
 // with memcpy into a buffer touched beforehand.
 void measure_limits(const Options& options, const State& state) {
   const std::string path = options.dir + "/limit.bin";
-  const auto buffers = buffers_of(state);
+  const auto buffers = state.buffers();
   const std::uint64_t bytes = state.tensor_bytes();
   const double write_s = median_seconds(
       options.reps, [&] { remove_if_present(path); },

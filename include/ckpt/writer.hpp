@@ -51,10 +51,15 @@ SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTenso
 
 namespace detail {
 struct ContentPlan;
+// Who makes a saved file's data durable: the save, as SaveOptions::durable
+// says, or its caller, which fsyncs the file by name once the save returned
+// (a distributed rank file, whose directory one rank fsyncs for all). Data
+// that will be synced is sent to disk as it is written.
+enum class DataSync { by_options, by_caller };
 template <class = void>
 SaveStats write_content_plan(const std::string& path, const std::vector<NamedTensor>& stored,
                              const nlohmann::json& metadata, const SaveOptions& options, const ContentPlan& content,
-                             const std::vector<std::size_t>* by_name = nullptr);
+                             const std::vector<std::size_t>* by_name = nullptr, DataSync sync = DataSync::by_options);
 }  // namespace detail
 
 #ifndef CKPT_COMPILED
@@ -131,7 +136,7 @@ namespace detail {
 template <class>
 SaveStats write_content_plan(const std::string& path, const std::vector<NamedTensor>& stored,
                              const nlohmann::json& metadata, const SaveOptions& options, const ContentPlan& content,
-                             const std::vector<std::size_t>* by_name) {
+                             const std::vector<std::size_t>* by_name, DataSync sync) {
   const auto start = std::chrono::steady_clock::now();
   const detail::HeaderExtras extras = content.header_extras();
   detail::CodecCache<> codecs;
@@ -142,6 +147,7 @@ SaveStats write_content_plan(const std::string& path, const std::vector<NamedTen
       header_of(path, [&] { return detail::reserved_header_bytes(plan.records, user_metadata, extras); });
 
   detail::AtomicFile file(path);
+  if (options.durable || sync == DataSync::by_caller) file.write_back_as_written();
   SaveStats stats;
   const std::uint64_t data_bytes =
       detail::SavePipeline<>(file, data_start, plan, options.chunk_bytes, options.threads, path).run();

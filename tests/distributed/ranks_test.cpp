@@ -3,8 +3,10 @@
 // loading under another split; one rank's failure failing every rank; the
 // writes of replicated data balanced; asynchronous commits.
 
+#include <algorithm>
 #include <exception>
 #include <filesystem>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -179,6 +181,35 @@ TEST(Ranks, OneRankWithTheWrongShapeFailsTheLoadOnEveryRank) {
   expect_every_rank_threw<MismatchError>(failures, ErrorId::mismatch_state,
                                          "rank 1 of 2: the checkpoint does not match the state (1 problem)\n  wrong "
                                          "shape:\n    rows: expected [12, 8], found [12, 7]");
+}
+
+// Each rank fsyncs its file once written (docs/distributed.md), so, as in a
+// durable single-file save, the file's bytes are sent to disk as they are
+// written rather than all at that fsync.
+TEST(Ranks, EachRankSendsItsFileToDiskAsItWritesIt) {
+  TempDir temp;
+  FaultFileSystem file_system;
+  std::vector<std::exception_ptr> failures;
+  {
+    ScopedFileSystem scoped(file_system);
+    failures = run_ranks(2, [&](Communicator& communicator) {
+      Rows state;
+      state.rank = communicator.rank();
+      state.columns = std::uint64_t(1) << 19;  // 12 MiB a rank
+      state.rows.assign(6 * state.columns, 0.5f);
+      DistributedCheckpoint<Rows>(communicator).save(temp.file("c"), 1, state);
+    });
+  }
+  for (const auto& failure : failures) ASSERT_FALSE(failure);
+  std::set<std::string> sent;
+  for (const FsCall& call : file_system.trace()) {
+    if (call.op == FsOp::writeback) sent.insert(detail::file_name_of(call.path));
+  }
+  for (const char* rank_file : {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"}) {
+    EXPECT_TRUE(std::any_of(sent.begin(), sent.end(),
+                            [&](const std::string& name) { return name.find(rank_file) != std::string::npos; }))
+        << rank_file << " was never sent to disk before its fsync";
+  }
 }
 
 TEST(Ranks, AsyncSavesCommitInTheBackgroundOrAtTheNextCall) {

@@ -12,8 +12,10 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "large_state.hpp"
 #include "report.hpp"
 #include "sample_checkpoint.hpp"
 #include "support/fault_fs.hpp"
@@ -239,6 +241,95 @@ TEST_P(SaveFaults, ShortAndInterruptedWritesStillSaveEveryByte) {
   }
   EXPECT_EQ(difference(path_, fresh_), "");
   EXPECT_GT(fs.count(FsOp::pwrite), trace_.size());
+}
+
+// Records the ranges a save asks the kernel to start writing to disk.
+class WriteBackRecorder : public FaultFileSystem {
+ public:
+  int start_writeback(int fd, std::uint64_t offset, std::uint64_t size) override {
+    ranges.emplace_back(offset, size);
+    return FaultFileSystem::start_writeback(fd, offset, size);
+  }
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
+};
+
+// 40 MiB in tensors of 10 MiB, saved durably, the last tensor compressed.
+SaveOptions large_save_options() {
+  SaveOptions options;
+  options.codecs = CodecPolicy("raw").for_names("layer3/*", "shuffle+zstd");
+  options.threads = 2;
+  return options;
+}
+const LargeState& large_state() {
+  static const LargeState state(4, std::size_t(10) << 20);
+  return state;
+}
+
+void expect_loads(const std::string& path) {
+  const Reader reader(path);
+  for (const NamedTensor& saved : large_state().views) {
+    const Tensor loaded = reader.tensor(saved.name);
+    ASSERT_EQ(loaded.nbytes(), saved.view.nbytes());
+    EXPECT_EQ(std::memcmp(loaded.data(), saved.view.data(), saved.view.nbytes()), 0) << saved.name;
+  }
+}
+
+// A durable save starts write-back as it writes, so that its closing fsync
+// waits for the last few megabytes, not for the whole file: the calls cover
+// the data in order of writing and come before that fsync.
+TEST(WriteBack, DurableSaveStartsWritingEachPartToDiskBeforeTheFinalFsync) {
+  TempDir dir;
+  const std::string path = dir.file("large.ckpt");
+  WriteBackRecorder fs;
+  {
+    ScopedFileSystem scoped(fs);
+    write_checkpoint(path, large_state().views, {}, large_save_options());
+  }
+  const std::uint64_t file_bytes = std::filesystem::file_size(path);
+  std::uint64_t started = 0;
+  for (const auto& [offset, size] : fs.ranges) {
+    EXPECT_LE(offset + size, file_bytes);
+    started += size;
+  }
+  // Every full 8 MiB step of the 30 MiB written raw, at least.
+  EXPECT_GE(started, std::uint64_t(24) << 20);
+  const std::vector<FsCall> trace = fs.trace();
+  std::size_t last_writeback = 0, last_fsync = 0;
+  for (std::size_t i = 0; i < trace.size(); ++i) {
+    if (trace[i].op == FsOp::writeback) last_writeback = i;
+    if (trace[i].op == FsOp::fsync && detail::is_temp_file_name(detail::file_name_of(trace[i].path))) last_fsync = i;
+  }
+  EXPECT_LT(last_writeback, last_fsync);
+  expect_loads(path);
+}
+
+// Without `durable` nothing is synced, so nothing is pushed to disk early either.
+TEST(WriteBack, SaveThatIsNotDurableLeavesWriteBackToTheKernel) {
+  TempDir dir;
+  SaveOptions options = large_save_options();
+  options.durable = false;
+  FaultFileSystem fs;
+  ScopedFileSystem scoped(fs);
+  write_checkpoint(dir.file("large.ckpt"), large_state().views, {}, options);
+  EXPECT_EQ(fs.count(FsOp::writeback), 0u);
+  EXPECT_EQ(fs.count(FsOp::fsync), 0u);
+}
+
+// Starting write-back is a hint: its failure loses nothing (an error in the
+// write-back itself is reported by the fsync that follows, tested above with
+// failing fsyncs), so the save completes and loads.
+TEST(WriteBack, FailedWriteBackHintDoesNotFailTheSave) {
+  TempDir dir;
+  const std::string path = dir.file("large.ckpt");
+  FaultFileSystem fs;
+  fs.fail_at(FsOp::writeback, 1, EIO);
+  fs.fail_at(FsOp::writeback, 2, EINVAL);
+  {
+    ScopedFileSystem scoped(fs);
+    write_checkpoint(path, large_state().views, {}, large_save_options());
+  }
+  EXPECT_GE(fs.count(FsOp::writeback), 3u);
+  expect_loads(path);
 }
 
 INSTANTIATE_TEST_SUITE_P(Codecs, SaveFaults,

@@ -43,14 +43,15 @@ enum class FsOp {
   pwrite,
   ftruncate,
   fsync,
+  writeback,
   rename,
   unlink,
   mkdir,
   flock
 };
-inline constexpr FsOp all_fs_ops[] = {FsOp::open,  FsOp::close,  FsOp::fstat,  FsOp::stat,   FsOp::pread,
-                                      FsOp::map,   FsOp::unmap,  FsOp::list,   FsOp::pwrite, FsOp::ftruncate,
-                                      FsOp::fsync, FsOp::rename, FsOp::unlink, FsOp::mkdir,  FsOp::flock};
+inline constexpr FsOp all_fs_ops[] = {
+    FsOp::open,   FsOp::close,     FsOp::fstat, FsOp::stat,      FsOp::pread,  FsOp::map,    FsOp::unmap, FsOp::list,
+    FsOp::pwrite, FsOp::ftruncate, FsOp::fsync, FsOp::writeback, FsOp::rename, FsOp::unlink, FsOp::mkdir, FsOp::flock};
 
 inline const char* fs_op_name(FsOp op) {
   switch (op) {
@@ -65,6 +66,7 @@ inline const char* fs_op_name(FsOp op) {
     case FsOp::pwrite: return "pwrite";
     case FsOp::ftruncate: return "ftruncate";
     case FsOp::fsync: return "fsync";
+    case FsOp::writeback: return "sync_file_range";
     case FsOp::rename: return "rename";
     case FsOp::unlink: return "unlink";
     case FsOp::mkdir: return "mkdir";
@@ -242,6 +244,10 @@ class FaultFileSystem : public detail::FileSystem {
   int fsync(int fd) override {
     if (!enter(FsOp::fsync, path_of(fd))) return -1;
     return detail::FileSystem::fsync(fd);
+  }
+  int start_writeback(int fd, std::uint64_t offset, std::uint64_t size) override {
+    if (!enter(FsOp::writeback, path_of(fd))) return -1;
+    return detail::FileSystem::start_writeback(fd, offset, size);
   }
   int rename(const char* from, const char* to) override {
     if (!enter(FsOp::rename, from, to)) return -1;

@@ -232,7 +232,8 @@ WrittenFile write_rank_file(const std::string& directory, const std::string& nam
   const std::string path = directory + "/" + name;
   SaveOptions unsynced = options;
   unsynced.durable = false;
-  write_content_plan(path, tensors, nlohmann::json::object(), unsynced, content);
+  write_content_plan(path, tensors, nlohmann::json::object(), unsynced, content, nullptr,
+                     options.durable ? DataSync::by_caller : DataSync::by_options);
   if (options.durable) fsync_file(path);
   // The header is in the page cache: reading it back costs a parse, and
   // takes the checksums exactly as the file records them.

@@ -80,6 +80,19 @@ class FileSystem {
   }
   virtual int ftruncate(int fd, std::uint64_t size) { return ::ftruncate(fd, static_cast<off_t>(size)); }
   virtual int fsync(int fd) { return ::fsync(fd); }
+  // Starts writing `size` bytes from `offset` of `fd`'s file to disk and
+  // returns without waiting (Linux's sync_file_range; elsewhere nothing). A
+  // hint about when dirty pages leave memory, not a promise that they did:
+  // a write-back error is reported by the fsync that follows, so callers
+  // ignore its result.
+  virtual int start_writeback(int fd, std::uint64_t offset, std::uint64_t size) {
+#ifdef __linux__
+    return ::sync_file_range(fd, static_cast<off_t>(offset), static_cast<off_t>(size), SYNC_FILE_RANGE_WRITE);
+#else
+    (void)fd, (void)offset, (void)size;
+    return 0;
+#endif
+  }
   virtual int rename(const char* from, const char* to) { return ::rename(from, to); }
   virtual int unlink(const char* path) { return ::unlink(path); }
   virtual int mkdir(const char* path, unsigned mode) { return ::mkdir(path, static_cast<mode_t>(mode)); }

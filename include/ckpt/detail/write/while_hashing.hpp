@@ -118,6 +118,7 @@ std::optional<SavedBytes> write_while_hashing(const std::string& path, const std
       header_of(path, [&] { return reserved_header_bytes(bound_records, user_metadata, bound_extras); });
 
   AtomicFile file(path);
+  if (options.durable) file.write_back_as_written();
   ContentHashing<> hashing(tensors, first_block_bytes);
   std::vector<char> early(tensors.size(), 0);
   FileLayout early_layout;
