@@ -104,24 +104,41 @@ std::vector<std::size_t> check_tensor_arguments(const std::string& path, const s
   return by_name;
 }
 
-// Codecs by spec for one save, so each spec is parsed once.
+// Codecs by spec for one save, so each spec is parsed once. Returns null for
+// raw, which a save stores without a codec.
 template <class = void>
 class CodecCache {
  public:
-  const Codec& get(const std::string& spec, const std::string& path, const std::string& tensor) {
+  CodecCache() = default;
+  CodecCache(const CodecCache&) = delete;  // last_ points into codecs_
+  CodecCache& operator=(const CodecCache&) = delete;
+
+  const Codec* get(const std::string& spec, const std::string& path, const std::string& tensor) {
+    // Most tensors of a save share one spec: the last one is tried first,
+    // where a lookup in the map compares strings several times per tensor.
+    if (last_ != nullptr && last_->first == spec) return last_->second.codec;
     auto found = codecs_.find(spec);
     if (found == codecs_.end()) {
+      std::shared_ptr<const Codec> codec;
       try {
-        found = codecs_.emplace(spec, CodecRegistry::instance().make(spec)).first;
+        codec = CodecRegistry::instance().make(spec);
       } catch (const Error& error) {
         error.rethrow_with(path, tensor);
       }
+      const Codec* chosen = codec->name() == raw_codec ? nullptr : codec.get();
+      found = codecs_.emplace(spec, Entry{std::move(codec), chosen}).first;
     }
-    return *found->second;
+    last_ = &*found;
+    return found->second.codec;
   }
 
  private:
-  std::map<std::string, std::shared_ptr<const Codec>> codecs_;
+  struct Entry {
+    std::shared_ptr<const Codec> owner;
+    const Codec* codec;  // null for raw
+  };
+  std::map<std::string, Entry> codecs_;
+  const std::pair<const std::string, Entry>* last_ = nullptr;
 };
 
 // The codec `tensor` is stored with by `policy`, or null for raw; shuffle+zstd
@@ -131,9 +148,8 @@ const Codec* chosen_codec(const std::string& path, const NamedTensor& tensor, co
                           CodecCache<>& codecs, bool delta = false) {
   // The XOR against a nearby version leaves mostly zero high bytes, which
   // the byte shuffle groups for zstd.
-  const std::string& spec = delta ? "shuffle+zstd" : policy.spec_for(tensor.name, tensor.view.dtype());
-  const Codec& codec = codecs.get(spec, path, tensor.name);
-  return codec.name() == raw_codec ? nullptr : &codec;
+  static const std::string delta_spec = "shuffle+zstd";
+  return codecs.get(delta ? delta_spec : policy.spec_for(tensor.name, tensor.view.dtype()), path, tensor.name);
 }
 
 // The element size of `tensor` in the data buffer: encoded tensors are U8.
@@ -179,7 +195,7 @@ FileLayout plan_tensors(const std::string& path, const std::vector<NamedTensor>&
     source = {view.data(), view.nbytes(), dtype_size(view.dtype()), chosen[order[at]]};
     record.name = tensors[order[at]].name;
     record.dtype = record.stored_dtype = view.dtype();
-    record.shape = record.stored_shape = view.shape();
+    record.shape = view.shape();  // a raw tensor's stored shape too (TensorRecord::entry_shape)
     record.checksummed = record.block_checksummed = true;
     if (source.codec == nullptr) {
       record.block_bytes = chunk_bytes;
