@@ -272,4 +272,26 @@ TEST(StreamingSaveHeader, PaddedHeaderStillReadsAsSafetensors) {
   expect_round_trip_with_blocks(path, tensors, options.chunk_bytes);
 }
 
+// A save orders tensors by name through integers made of the names' first 16
+// bytes: the order must be that of the bytes, whatever they are, for names
+// shorter and longer than 16, with NUL and high bytes, sharing long prefixes
+// or equal (the earlier position first).
+TEST(StreamingSaveOrder, NamesSortAsTheirBytes) {
+  std::mt19937 random(5);
+  const std::string alphabet("\0\x01a/b\x7f\xc3\xff", 8);
+  for (int round = 0; round < 50; ++round) {
+    std::vector<NamedTensor> tensors;
+    for (int i = 0; i < 200; ++i) {
+      std::string name = random() % 2 == 0 ? "model.layers.10.mlp" : "";
+      for (std::size_t length = random() % 20; length > 0; --length) name += alphabet[random() % alphabet.size()];
+      tensors.push_back(NamedTensor{name, TensorView(DType::U8, {0}, nullptr)});
+    }
+    std::vector<std::size_t> expected(tensors.size());
+    for (std::size_t i = 0; i < expected.size(); ++i) expected[i] = i;
+    std::stable_sort(expected.begin(), expected.end(),
+                     [&](std::size_t a, std::size_t b) { return tensors[a].name < tensors[b].name; });
+    EXPECT_EQ(ckpt::detail::positions_by_name(tensors), expected) << "round " << round;
+  }
+}
+
 }  // namespace

@@ -49,8 +49,7 @@ class HeaderText {
  public:
   explicit HeaderText(std::size_t expected_bytes) : bytes_(expected_bytes, '\0') {}
   void put(std::string_view text) {
-    char* out = room(text.size());
-    std::memcpy(out, text.data(), text.size());
+    std::memcpy(room(text.size()), text.data(), text.size());
     size_ += text.size();
   }
   void put(char c) {
@@ -64,9 +63,7 @@ class HeaderText {
     size_ += static_cast<std::size_t>(std::to_chars(out, out + max_decimal_digits, value).ptr - out);
   }
   void put_hex(std::uint64_t value) {
-    static constexpr char digits[] = "0123456789abcdef";
-    char* out = room(checksum_hex_digits);
-    for (std::size_t i = checksum_hex_digits; i > 0; --i, value >>= 4) out[i - 1] = digits[value & 0xF];
+    write_checksum_hex(value, room(checksum_hex_digits));
     size_ += checksum_hex_digits;
   }
   // The text put so far.
@@ -78,11 +75,14 @@ class HeaderText {
  private:
   static constexpr std::size_t max_decimal_digits = 20;
 
-  // Where the next `bytes` go, the buffer grown if they do not fit.
+  // Where the next `bytes` go, the buffer grown if they do not fit. The
+  // growth, which a save's sized buffer never needs, is a call of its own, so
+  // that the puts stay small enough for the compiler to inline.
   char* room(std::size_t bytes) {
-    if (bytes_.size() - size_ < bytes) bytes_.resize(std::max(size_ + bytes, 2 * bytes_.size()));
+    if (bytes_.size() - size_ < bytes) grow(size_ + bytes);
     return &bytes_[size_];
   }
+  void grow(std::size_t bytes) { bytes_.resize(std::max(bytes, 2 * bytes_.size())); }
 
   std::string bytes_;
   std::size_t size_ = 0;
@@ -96,9 +96,11 @@ class HeaderSize {
   void put_plain(std::string_view text) noexcept { bytes_ += text.size(); }
   void put_json(std::string_view text, std::string_view) noexcept { bytes_ += text.size(); }
   void put_decimal(std::uint64_t value) noexcept {
+    // Four digits a division: most numbers of a header are sizes and
+    // offsets of several digits.
     std::uint64_t digits = 1;
-    for (; value >= 10; value /= 10) ++digits;
-    bytes_ += digits;
+    for (; value >= 10000; value /= 10000) digits += 4;
+    bytes_ += digits + (value >= 10) + (value >= 100) + (value >= 1000);
   }
   void put_hex(std::uint64_t) noexcept { bytes_ += checksum_hex_digits; }
   std::uint64_t bytes() const noexcept { return bytes_; }
@@ -164,23 +166,29 @@ void put_piece(Out& out, const JsonPiece<N>& piece) {
   out.put_json(std::string_view(piece.text, N - 1), std::string_view(piece.escaped, piece.escaped_size));
 }
 
+// A piece ending in a string's opening quote, the string, and a piece
+// starting with its closing quote: text that needs no escape (keys, codec and
+// dtype names) costs three puts, where quotes of their own cost two more.
 namespace json_pieces {
-inline constexpr JsonPiece quote(R"(")");
-inline constexpr JsonPiece codec(R"({"codec":)");
-inline constexpr JsonPiece xxh3(R"(,"xxh3":")");
-inline constexpr JsonPiece dtype_after_checksum(R"(","dtype":)");
-inline constexpr JsonPiece shape(R"(,"shape":)");
-inline constexpr JsonPiece chunk_bytes(R"(,"chunk_bytes":)");
-inline constexpr JsonPiece chunks(R"(,"chunks":)");
-inline constexpr JsonPiece raw_xxh3(R"(,"raw_xxh3":")");
+inline constexpr JsonPiece first_key(R"(")");
+inline constexpr JsonPiece next_key(R"(,")");
+inline constexpr JsonPiece key_end(R"(":)");
+inline constexpr JsonPiece codec(R"({"codec":")");
+inline constexpr JsonPiece xxh3(R"(","xxh3":")");
+inline constexpr JsonPiece dtype_after_checksum(R"(","dtype":")");
+inline constexpr JsonPiece shape_after_dtype(R"(","shape":[)");
+inline constexpr JsonPiece chunk_bytes(R"(],"chunk_bytes":)");
+inline constexpr JsonPiece chunks(R"(,"chunks":[)");
+inline constexpr JsonPiece raw_xxh3(R"(],"raw_xxh3":")");
 inline constexpr JsonPiece blocks_after_checksum(R"(","blocks":[)");
 inline constexpr JsonPiece block_bytes_after_checksum(R"(","block_bytes":)");
 inline constexpr JsonPiece blocks(R"(,"blocks":[)");
+inline constexpr JsonPiece first_checksum(R"(")");
 inline constexpr JsonPiece next_checksum(R"(",")");
 inline constexpr JsonPiece last_checksum(R"("]})");
 inline constexpr JsonPiece no_checksum(R"(]})");
-inline constexpr JsonPiece dtype(R"({"dtype":)");
-inline constexpr JsonPiece data_offsets(R"(,"data_offsets":[)");
+inline constexpr JsonPiece dtype(R"({"dtype":")");
+inline constexpr JsonPiece data_offsets(R"(],"data_offsets":[)");
 inline constexpr JsonPiece end_offsets(R"(]})");
 }  // namespace json_pieces
 
@@ -201,6 +209,21 @@ void put_json_string(Out& out, std::string_view text) {
   put_plain_string(out, text);
 }
 
+// `before`, `text` as a JSON string and `after`, where `before` ends with the
+// string's opening quote and `after` starts with its closing one.
+template <class Out, std::size_t B, std::size_t A>
+void put_string_between(Out& out, const JsonPiece<B>& before, std::string_view text, const JsonPiece<A>& after) {
+  if (plain_json_text(text)) {
+    put_piece(out, before);
+    out.put_plain(text);
+    return put_piece(out, after);
+  }
+  // The quotes come with the escaped string; escaped, a quote is two bytes.
+  out.put_json(std::string_view(before.text, B - 2), std::string_view(before.escaped, before.escaped_size - 2));
+  put_json_string(out, text);
+  out.put_json(std::string_view(after.text + 1, A - 2), std::string_view(after.escaped + 2, after.escaped_size - 2));
+}
+
 // A streaming save reserves the header's space before it knows the numbers
 // of encoded tensors and the offsets after the first of them: `widest`
 // prints each such number at its widest, 20 digits (checksums are always 16
@@ -212,40 +235,36 @@ void put_number(Out& out, std::uint64_t value) {
   out.put_decimal(value);
 }
 
+// The elements of a JSON array of numbers; the pieces around them hold the brackets.
 template <class Out>
-void put_array(Out& out, const std::vector<std::uint64_t>& values, bool widest = false) {
-  out.put('[');
+void put_numbers(Out& out, const std::vector<std::uint64_t>& values, bool widest = false) {
   for (std::size_t i = 0; i < values.size(); ++i) {
     if (i != 0) out.put(',');
     put_number(out, widest ? widest_number : values[i]);
   }
-  out.put(']');
 }
 
 // `"key":`, preceded by a comma unless it opens its object.
 template <class Out>
 void put_key(Out& out, std::string_view key, bool first = false) {
-  if (!first) out.put(',');
-  put_json_string(out, key);
-  out.put(':');
+  if (first) return put_string_between(out, json_pieces::first_key, key, json_pieces::key_end);
+  put_string_between(out, json_pieces::next_key, key, json_pieces::key_end);
 }
 
 // A tensor's entry in ckpt.tensors (docs/format.md, section 4).
 template <class Out>
 void put_tensor_info(Out& out, const TensorRecord& record, bool widest) {
-  put_piece(out, json_pieces::codec);
-  put_json_string(out, record.codec);
-  put_piece(out, json_pieces::xxh3);
+  put_string_between(out, json_pieces::codec, record.codec, json_pieces::xxh3);
   out.put_hex(record.stored_xxh3);
   if (record.encoded()) {
     put_piece(out, json_pieces::dtype_after_checksum);
-    put_plain_string(out, dtype_name(record.dtype));
-    put_piece(out, json_pieces::shape);
-    put_array(out, record.shape);
+    out.put_plain(dtype_name(record.dtype));
+    put_piece(out, json_pieces::shape_after_dtype);
+    put_numbers(out, record.shape);
     put_piece(out, json_pieces::chunk_bytes);
     put_number(out, record.chunk_bytes);
     put_piece(out, json_pieces::chunks);
-    put_array(out, record.chunk_sizes, widest);
+    put_numbers(out, record.chunk_sizes, widest);
     put_piece(out, json_pieces::raw_xxh3);
     out.put_hex(record.raw_xxh3);
     put_piece(out, json_pieces::blocks_after_checksum);
@@ -256,7 +275,7 @@ void put_tensor_info(Out& out, const TensorRecord& record, bool widest) {
   }
   // Each block's checksum as a string: "a","b",...
   if (record.block_xxh3.empty()) return put_piece(out, json_pieces::no_checksum);
-  put_piece(out, json_pieces::quote);
+  put_piece(out, json_pieces::first_checksum);
   for (std::size_t i = 0; i < record.block_xxh3.size(); ++i) {
     if (i != 0) put_piece(out, json_pieces::next_checksum);
     out.put_hex(record.block_xxh3[i]);
@@ -268,9 +287,9 @@ void put_tensor_info(Out& out, const TensorRecord& record, bool widest) {
 template <class Out>
 void put_tensor_entry(Out& out, const TensorRecord& record, bool widest_size, bool widest_offsets) {
   put_piece(out, json_pieces::dtype);
-  put_plain_string(out, dtype_name(record.stored_dtype));
-  put_piece(out, json_pieces::shape);
-  put_array(out, record.stored_shape, widest_size);
+  out.put_plain(dtype_name(record.stored_dtype));
+  put_piece(out, json_pieces::shape_after_dtype);
+  put_numbers(out, record.entry_shape(), widest_size);
   put_piece(out, json_pieces::data_offsets);
   put_number(out, widest_offsets ? widest_number : record.begin);
   out.put(',');

@@ -63,6 +63,8 @@ struct TensorRecord {
   Shape shape;
   std::string codec{raw_codec};
   DType stored_dtype = DType::U8;
+  // Of the stored bytes, U8 [size], read for encoded tensors only: a raw
+  // tensor's bytes have its `shape`, and a save does not copy it here.
   Shape stored_shape;
   std::uint64_t begin = 0;  // offsets relative to the data buffer, end exclusive
   std::uint64_t end = 0;
@@ -81,6 +83,8 @@ struct TensorRecord {
   std::vector<std::uint64_t> block_starts;
 
   bool encoded() const noexcept { return codec != raw_codec; }
+  // The shape of the tensor's safetensors entry (docs/format.md, section 2).
+  const Shape& entry_shape() const noexcept { return encoded() ? stored_shape : shape; }
   std::uint64_t stored_bytes() const noexcept { return end - begin; }
 };
 

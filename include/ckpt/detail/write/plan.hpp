@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
@@ -54,15 +55,46 @@ struct FileLayout {
   std::vector<TensorSource> sources;
 };
 
+// The first 16 bytes of `name` as two big-endian numbers, zero-padded: where
+// two names' prefixes differ, they order the names as their bytes do (a
+// shorter name is padded with zeros, so it orders before any longer one with
+// its bytes up to there, as a prefix does); where equal, only the bytes after
+// them can tell.
+struct NamePrefix {
+  std::uint64_t high = 0;
+  std::uint64_t low = 0;
+
+  explicit NamePrefix(std::string_view name) noexcept {
+    unsigned char bytes[16] = {};
+    std::memcpy(bytes, name.data(), std::min<std::size_t>(name.size(), sizeof bytes));
+    for (std::size_t i = 0; i < 8; ++i) {
+      high = (high << 8) | bytes[i];
+      low = (low << 8) | bytes[8 + i];
+    }
+  }
+};
+
 // The positions of `tensors` sorted by name, stably (within equal names the
 // first comes first). Merge sort: it stays n log n where introsort fell back
-// to heapsort on the names of 100,000 numbered tensors.
+// to heapsort on the names of 100,000 numbered tensors. The names' prefixes
+// decide most comparisons as two integer compares; comparing the strings
+// themselves took most of a save's sorting.
 template <class = void>
 std::vector<std::size_t> positions_by_name(const std::vector<NamedTensor>& tensors) {
+  struct Keyed {
+    NamePrefix prefix;
+    std::size_t position;
+  };
+  std::vector<Keyed> keyed;
+  keyed.reserve(tensors.size());
+  for (std::size_t i = 0; i < tensors.size(); ++i) keyed.push_back({NamePrefix(tensors[i].name), i});
+  std::stable_sort(keyed.begin(), keyed.end(), [&](const Keyed& a, const Keyed& b) {
+    if (a.prefix.high != b.prefix.high) return a.prefix.high < b.prefix.high;
+    if (a.prefix.low != b.prefix.low) return a.prefix.low < b.prefix.low;
+    return tensors[a.position].name < tensors[b.position].name;
+  });
   std::vector<std::size_t> by_name(tensors.size());
-  for (std::size_t i = 0; i < by_name.size(); ++i) by_name[i] = i;
-  std::stable_sort(by_name.begin(), by_name.end(),
-                   [&](std::size_t a, std::size_t b) { return tensors[a].name < tensors[b].name; });
+  for (std::size_t i = 0; i < by_name.size(); ++i) by_name[i] = keyed[i].position;
   return by_name;
 }
 
@@ -104,24 +136,41 @@ std::vector<std::size_t> check_tensor_arguments(const std::string& path, const s
   return by_name;
 }
 
-// Codecs by spec for one save, so each spec is parsed once.
+// Codecs by spec for one save, so each spec is parsed once. Returns null for
+// raw, which a save stores without a codec.
 template <class = void>
 class CodecCache {
  public:
-  const Codec& get(const std::string& spec, const std::string& path, const std::string& tensor) {
+  CodecCache() = default;
+  CodecCache(const CodecCache&) = delete;  // last_ points into codecs_
+  CodecCache& operator=(const CodecCache&) = delete;
+
+  const Codec* get(const std::string& spec, const std::string& path, const std::string& tensor) {
+    // Most tensors of a save share one spec: the last one is tried first,
+    // where a lookup in the map compares strings several times per tensor.
+    if (last_ != nullptr && last_->first == spec) return last_->second.codec;
     auto found = codecs_.find(spec);
     if (found == codecs_.end()) {
+      std::shared_ptr<const Codec> codec;
       try {
-        found = codecs_.emplace(spec, CodecRegistry::instance().make(spec)).first;
+        codec = CodecRegistry::instance().make(spec);
       } catch (const Error& error) {
         error.rethrow_with(path, tensor);
       }
+      const Codec* chosen = codec->name() == raw_codec ? nullptr : codec.get();
+      found = codecs_.emplace(spec, Entry{std::move(codec), chosen}).first;
     }
-    return *found->second;
+    last_ = &*found;
+    return found->second.codec;
   }
 
  private:
-  std::map<std::string, std::shared_ptr<const Codec>> codecs_;
+  struct Entry {
+    std::shared_ptr<const Codec> owner;
+    const Codec* codec;  // null for raw
+  };
+  std::map<std::string, Entry> codecs_;
+  const std::pair<const std::string, Entry>* last_ = nullptr;
 };
 
 // The codec `tensor` is stored with by `policy`, or null for raw; shuffle+zstd
@@ -131,9 +180,8 @@ const Codec* chosen_codec(const std::string& path, const NamedTensor& tensor, co
                           CodecCache<>& codecs, bool delta = false) {
   // The XOR against a nearby version leaves mostly zero high bytes, which
   // the byte shuffle groups for zstd.
-  const std::string& spec = delta ? "shuffle+zstd" : policy.spec_for(tensor.name, tensor.view.dtype());
-  const Codec& codec = codecs.get(spec, path, tensor.name);
-  return codec.name() == raw_codec ? nullptr : &codec;
+  static const std::string delta_spec = "shuffle+zstd";
+  return codecs.get(delta ? delta_spec : policy.spec_for(tensor.name, tensor.view.dtype()), path, tensor.name);
 }
 
 // The element size of `tensor` in the data buffer: encoded tensors are U8.
@@ -179,7 +227,7 @@ FileLayout plan_tensors(const std::string& path, const std::vector<NamedTensor>&
     source = {view.data(), view.nbytes(), dtype_size(view.dtype()), chosen[order[at]]};
     record.name = tensors[order[at]].name;
     record.dtype = record.stored_dtype = view.dtype();
-    record.shape = record.stored_shape = view.shape();
+    record.shape = view.shape();  // a raw tensor's stored shape too (TensorRecord::entry_shape)
     record.checksummed = record.block_checksummed = true;
     if (source.codec == nullptr) {
       record.block_bytes = chunk_bytes;
