@@ -1,6 +1,5 @@
 #pragma once
 
-#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,7 +24,13 @@ class CodecPolicy {
   // A later rule for the same dtype replaces the earlier one.
   template <class = void>
   CodecPolicy& for_dtype(DType dtype, std::string spec) {
-    by_dtype_[dtype] = std::move(spec);
+    for (auto& rule : by_dtype_) {
+      if (rule.first == dtype) {
+        rule.second = std::move(spec);
+        return *this;
+      }
+    }
+    by_dtype_.emplace_back(dtype, std::move(spec));
     return *this;
   }
 
@@ -43,13 +48,16 @@ class CodecPolicy {
     for (const auto& rule : by_name_) {
       if (detail::glob_match(rule.first, name)) return rule.second;
     }
-    const auto found = by_dtype_.find(dtype);
-    return found != by_dtype_.end() ? found->second : default_spec_;
+    for (const auto& rule : by_dtype_) {
+      if (rule.first == dtype) return rule.second;
+    }
+    return default_spec_;
   }
 
  private:
   std::string default_spec_;
-  std::map<DType, std::string> by_dtype_;
+  // A few rules at most: a vector, which costs programs less to compile than a std::map.
+  std::vector<std::pair<DType, std::string>> by_dtype_;
   std::vector<std::pair<std::string, std::string>> by_name_;
 };
 

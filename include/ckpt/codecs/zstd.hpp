@@ -20,21 +20,31 @@ namespace ckpt {
 namespace detail {
 
 // Contexts hold zstd's tables and buffers; creating one per chunk would cost
-// more than compressing a small chunk, so each thread keeps one.
-struct ZstdContextDeleter {
-  void operator()(ZSTD_CCtx* context) const noexcept { ZSTD_freeCCtx(context); }
-  void operator()(ZSTD_DCtx* context) const noexcept { ZSTD_freeDCtx(context); }
+// more than compressing a small chunk, so each thread keeps one. (Owned by a
+// plain class rather than a std::unique_ptr with a deleter, whose templates
+// every translation unit would otherwise instantiate.)
+template <class Context, std::size_t (*free_context)(Context*)>
+class ZstdThreadContext {
+ public:
+  explicit ZstdThreadContext(Context* context) noexcept : context_(context) {}
+  ZstdThreadContext(const ZstdThreadContext&) = delete;
+  ZstdThreadContext& operator=(const ZstdThreadContext&) = delete;
+  ~ZstdThreadContext() { free_context(context_); }
+  Context* get() const noexcept { return context_; }
+
+ private:
+  Context* context_;
 };
 
 inline ZSTD_CCtx* thread_zstd_compressor() {
-  thread_local std::unique_ptr<ZSTD_CCtx, ZstdContextDeleter> context(ZSTD_createCCtx());
-  if (!context) throw CodecError(ErrorId::codec_encode, "", "", "zstd: cannot create a compression context");
+  thread_local const ZstdThreadContext<ZSTD_CCtx, ZSTD_freeCCtx> context(ZSTD_createCCtx());
+  if (!context.get()) throw CodecError(ErrorId::codec_encode, "", "", "zstd: cannot create a compression context");
   return context.get();
 }
 
 inline ZSTD_DCtx* thread_zstd_decompressor() {
-  thread_local std::unique_ptr<ZSTD_DCtx, ZstdContextDeleter> context(ZSTD_createDCtx());
-  if (!context) throw decode_error("zstd: cannot create a decompression context");
+  thread_local const ZstdThreadContext<ZSTD_DCtx, ZSTD_freeDCtx> context(ZSTD_createDCtx());
+  if (!context.get()) throw decode_error("zstd: cannot create a decompression context");
   return context.get();
 }
 
