@@ -74,7 +74,8 @@ class AtomicFile {
     if (offset > end_) end_ = offset;
   }
 
-  // For a file that commit(durable) will fsync: from now on, every
+  // For a file whose data will be fsynced (by commit(true), or by a caller
+  // that fsyncs it by name once committed): from now on, every
   // write_back_step bytes written start on their way to disk at once.
   // Without it the kernel keeps them dirty in memory until its flusher
   // wakes or the fsync comes, and the fsync then waits for most of the file;
