@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ckpt/detail/format/header_writer.hpp"
+#include "ckpt/detail/write/plan.hpp"
 #include "ckpt/reader.hpp"
 #include "ckpt/writer.hpp"
 #include "support/fault_fs.hpp"
