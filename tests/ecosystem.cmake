@@ -20,8 +20,8 @@ ckpt_add_command_test(ecosystem.readme_commands
   LABELS ecosystem foundation package slow no-asan
   TIMEOUT 3600)
 
-# The port's install, for each feature set vcpkg can build.
-foreach(features IN ITEMS core zstd)
+# The port's install, for each feature set vcpkg can build (+ joins features).
+foreach(features IN ITEMS core zstd compiled+zstd)
   ckpt_add_command_test(ecosystem.install_like_vcpkg.${features}
     COMMAND ${CMAKE_COMMAND} -DSOURCE_DIR=${PROJECT_SOURCE_DIR}
             -DWORK_DIR=${CMAKE_CURRENT_BINARY_DIR}/install_like_vcpkg.${features}

@@ -5,8 +5,14 @@
 # set(SOURCE_PATH) line with vcpkg_from_github (see docs/ecosystem.md).
 set(SOURCE_PATH "${CMAKE_CURRENT_LIST_DIR}/../..")
 
-# Header-only library: one release configuration installs everything.
-set(VCPKG_BUILD_TYPE release)
+# Header-only by default: one release configuration installs everything. The
+# compiled feature adds a static library (ckpt::compiled, the compiled mode),
+# built in both configurations as vcpkg expects of a library.
+if("compiled" IN_LIST FEATURES)
+    vcpkg_check_linkage(ONLY_STATIC_LIBRARY)
+else()
+    set(VCPKG_BUILD_TYPE release)
+endif()
 
 # vcpkg forbids auto-detected dependencies: zstd and MPI are used only when
 # their feature asks for them, and the .npz (libzip) and HDF5 targets, which only the
@@ -15,6 +21,7 @@ vcpkg_check_features(OUT_FEATURE_OPTIONS FEATURE_OPTIONS
     FEATURES
         zstd CKPT_WITH_ZSTD
         mpi CKPT_WITH_MPI
+        compiled CKPT_BUILD_COMPILED
 )
 
 vcpkg_cmake_configure(
@@ -33,6 +40,9 @@ vcpkg_cmake_configure(
 vcpkg_cmake_install()
 vcpkg_cmake_config_fixup(CONFIG_PATH share/cmake/ckpt)
 vcpkg_fixup_pkgconfig()
+# The debug configuration (compiled feature) installs headers and package
+# files again: vcpkg keeps only its library.
+file(REMOVE_RECURSE "${CURRENT_PACKAGES_DIR}/debug/include" "${CURRENT_PACKAGES_DIR}/debug/share")
 
 file(INSTALL "${CMAKE_CURRENT_LIST_DIR}/usage" DESTINATION "${CURRENT_PACKAGES_DIR}/share/${PORT}")
 vcpkg_install_copyright(FILE_LIST "${SOURCE_PATH}/LICENSE")

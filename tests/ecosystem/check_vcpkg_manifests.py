@@ -178,7 +178,7 @@ def check_port(port_dir, manifest, downloads):
             if call + "(" in portfile:
                 fail(f"{port_dir}/portfile.cmake: the overlay port downloads sources ({call})")
     if not re.search(r"set\(VCPKG_BUILD_TYPE release\)", portfile):
-        fail(f"{port_dir}/portfile.cmake: a header-only port sets VCPKG_BUILD_TYPE release")
+        fail(f"{port_dir}/portfile.cmake: the header-only install (no compiled feature) sets VCPKG_BUILD_TYPE release")
     mapping = re.search(r"vcpkg_check_features\(.*?FEATURES(.*?)\)", portfile, re.S)
     mapped = dict(re.findall(r"^\s*(\S+)\s+(CKPT_\w+)", mapping.group(1), re.M)) if mapping else {}
     for name in manifest.get("features", {}):

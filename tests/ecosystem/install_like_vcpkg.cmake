@@ -8,8 +8,9 @@
 # nothing in it names the machine's paths.
 #
 # cmake -DSOURCE_DIR=... -DWORK_DIR=... -DGENERATOR=... -DCXX_COMPILER=...
-#       -DFEATURES=<;-list of port features> -P install_like_vcpkg.cmake
+#       -DFEATURES=<port features, joined by + or ;> -P install_like_vcpkg.cmake
 cmake_minimum_required(VERSION 3.21)
+string(REPLACE "+" ";" FEATURES "${FEATURES}")
 
 function(run)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE result OUTPUT_VARIABLE output ERROR_VARIABLE output)
@@ -130,9 +131,20 @@ if(NOT EXISTS "${prefix}/share/cmake/ckpt/ckptConfig.cmake")
 endif()
 foreach(binary_dir IN ITEMS bin lib64)
   if(EXISTS "${prefix}/${binary_dir}")
-    message(FATAL_ERROR "the header-only port installed ${binary_dir}/, which vcpkg rejects")
+    message(FATAL_ERROR "the port installed ${binary_dir}/, which vcpkg rejects")
   endif()
 endforeach()
+# The only binary is the compiled feature's static library.
+file(GLOB libraries RELATIVE "${prefix}" "${prefix}/lib/*.a" "${prefix}/lib/*.so*")
+if("compiled" IN_LIST FEATURES)
+  set(expected_libraries lib/libckpt_compiled.a)
+else()
+  set(expected_libraries)
+endif()
+if(NOT "${libraries}" STREQUAL "${expected_libraries}")
+  message(FATAL_ERROR "the port installed the libraries '${libraries}', expected '${expected_libraries}' "
+                      "for features '${FEATURES}'")
+endif()
 # vcpkg's post-build check on pkg-config files: lib/pkgconfig takes any,
 # share/pkgconfig only those without a Libs or Libs.private value (header-only
 # packages), anywhere else is misplaced. vcpkg_fixup_pkgconfig() then checks
@@ -165,9 +177,31 @@ foreach(config IN LISTS config_files)
   endforeach()
 endforeach()
 
-# The consumer's CMakeLists.txt is the usage file's CMake lines, verbatim.
-file(STRINGS "${SOURCE_DIR}/ports/ckpt/usage" usage_lines REGEX "^    ")
-list(JOIN usage_lines "\n" usage_cmake)
+# The consumer's CMakeLists.txt is the usage file's CMake lines, verbatim: its
+# first block, or with the compiled feature the block that links ckpt::compiled.
+file(STRINGS "${SOURCE_DIR}/ports/ckpt/usage" usage_text)
+set(usage_blocks)
+set(block)
+foreach(line IN LISTS usage_text ITEMS "")
+  if(line MATCHES "^    ")
+    string(APPEND block "${line}\n")
+  elseif(block)
+    list(APPEND usage_blocks "${block}")
+    set(block)
+  endif()
+endforeach()
+set(usage_cmake)
+foreach(block IN LISTS usage_blocks)
+  string(FIND "${block}" "ckpt::compiled" links_compiled)
+  if("compiled" IN_LIST FEATURES AND NOT links_compiled EQUAL -1)
+    set(usage_cmake "${block}")
+  elseif(NOT "compiled" IN_LIST FEATURES AND NOT usage_cmake)
+    set(usage_cmake "${block}")
+  endif()
+endforeach()
+if(NOT usage_cmake)
+  message(FATAL_ERROR "ports/ckpt/usage has no CMake block for features '${FEATURES}'")
+endif()
 file(MAKE_DIRECTORY "${WORK_DIR}/consumer")
 file(COPY "${CMAKE_CURRENT_LIST_DIR}/consumer/main.cpp" DESTINATION "${WORK_DIR}/consumer")
 file(WRITE "${WORK_DIR}/consumer/CMakeLists.txt"
@@ -182,8 +216,13 @@ if("zstd" IN_LIST FEATURES)
 else()
   set(expected "zstd: no")
 endif()
+if("compiled" IN_LIST FEATURES)
+  string(APPEND expected ", compiled: yes")
+else()
+  string(APPEND expected ", compiled: no")
+endif()
 if(NOT run_output MATCHES "${expected}")
   message(FATAL_ERROR "the consumer printed '${run_output}', expected '${expected}': "
-                      "the zstd feature did not reach the installed package")
+                      "a feature did not reach the installed package")
 endif()
 file(REMOVE_RECURSE "${WORK_DIR}")

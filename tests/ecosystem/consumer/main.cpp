@@ -1,6 +1,7 @@
 // A program built against the installed package only: it saves and loads a
 // checkpoint, compressed when the package was installed with zstd, and prints
-// whether zstd came through the package config so the test can compare.
+// whether zstd and the compiled mode came through the package config so the
+// test can compare.
 #include <ckpt/ckpt.hpp>
 
 #include <cstdio>
@@ -24,6 +25,11 @@ int main(int argc, char** argv) {
   std::vector<float> loaded(weights.size());
   reader.read_into("layer/weight", loaded.data(), loaded.size() * sizeof(float));
   const bool ok = loaded == weights && reader.metadata().at("step") == 7 && reader.find("layer/weight")->codec == codec;
-  std::printf("zstd: %s\n", std::string(codec) == "zstd" ? "yes" : "no");
+#ifdef CKPT_COMPILED
+  const char* compiled = "yes";
+#else
+  const char* compiled = "no";
+#endif
+  std::printf("zstd: %s, compiled: %s\n", std::string(codec) == "zstd" ? "yes" : "no", compiled);
   return ok ? 0 : 1;
 }
