@@ -120,6 +120,10 @@ def targets(rows, size):
         encode = find(rows, size, "shuffle+zstd encode, 2 threads", dtype=dtype)
         check(f"shuffle+zstd encode (2 threads) >= disk write speed, {dtype}", encode, encode and encode["vs_limit"],
               encode and encode["vs_limit"] >= 1.0, "x disk")
+    for codec in ("zstd", "shuffle+zstd"):
+        load = find(rows, size, f"ckpt load {codec}", "cold")
+        check(f"{codec} cold load (decoding) >= 1.0x raw read (cold)", load, load and load["vs_limit"],
+              load and load["vs_limit"] >= 1.0, "x")
     zstd = find(rows, size, "ckpt save shuffle+zstd")
     if raw and zstd and zstd["ratio"] >= 1.15:
         times = raw["seconds"] / zstd["seconds"]
