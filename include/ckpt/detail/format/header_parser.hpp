@@ -8,7 +8,6 @@
 #include <set>
 #include <string>
 #include <string_view>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -281,7 +280,10 @@ class HeaderParser {
   // Sorted by offset, tensors must tile the data buffer exactly.
   void check_offsets(ParsedHeader& header) const {
     const auto file_order = [](const TensorRecord& a, const TensorRecord& b) {
-      return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
+      // Field by field, not through std::tie (see PieceGeometry's operator<).
+      if (a.begin != b.begin) return a.begin < b.begin;
+      if (a.end != b.end) return a.end < b.end;
+      return a.name < b.name;
     };
     // Headers ckpt writes list the tensors in file order already.
     if (!std::is_sorted(header.tensors.begin(), header.tensors.end(), file_order)) {
