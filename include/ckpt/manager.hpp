@@ -113,10 +113,10 @@ class CheckpointManager {
     detail::check_save_policy(options_.save_policy, directory_);
     if (!options_.read_only) {
       detail::create_directories(directory_, options_.save.durable);
-      lock_ = std::make_unique<detail::DirectoryLock>(directory_);
+      lock_.emplace(directory_);
       detail::remove_stale_temp_files(directory_, naming_);
       if (options_.save_policy.on_preemption) {
-        preemption_ = std::make_unique<detail::PreemptionHandler>(options_.save_policy.preemption_signals);
+        preemption_.emplace(options_.save_policy.preemption_signals);
       }
     }
     signals_at_start_ = detail::PreemptionHandler::signals_received();
@@ -457,8 +457,8 @@ class CheckpointManager {
   ManagerOptions options_;
   detail::CheckpointNaming<> naming_;
   Clock clock_;
-  std::unique_ptr<detail::DirectoryLock> lock_;
-  std::unique_ptr<detail::PreemptionHandler> preemption_;
+  std::optional<detail::DirectoryLock> lock_;
+  std::optional<detail::PreemptionHandler> preemption_;
   std::uint64_t signals_at_start_ = 0;
   std::atomic<std::uint64_t> signals_handled_{0};  // preemption signals a save already answered
   mutable std::mutex schedule_mutex_;

@@ -75,6 +75,12 @@ class Reader {
  public:
   template <class = void>
   explicit Reader(const std::string& path, ReadOptions options = {});
+  // Moved, never copied (its once flags and atomics cannot be): said here,
+  // since the vectors holding them declare a copy.
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
+  Reader(Reader&&) = default;
+  Reader& operator=(Reader&&) = default;
 
   const std::string& path() const noexcept { return path_; }
   const ReadOptions& options() const noexcept { return options_; }
@@ -451,9 +457,9 @@ class Reader {
     std::shared_ptr<const Reader> reader;
     std::exception_ptr failure;
   };
-  std::unique_ptr<LazySource[]> sources_;
-  std::unique_ptr<std::atomic<bool>[]> verified_;  // per record: every checksum it has was verified
-  detail::BlockVerifier<> blocks_;                 // v2 files: which blocks were verified
+  mutable std::vector<LazySource> sources_;
+  mutable std::vector<std::atomic<bool>> verified_;  // per record: every checksum it has was verified
+  detail::BlockVerifier<> blocks_;                   // v2 files: which blocks were verified
 
   struct LazyCodec {
     std::once_flag once;
@@ -461,8 +467,8 @@ class Reader {
     std::string problem;                 // then: why
   };
   static constexpr std::size_t no_codec = static_cast<std::size_t>(-1);
-  std::vector<std::size_t> codec_of_;    // per record: its entry in codecs_, or no_codec for raw tensors
-  std::unique_ptr<LazyCodec[]> codecs_;  // one per codec name the file uses
+  std::vector<std::size_t> codec_of_;      // per record: its entry in codecs_, or no_codec for raw tensors
+  mutable std::vector<LazyCodec> codecs_;  // one per codec name the file uses
 };
 
 // The bodies of Reader's public templates. In the optional compiled mode
@@ -485,7 +491,7 @@ Reader::Reader(const std::string& path, ReadOptions options)
   chain_ = std::move(header.chain);
   content_hashes_ = std::move(header.content_hashes);
   header_xxh3_ = header.header_xxh3;
-  verified_ = std::make_unique<std::atomic<bool>[]>(records_.size());
+  verified_ = std::vector<std::atomic<bool>>(records_.size());
   codec_of_.assign(records_.size(), no_codec);
   std::map<std::string_view, std::size_t> codec_numbers;
   infos_.reserve(records_.size());
@@ -502,10 +508,10 @@ Reader::Reader(const std::string& path, ReadOptions options)
     verified_[i].store(false, std::memory_order_relaxed);
     if (record.encoded()) codec_of_[i] = codec_numbers.emplace(record.codec, codec_numbers.size()).first->second;
   }
-  codecs_ = std::make_unique<LazyCodec[]>(codec_numbers.size());
+  codecs_ = std::vector<LazyCodec>(codec_numbers.size());
   blocks_ = detail::BlockVerifier<>(records_);
   if (chain_) {
-    sources_ = std::make_unique<LazySource[]>(chain_->sources.size());
+    sources_ = std::vector<LazySource>(chain_->sources.size());
     for (std::size_t i = 0; i < chain_->deltas.size(); ++i) delta_index_.emplace(chain_->deltas[i].name, i);
     for (std::size_t i = 0; i < chain_->references.size(); ++i) {
       const detail::TensorReference& reference = chain_->references[i];

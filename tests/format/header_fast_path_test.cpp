@@ -66,7 +66,11 @@ void expect_same_header(const ParsedHeader& a, const ParsedHeader& b) {
 }
 
 std::optional<ParsedHeader> compact(const std::string& bytes) {
-  return HeaderParser<>("f", reinterpret_cast<const std::byte*>(bytes.data()), bytes.size()).parse_compact();
+  ParsedHeader header;
+  if (!HeaderParser<>("f", reinterpret_cast<const std::byte*>(bytes.data()), bytes.size()).parse_compact(header)) {
+    return std::nullopt;
+  }
+  return header;
 }
 
 ParsedHeader general(const std::string& bytes) {

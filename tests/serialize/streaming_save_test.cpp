@@ -253,6 +253,27 @@ TEST(StreamingSaveHeader, ReservedSpaceAlwaysFitsTheFinalHeader) {
   }
 }
 
+// The header's numbers are printed digit by digit and their widths counted
+// apart: both must agree with std::to_string at every width, around each
+// power of ten and at the largest value.
+TEST(StreamingSaveHeader, NumbersPrintAndCountAsDecimalText) {
+  std::vector<std::uint64_t> values = {0, ~std::uint64_t(0)};
+  std::uint64_t power = 1;
+  for (int digits = 1; digits < 20; ++digits) {
+    power *= 10;  // the smallest number of digits + 1 digits
+    values.insert(values.end(), {power - 1, power, power + 1});
+  }
+  for (const std::uint64_t value : values) {
+    ckpt::detail::HeaderText text(0);
+    ckpt::detail::HeaderSize size;
+    text.put_decimal(value);
+    size.put_decimal(value);
+    const std::string printed = std::move(text).take();
+    EXPECT_EQ(printed, std::to_string(value));
+    EXPECT_EQ(size.bytes(), printed.size()) << value;
+  }
+}
+
 // A raw checkpoint whose header was reserved wider than it turned out (an
 // encoded tensor came first) stays a file any safetensors reader accepts: the
 // padding is spaces, and every offset lands where the data is.

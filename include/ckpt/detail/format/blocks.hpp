@@ -62,10 +62,14 @@ template <class = void>
 class BlockVerifier {
  public:
   BlockVerifier() = default;
+  BlockVerifier(const BlockVerifier&) = delete;  // moved, never copied, as Reader
+  BlockVerifier& operator=(const BlockVerifier&) = delete;
+  BlockVerifier(BlockVerifier&&) = default;
+  BlockVerifier& operator=(BlockVerifier&&) = default;
   explicit BlockVerifier(const std::vector<TensorRecord>& records) : first_block_(records.size() + 1, 0) {
     for (std::size_t i = 0; i < records.size(); ++i)
       first_block_[i + 1] = first_block_[i] + records[i].block_xxh3.size();
-    verified_ = std::make_unique<std::atomic<bool>[]>(first_block_.back());
+    verified_ = std::vector<std::atomic<bool>>(first_block_.back());
     for (std::size_t i = 0; i < first_block_.back(); ++i) verified_[i].store(false, std::memory_order_relaxed);
   }
 
@@ -109,7 +113,7 @@ class BlockVerifier {
 
  private:
   std::vector<std::size_t> first_block_{0};  // per record: index of its first block in verified_; last: the total
-  std::unique_ptr<std::atomic<bool>[]> verified_;
+  mutable std::vector<std::atomic<bool>> verified_;
 };
 
 }  // namespace ckpt::detail

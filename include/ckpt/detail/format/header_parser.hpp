@@ -8,7 +8,6 @@
 #include <set>
 #include <string>
 #include <string_view>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -64,7 +63,8 @@ class HeaderParser {
   // problem. Both give the same result for a header parse_compact takes
   // (tests/format/header_fast_path_test.cpp compares them).
   ParsedHeader parse() {
-    if (std::optional<ParsedHeader> header = parse_compact()) return std::move(*header);
+    ParsedHeader header;
+    if (parse_compact(header)) return header;
     return parse_general();
   }
 
@@ -116,20 +116,21 @@ class HeaderParser {
   // header of 100,000 tensors opens in tens of milliseconds instead of
   // seconds. Takes only a header whose checksum holds, in the compact form
   // ckpt writes (compact_json.hpp), with ckpt.tensors in the order of the
-  // data; it runs every check parse_general runs and gives up (nullopt) at
-  // anything else, leaving parse_general to accept the header or name the
-  // problem. It never throws what parse_general would not throw first.
-  std::optional<ParsedHeader> parse_compact() {
-    ParsedHeader header;
+  // data; it runs every check parse_general runs and gives up (false, and
+  // `header`, which must be a fresh one, to be discarded) at anything else,
+  // leaving parse_general to accept the header or name the problem. It never
+  // throws what parse_general would not throw first. (Not a
+  // std::optional<ParsedHeader>: that class costs every program that
+  // includes ckpt.hpp its compile time.)
+  bool parse_compact(ParsedHeader& header) {
     header.data_start = read_header_size() + 8;
     check_header_checksum_if_present(header.data_start);
-    if (checksum_ok_ != true) return std::nullopt;
+    if (checksum_ok_ != true) return false;
     try {
-      if (!read_compact(header)) return std::nullopt;
+      return read_compact(header);
     } catch (const Error&) {
-      return std::nullopt;  // a check shared with parse_general failed: it will name the problem
+      return false;  // a check shared with parse_general failed: it will name the problem
     }
-    return header;
   }
 
  private:
@@ -281,7 +282,10 @@ class HeaderParser {
   // Sorted by offset, tensors must tile the data buffer exactly.
   void check_offsets(ParsedHeader& header) const {
     const auto file_order = [](const TensorRecord& a, const TensorRecord& b) {
-      return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
+      // Field by field, not through std::tie (see PieceGeometry's operator<).
+      if (a.begin != b.begin) return a.begin < b.begin;
+      if (a.end != b.end) return a.end < b.end;
+      return a.name < b.name;
     };
     // Headers ckpt writes list the tensors in file order already.
     if (!std::is_sorted(header.tensors.begin(), header.tensors.end(), file_order)) {

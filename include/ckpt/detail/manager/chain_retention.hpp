@@ -31,14 +31,15 @@ inline std::string normalized_path(const std::string& path) {
   return std::filesystem::absolute(std::filesystem::path(path)).lexically_normal().string();
 }
 
-// The parsed header of a checkpoint, or nullopt when it cannot be read.
+// Whether the header of a checkpoint reads.
 template <class = void>
-std::optional<ParsedHeader> readable_header(const std::string& path) {
+bool header_readable(const std::string& path) {
   try {
     const MappedFile file(path);
-    return HeaderParser<>(path, file.data(), file.size()).parse();
+    HeaderParser<>(path, file.data(), file.size()).parse();
+    return true;
   } catch (const Error&) {
-    return std::nullopt;
+    return false;
   }
 }
 
@@ -58,8 +59,7 @@ std::optional<std::string> incremental_parent(const std::vector<CheckpointInfo>&
 
 template <class = void>
 std::optional<std::string> incremental_parent(const std::vector<CheckpointInfo>& checkpoints, std::uint64_t step) {
-  return incremental_parent(checkpoints, step,
-                            [](const std::string& path) { return readable_header(path).has_value(); });
+  return incremental_parent(checkpoints, step, [](const std::string& path) { return header_readable(path); });
 }
 
 // The files a checkpoint file reads referenced bytes from (its `ckpt.chain`

@@ -17,7 +17,6 @@
 #include <numeric>
 #include <optional>
 #include <string>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -81,7 +80,21 @@ struct ContentSource {
   std::string tensor;
 };
 
-using ContentKey = std::tuple<ContentHash, DType, Shape>;
+// A content as a save looks it up: its hash, dtype and shape, ordered in that
+// order. A struct rather than a std::tuple, whose class and comparisons
+// every program that includes ckpt.hpp compiled.
+struct ContentKey {
+  ContentHash hash;
+  DType dtype;
+  Shape shape;
+
+  template <class = void>
+  friend bool operator<(const ContentKey& a, const ContentKey& b) {
+    if (a.hash != b.hash) return a.hash < b.hash;
+    if (a.dtype != b.dtype) return a.dtype < b.dtype;
+    return a.shape < b.shape;
+  }
+};
 
 // The base of an xor-delta tensor: a tensor of a file of the chain, read as
 // that file reads it (through its own references and deltas), and the
