@@ -1,6 +1,7 @@
 // Google Benchmark suite for ckpt: save and load throughput per codec across
 // sizes and tensor counts, the async-save stall, checksum and codec speed,
-// compression ratios (counter "ratio") and the demo MLP's real state.
+// compression ratios (counter "ratio"), each save's peak extra memory (counter
+// "peak_extra_MiB") and the demo MLP's real state.
 //
 //   ckpt_benchmarks [--benchmark_filter=REGEX]
 //   CKPT_BENCH_LARGE=1 ckpt_benchmarks     # adds 256 MiB and 1 GiB, and 100,000 tensors
@@ -23,6 +24,7 @@
 #include "ckpt/detail/format/checksum.hpp"
 #include "ckpt/detail/format/chunked.hpp"
 #include "mlp.hpp"
+#include "peak_memory.hpp"
 
 namespace {
 
@@ -62,6 +64,14 @@ void set_ratio(benchmark::State& state, std::uint64_t logical, std::uint64_t sto
   state.SetBytesProcessed(std::int64_t(state.iterations()) * std::int64_t(logical));
 }
 
+// The `peak_extra_MiB` counter: how far the resident set rose during one more
+// save, run in a child process (peak_memory.hpp), so memory an earlier
+// benchmark left in the allocator cannot hide this save's growth.
+template <class Save>
+void set_peak_extra(benchmark::State& state, const Save& save) {
+  state.counters["peak_extra_MiB"] = double(bench::peak_extra_bytes_in_child(save)) / double(1 << 20);
+}
+
 std::string file_for(const benchmark::State& state, const char* what) {
   return bench_dir() + "/" + what + "-" + std::to_string(state.range(0)) + "-" + std::to_string(state.range(1)) +
          ".safetensors";
@@ -93,6 +103,7 @@ void BM_Save(benchmark::State& state) {
   ckpt::SaveStats stats;
   for (auto _ : state) stats = checkpoint.save(path, model);
   set_ratio(state, stats.tensor_bytes, stats.file_bytes);
+  set_peak_extra(state, [&] { checkpoint.save(path, model); });
   std::filesystem::remove(path);
 }
 
@@ -147,6 +158,7 @@ void BM_SaveTensorCount(benchmark::State& state) {
   const std::string path = file_for(state, "count-save");
   for (auto _ : state) checkpoint.save(path, model);
   state.SetBytesProcessed(std::int64_t(state.iterations()) * (std::int64_t(16) << 20));
+  set_peak_extra(state, [&] { checkpoint.save(path, model); });
   std::filesystem::remove(path);
 }
 
