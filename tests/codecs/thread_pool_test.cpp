@@ -1,6 +1,7 @@
 #include "ckpt/detail/os/thread_pool.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -43,6 +44,18 @@ TEST(ParallelFor, RunsOnTwoThreadsAtOnce) {
     if (!both_started.wait_for(lock, std::chrono::seconds(30), [&] { return started == 2; })) all_met = false;
   });
   EXPECT_TRUE(all_met);
+}
+
+// A job the caller finishes alone returns before a freshly made worker has
+// even started; if run() returned then, a fork() right after it could copy
+// a lock that the starting thread held (its start-up allocates), and the
+// child would deadlock at its first allocation.
+TEST(ThreadPool, RunReturnsOnlyOnceTheWorkersItMadeHaveStarted) {
+  for (unsigned helpers : {1u, 3u}) {
+    ckpt::detail::ThreadPool<> pool(::getpid());
+    pool.run(1, helpers, [](std::size_t) {});
+    EXPECT_EQ(pool.started_workers(), helpers);
+  }
 }
 
 TEST(ParallelFor, RethrowsTheExceptionOfAFailingCall) {

@@ -65,24 +65,37 @@ class ThreadPool {
   //
   // When run() returns, no worker touches the job any more and none is left
   // holding memory of it: a worker frees nothing after the caller moved on.
-  // That keeps fork() in the caller safe (the test suite forks crash children
-  // right after parallel loads): a child never inherits a lock, the
+  // Nor is a worker this call started still starting: a new thread allocates
+  // before it reaches work() (glibc's pthread_getattr_np, a sanitizer's
+  // thread set-up), and a job small enough for the caller alone ends before
+  // that. That keeps fork() in the caller safe (the test suite forks crash
+  // children right after parallel loads): a child never inherits a lock, the
   // allocator's included, that a worker held at the instant of the fork.
   void run(std::size_t count, unsigned helpers, const std::function<void(std::size_t)>& fn) {
     Job job(fn, count);
+    std::size_t workers_made = 0;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       while (workers_.size() < helpers) workers_.emplace_back([this] { work(); });
+      workers_made = workers_.size();
       tickets_.insert(tickets_.end(), helpers, &job);
     }
     wake_workers_.notify_all();
     job.take_part();
     {
       // Tickets no worker took are withdrawn: the job is done without them.
-      std::lock_guard<std::mutex> lock(mutex_);
+      std::unique_lock<std::mutex> lock(mutex_);
       tickets_.erase(std::remove(tickets_.begin(), tickets_.end(), &job), tickets_.end());
+      worker_started_.wait(lock, [&] { return started_ >= workers_made; });
     }
     if (std::exception_ptr error = job.wait()) std::rethrow_exception(error);
+  }
+
+  // Workers that have reached the pool, out of all it made: run() returns
+  // only once every worker it made is counted here.
+  std::size_t started_workers() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return started_;
   }
 
  private:
@@ -136,6 +149,11 @@ class ThreadPool {
   };
 
   void work() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++started_;
+      worker_started_.notify_all();
+    }
     for (;;) {
       Job* job = nullptr;
       {
@@ -156,6 +174,8 @@ class ThreadPool {
 
   std::mutex mutex_;
   std::condition_variable wake_workers_;
+  std::condition_variable worker_started_;
+  std::size_t started_ = 0;  // workers that reached work(); guarded by mutex_
   // One per worker a job may use (fewer than the cores), oldest first. A
   // vector: erasing from its front costs nothing next to a job, and spares
   // every program that includes ckpt the <deque> header.
