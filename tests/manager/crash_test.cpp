@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -122,9 +123,15 @@ void kill_saving_children(bool incremental) {
     const int commits_before_kill = std::uniform_int_distribution<int>(0, 2)(random);
     std::uint64_t step = 0;
     std::optional<std::uint64_t> resumed;
-    // A message is a resume line or a commit; returns false at the pipe's end.
+    // A message is a resume line or a commit; returns false at the pipe's
+    // end, or when the child has said nothing for two minutes (it saves every
+    // few milliseconds): a deadlocked child fails the test with its iteration
+    // instead of hanging it until ctest's timeout.
+    bool silent = false;
     const auto read_message = [&] {
-      if (::read(pipe_ends[0], &step, sizeof step) != sizeof step) return false;
+      pollfd readable{pipe_ends[0], POLLIN, 0};
+      if (::poll(&readable, 1, 120'000) == 0) silent = true;
+      if (silent || ::read(pipe_ends[0], &step, sizeof step) != sizeof step) return false;
       if ((step & resumed_flag) != 0) {
         resumed = step & ~resumed_flag;
       } else {
@@ -137,6 +144,7 @@ void kill_saving_children(bool incremental) {
     ASSERT_EQ(::kill(child, SIGKILL), 0);
     int status = 0;
     ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_FALSE(silent) << "iteration " << iteration << ": the child sent nothing for two minutes (deadlocked?)";
     ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
         << "iteration " << iteration << ": the child ended by itself, not by the SIGKILL (status " << status << ")";
     ++killed_while_running;
