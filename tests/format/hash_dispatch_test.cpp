@@ -76,10 +76,10 @@ TEST(HashDispatch, Sse2LoopsEqualXxHashs) {
     if (size <= XXH3_MIDSIZE_MAX) continue;  // the short paths have no loop
     for (std::size_t offset : {0u, 1u, 13u}) {
       const unsigned char* data = bytes.data() + offset;
-      ASSERT_EQ(ckpt::detail::xxh3_64_long_sse2(data, size), XXH3_64bits(data, size))
+      ASSERT_EQ(ckpt::detail::xxh3_64_long_sse2(data, size, 0, nullptr, 0), XXH3_64bits(data, size))
           << size << " bytes at +" << offset;
       const XXH128_hash_t expected = XXH3_128bits(data, size);
-      const XXH128_hash_t hash = ckpt::detail::xxh3_128_long_sse2(data, size);
+      const XXH128_hash_t hash = ckpt::detail::xxh3_128_long_sse2(data, size, 0, nullptr, 0);
       ASSERT_EQ(hash.high64, expected.high64) << size << " bytes at +" << offset;
       ASSERT_EQ(hash.low64, expected.low64) << size << " bytes at +" << offset;
     }
