@@ -54,7 +54,7 @@ CKPT_COMPILED_INSTANTIATE template SaveStats write_checkpoint<void>(const std::s
 // A save from a plan already made (the distributed checkpoint's rank files).
 CKPT_COMPILED_INSTANTIATE template SaveStats detail::write_content_plan<void>(
     const std::string&, const std::vector<NamedTensor>&, const nlohmann::json&, const SaveOptions&,
-    const detail::ContentPlan&, const std::vector<std::size_t>*, detail::DataSync);
+    const detail::ContentPlan<void>&, const std::vector<std::size_t>*, detail::DataSync);
 // Reading: the header, the tensors' bytes, their checks.
 CKPT_COMPILED_INSTANTIATE template Reader::Reader<void>(const std::string&, ReadOptions);
 CKPT_COMPILED_INSTANTIATE template Tensor Reader::tensor<void>(std::string_view) const;

@@ -50,16 +50,18 @@ SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTenso
                            const nlohmann::json& metadata, const SaveOptions& options = {});
 
 namespace detail {
+template <class Void>
 struct ContentPlan;
 // Who makes a saved file's data durable: the save, as SaveOptions::durable
 // says, or its caller, which fsyncs the file by name once the save returned
 // (a distributed rank file, whose directory one rank fsyncs for all). Data
 // that will be synced is sent to disk as it is written.
 enum class DataSync { by_options, by_caller };
-template <class = void>
+template <class Void>
 SaveStats write_content_plan(const std::string& path, const std::vector<NamedTensor>& stored,
-                             const nlohmann::json& metadata, const SaveOptions& options, const ContentPlan& content,
-                             const std::vector<std::size_t>* by_name = nullptr, DataSync sync = DataSync::by_options);
+                             const nlohmann::json& metadata, const SaveOptions& options,
+                             const ContentPlan<Void>& content, const std::vector<std::size_t>* by_name = nullptr,
+                             DataSync sync = DataSync::by_options);
 }  // namespace detail
 
 #ifndef CKPT_COMPILED
@@ -85,7 +87,7 @@ SaveStats write_content_plan(const std::string& path, const std::vector<NamedTen
 // (write/incremental.hpp, docs/format.md section 8). Given a parent (and no
 // xor-delta), the tensors seen to have changed by their first block are
 // written while the rest are hashed (detail::write_while_hashing).
-template <class>
+template <class Void>
 SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTensor>& tensors,
                            const nlohmann::json& metadata, const SaveOptions& options) {
   const auto start = std::chrono::steady_clock::now();
@@ -100,10 +102,10 @@ SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTenso
   }
   const std::vector<std::size_t> by_name = detail::check_tensor_arguments(path, tensors);
   // An incremental save stores only what its parent does not hold already.
-  detail::ContentPlan content;
+  detail::ContentPlan<Void> content;
   if (!options.incremental.parent.empty() && !options.incremental.xor_delta) {
     detail::check_chain_policy(path, options.incremental);
-    const detail::ParentIndex parent = detail::read_parent(path, options.incremental);
+    const detail::ParentIndex<Void> parent = detail::read_parent<Void>(path, options.incremental);
     if (const auto written = detail::write_while_hashing(path, tensors, metadata, options, parent, by_name)) {
       SaveStats stats;
       stats.file_bytes = written->file_bytes;
@@ -112,12 +114,13 @@ SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTenso
       stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       return stats;
     }
-    detail::ContentPlan hashed;
+    detail::ContentPlan<Void> hashed;
     hashed.hashed = true;
-    content = detail::reference_parent_contents(
-        std::move(hashed), tensors, detail::content_hashes_of(tensors, options.threads), parent, options.incremental);
+    content = detail::reference_parent_contents(std::move(hashed), tensors,
+                                                detail::content_hashes_of<Void>(tensors, options.threads), parent,
+                                                options.incremental);
   } else {
-    content = detail::plan_content(path, tensors, options.incremental, options.threads);
+    content = detail::plan_content<Void>(path, tensors, options.incremental, options.threads);
   }
   SaveStats stats = content.hashed ? detail::write_content_plan(path, content.stored, metadata, options, content)
                                    : detail::write_content_plan(path, tensors, metadata, options, content, &by_name);
@@ -133,10 +136,10 @@ namespace detail {
 // name when the caller has them, or null. A distributed save plans its
 // content across ranks (distributed/incremental.hpp) and writes each rank's
 // file through here.
-template <class>
+template <class Void>
 SaveStats write_content_plan(const std::string& path, const std::vector<NamedTensor>& stored,
-                             const nlohmann::json& metadata, const SaveOptions& options, const ContentPlan& content,
-                             const std::vector<std::size_t>* by_name, DataSync sync) {
+                             const nlohmann::json& metadata, const SaveOptions& options,
+                             const ContentPlan<Void>& content, const std::vector<std::size_t>* by_name, DataSync sync) {
   const auto start = std::chrono::steady_clock::now();
   const detail::HeaderExtras extras = content.header_extras();
   detail::CodecCache<> codecs;

@@ -3,8 +3,11 @@
 #include <cstddef>
 #include <cstring>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
+// The SSE2 transpose is written with GCC's vector extensions rather than
+// <emmintrin.h>'s intrinsics, a header that cost every translation unit that
+// includes ckpt 0.08 G of the compiler's instructions.
+#if defined(__SSE2__) && (defined(__GNUC__) || defined(__clang__))
+#define CKPT_SHUFFLE_SSE2 1
 #endif
 
 namespace ckpt::detail {
@@ -30,19 +33,36 @@ void transpose_bytes_scalar(const std::byte* in, std::byte* out, std::size_t wid
   }
 }
 
-#if defined(__SSE2__)
+#ifdef CKPT_SHUFFLE_SSE2
+typedef unsigned char ShuffleBytes __attribute__((vector_size(16)));
+
+// The bytes of the low (Half 0: punpcklbw) or high (Half 8: punpckhbw)
+// halves of a and b, interleaved, a first.
+template <int Half>
+inline ShuffleBytes interleave(ShuffleBytes a, ShuffleBytes b) {
+#if defined(__clang__)
+  return __builtin_shufflevector(a, b, Half, Half + 16, Half + 1, Half + 17, Half + 2, Half + 18, Half + 3, Half + 19,
+                                 Half + 4, Half + 20, Half + 5, Half + 21, Half + 6, Half + 22, Half + 7, Half + 23);
+#else
+  return __builtin_shuffle(
+      a, b,
+      ShuffleBytes{Half, Half + 16, Half + 1, Half + 17, Half + 2, Half + 18, Half + 3, Half + 19, Half + 4, Half + 20,
+                   Half + 5, Half + 21, Half + 6, Half + 22, Half + 7, Half + 23});
+#endif
+}
+
 // Blocks of 16 elements live in Width registers; a byte's position in a block
 // is a (log2(Width) + 4)-bit address: register index, then offset. One round of
 // unpacklo/unpackhi on register pairs (q, q + Width/2) rotates that address
 // left by one bit. Shuffling maps address [element | byte] to [byte | element],
 // a rotation by 4 bits (4 rounds); unshuffling rotates by log2(Width) bits.
 template <std::size_t Width, int Rounds>
-inline void rotate_block_address(__m128i (&regs)[Width]) {
+inline void rotate_block_address(ShuffleBytes (&regs)[Width]) {
   for (int round = 0; round < Rounds; ++round) {
-    __m128i next[Width];
+    ShuffleBytes next[Width];
     for (std::size_t q = 0; q < Width / 2; ++q) {
-      next[2 * q] = _mm_unpacklo_epi8(regs[q], regs[q + Width / 2]);
-      next[2 * q + 1] = _mm_unpackhi_epi8(regs[q], regs[q + Width / 2]);
+      next[2 * q] = interleave<0>(regs[q], regs[q + Width / 2]);
+      next[2 * q + 1] = interleave<8>(regs[q], regs[q + Width / 2]);
     }
     for (std::size_t r = 0; r < Width; ++r) regs[r] = next[r];
   }
@@ -54,15 +74,15 @@ void transpose_bytes_simd(const std::byte* in, std::byte* out, std::size_t count
   const std::size_t blocks = count / 16;
   for (std::size_t block = 0; block < blocks; ++block) {
     const std::size_t e = block * 16;
-    __m128i regs[Width];
+    ShuffleBytes regs[Width];
     for (std::size_t r = 0; r < Width; ++r) {
       const std::byte* from = Forward ? in + e * Width + r * 16 : in + r * count + e;
-      regs[r] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(from));
+      std::memcpy(&regs[r], from, 16);
     }
     rotate_block_address<Width, Forward ? 4 : log2_width>(regs);
     for (std::size_t r = 0; r < Width; ++r) {
       std::byte* to = Forward ? out + r * count + e : out + e * Width + r * 16;
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(to), regs[r]);
+      std::memcpy(to, &regs[r], 16);
     }
   }
   transpose_bytes_scalar<Forward>(in, out, Width, count, blocks * 16);
@@ -77,7 +97,7 @@ void transpose_bytes(const std::byte* in, std::byte* out, std::size_t size, std:
   }
   const std::size_t count = size / element_size;
   switch (element_size) {
-#if defined(__SSE2__)
+#ifdef CKPT_SHUFFLE_SSE2
     case 2: transpose_bytes_simd<2, Forward>(in, out, count); break;
     case 4: transpose_bytes_simd<4, Forward>(in, out, count); break;
     case 8: transpose_bytes_simd<8, Forward>(in, out, count); break;

@@ -228,7 +228,7 @@ void fsync_file(const std::string& path) {
 template <class = void>
 WrittenFile write_rank_file(const std::string& directory, const std::string& name,
                             const std::vector<NamedTensor>& tensors, const SaveOptions& options,
-                            const ContentPlan& content) {
+                            const ContentPlan<>& content) {
   const std::string path = directory + "/" + name;
   SaveOptions unsynced = options;
   unsynced.durable = false;

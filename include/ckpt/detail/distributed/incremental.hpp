@@ -183,9 +183,9 @@ std::optional<IndexChain> agreed_chain(const std::vector<std::string>& compariso
 // other names as its parent the first file it reads from, and carries the
 // checkpoint's depth and chain bytes.
 template <class = void>
-ContentPlan rank_content_plan(const std::vector<NamedTensor>& to_write, BoxComparison comparison,
-                              const std::optional<IndexChain>& chain) {
-  ContentPlan plan;
+ContentPlan<> rank_content_plan(const std::vector<NamedTensor>& to_write, BoxComparison comparison,
+                                const std::optional<IndexChain>& chain) {
+  ContentPlan<> plan;
   plan.hashed = true;
   std::optional<ChainInfo> file_chain;
   bool reads_parent = false;

@@ -76,7 +76,7 @@ struct PendingSave {
   std::shared_ptr<const SavePlan> plan;
   CollectedPieces collected;          // this rank's pieces (rank 0's metadata is the checkpoint's)
   std::vector<NamedTensor> to_write;  // stored name and bytes of each piece this rank writes
-  ContentPlan content;                // an incremental save's references (distributed/incremental.hpp)
+  ContentPlan<> content;              // an incremental save's references (distributed/incremental.hpp)
   std::optional<IndexChain> chain;    // the index's chain record, sources still to fill in
   std::vector<Tensor> staged;         // an asynchronous save's copies of them
   RankOutcome written;                // after the write: the encoded WrittenFile, or the failure

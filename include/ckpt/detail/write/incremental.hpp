@@ -6,7 +6,12 @@
 // references, found from the parent's header alone (its data is never read);
 // and, by the chain policy, whether this save is a full one after all. The
 // tensors left are stored by the ordinary streaming save (pipeline.hpp).
-// Templates only so that programs that never save do not compile them.
+// Templates only so that programs that never save do not compile them, and
+// every type a standard container or optional makes here depends on their
+// parameter `Void` (always void): g++ checks a template's code that does not
+// depend on a parameter where the template is defined, and so instantiated
+// those classes in every program that includes ckpt.hpp (see "Compile time"
+// in docs/architecture.md).
 
 #include <algorithm>
 #include <cstddef>
@@ -36,7 +41,17 @@
 
 namespace ckpt::detail {
 
+// `T`, as a type that depends on `Void`: a template's variables declared with
+// it, and the calls on them, are checked only where it is instantiated.
+template <class T, class Void>
+struct deferred {
+  using type = T;
+};
+template <class T, class Void>
+using Deferred = typename deferred<T, Void>::type;
+
 // The tensors a save stores and what its header says about the others.
+template <class Void = void>
 struct ContentPlan {
   bool hashed = false;              // content hashes were computed (ckpt.xxh128 is written)
   std::vector<NamedTensor> stored;  // with `hashed`: the tensors this file stores, in the caller's order
@@ -45,14 +60,11 @@ struct ContentPlan {
   std::uint64_t referenced_bytes = 0;
   std::map<std::string, BaseReader> bases;  // the xor-delta tensors, by name
 
-  // A template so that only programs that save compile it, and the JSON
-  // writing it calls (see "Compile time" in docs/architecture.md).
-  template <class = void>
   HeaderExtras header_extras() const {
     HeaderExtras extras;
     if (!hashed) return extras;
     extras.metadata.emplace_back(keys::content_hashes,
-                                 content_hashes_json(std::vector<std::pair<std::string, ContentHash>>(
+                                 content_hashes_json(Deferred<std::vector<std::pair<std::string, ContentHash>>, Void>(
                                      stored_hashes.begin(), stored_hashes.end())));
     if (chain) {
       extras.format_version = first_chain_format_version;
@@ -96,6 +108,10 @@ struct ContentKey {
   }
 };
 
+// Every content a parent holds, and where.
+template <class Void = void>
+using ContentIndex = Deferred<std::map<ContentKey, ContentSource>, Void>;
+
 // The base of an xor-delta tensor: a tensor of a file of the chain, read as
 // that file reads it (through its own references and deltas), and the
 // content hash that file records for it.
@@ -105,14 +121,20 @@ struct DeltaSource {
   ContentHash hash;
 };
 
+// By tensor, where the parent holds its content, and the base of an xor-delta.
+template <class Void = void>
+using FoundContents = Deferred<std::vector<std::optional<ContentSource>>, Void>;
+template <class Void = void>
+using DeltaSources = Deferred<std::vector<std::optional<DeltaSource>>, Void>;
+
 // Every content the parent stores (with a recorded hash) or references, by
 // content, dtype and shape. Reads the parent's header only.
-template <class = void>
-std::map<ContentKey, ContentSource> parent_contents(const ParsedHeader& parent, const std::string& parent_path,
-                                                    const std::filesystem::path& child_directory) {
+template <class Void = void>
+ContentIndex<Void> parent_contents(const ParsedHeader& parent, const std::string& parent_path,
+                                   const std::filesystem::path& child_directory) {
   const std::filesystem::path parent_absolute = absolute_path(parent_path);
   const std::string parent_name = relative_file_name(parent_absolute, child_directory);
-  std::map<ContentKey, ContentSource> contents;
+  ContentIndex<Void> contents;
   for (const TensorRecord& record : parent.tensors) {
     const auto hash = parent.content_hashes.find(record.name);
     if (hash == parent.content_hashes.end()) continue;
@@ -132,9 +154,9 @@ std::map<ContentKey, ContentSource> parent_contents(const ParsedHeader& parent, 
 
 // The content hash the parent records for its tensor `name` of `dtype` and
 // `shape` (stored or referenced): an xor-delta base. Nullopt when it has none.
-template <class = void>
-std::optional<ContentHash> parent_content_of(const ParsedHeader& parent, const std::string& name, DType dtype,
-                                             const Shape& shape) {
+template <class Void = void>
+Deferred<std::optional<ContentHash>, Void> parent_content_of(const ParsedHeader& parent, const std::string& name,
+                                                             DType dtype, const Shape& shape) {
   for (const TensorRecord& record : parent.tensors) {
     if (record.name != name) continue;
     const auto hash = parent.content_hashes.find(record.name);
@@ -153,13 +175,13 @@ std::optional<ContentHash> parent_content_of(const ParsedHeader& parent, const s
 // tensor is hashed by one thread, so the largest are handed out first: a
 // large tensor started last would leave the other threads idle while it
 // finishes.
-template <class = void>
-std::vector<ContentHash> content_hashes_of(const std::vector<NamedTensor>& tensors, unsigned threads) {
-  std::vector<std::size_t> largest_first(tensors.size());
+template <class Void = void>
+Deferred<std::vector<ContentHash>, Void> content_hashes_of(const std::vector<NamedTensor>& tensors, unsigned threads) {
+  Deferred<std::vector<std::size_t>, Void> largest_first(tensors.size());
   std::iota(largest_first.begin(), largest_first.end(), std::size_t(0));
   std::stable_sort(largest_first.begin(), largest_first.end(),
                    [&](std::size_t a, std::size_t b) { return tensors[a].view.nbytes() > tensors[b].view.nbytes(); });
-  std::vector<ContentHash> hashes(tensors.size());
+  Deferred<std::vector<ContentHash>, Void> hashes(tensors.size());
   parallel_for(tensors.size(), threads, [&](std::size_t k) {
     const TensorView& view = tensors[largest_first[k]].view;
     hashes[largest_first[k]] = content_hash(view.data(), view.nbytes());
@@ -193,19 +215,17 @@ inline bool chain_policy_wants_full(const IncrementalOptions& options, std::uint
 // delta_bases[i] is), as an xor-delta against delta_bases[i] when that is
 // set. Opens each file holding a base once; the save reads the bases
 // through it (which may itself reference or delta-encode them).
-template <class = void>
-ContentPlan assemble_content(ContentPlan plan, const std::vector<NamedTensor>& tensors,
-                             const std::vector<ContentHash>& hashes,
-                             const std::vector<std::optional<ContentSource>>& found,
-                             const std::vector<std::optional<DeltaSource>>& delta_bases,
-                             std::optional<ChainInfo> chain) {
-  std::map<std::string, std::size_t> source_numbers;
+template <class Void>
+ContentPlan<Void> assemble_content(ContentPlan<Void> plan, const std::vector<NamedTensor>& tensors,
+                                   const std::vector<ContentHash>& hashes, const FoundContents<Void>& found,
+                                   const DeltaSources<Void>& delta_bases, std::optional<ChainInfo> chain) {
+  Deferred<std::map<std::string, std::size_t>, Void> source_numbers;
   const auto source_number = [&](const std::string& file, std::uint64_t header_xxh3) {
     const auto number = source_numbers.emplace(file, chain->sources.size());
     if (number.second) chain->sources.push_back({file, header_xxh3});
     return number.first->second;
   };
-  std::map<std::string, std::shared_ptr<const Reader>> base_files;  // by path
+  Deferred<std::map<std::string, std::shared_ptr<const Reader>>, Void> base_files;  // by path
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     if (!found[i]) {
       plan.stored.push_back(tensors[i]);
@@ -241,35 +261,36 @@ ContentPlan assemble_content(ContentPlan plan, const std::vector<NamedTensor>& t
 
 // What a save against a parent learns from the parent's header (its data is
 // never read): the contents it can reference and the chain it continues.
+template <class Void = void>
 struct ParentIndex {
   std::filesystem::path child_directory;  // of the file being saved
   ParsedHeader header;
-  std::map<ContentKey, ContentSource> contents;
+  ContentIndex<Void> contents;
 };
 
 // Reads the parent's header; refuses a parent that is the file being saved.
-template <class = void>
-ParentIndex read_parent(const std::string& path, const IncrementalOptions& options) {
+template <class Void>
+ParentIndex<Void> read_parent(const std::string& path, const IncrementalOptions& options) {
   const std::filesystem::path child = absolute_path(path);
   if (absolute_path(options.parent) == child) {
     throw ArgumentError(ErrorId::argument_invalid, path, "",
                         "expected a parent checkpoint other than the file being saved, found the same file");
   }
   const MappedFile parent_file(options.parent);
-  ParentIndex parent{
+  ParentIndex<Void> parent{
       child.parent_path(), HeaderParser<>(options.parent, parent_file.data(), parent_file.size()).parse(), {}};
-  parent.contents = parent_contents(parent.header, options.parent, parent.child_directory);
+  parent.contents = parent_contents<Void>(parent.header, options.parent, parent.child_directory);
   return parent;
 }
 
 // Replaces in `plan` (hashed) the tensors `parent` holds by references,
 // unless the chain policy asks for a full save.
-template <class = void>
-ContentPlan reference_parent_contents(ContentPlan plan, const std::vector<NamedTensor>& tensors,
-                                      const std::vector<ContentHash>& hashes, const ParentIndex& parent,
-                                      const IncrementalOptions& options) {
-  std::vector<std::optional<ContentSource>> found(tensors.size());
-  std::vector<std::optional<DeltaSource>> delta_bases(tensors.size());
+template <class Void>
+ContentPlan<Void> reference_parent_contents(ContentPlan<Void> plan, const std::vector<NamedTensor>& tensors,
+                                            const std::vector<ContentHash>& hashes, const ParentIndex<Void>& parent,
+                                            const IncrementalOptions& options) {
+  FoundContents<Void> found(tensors.size());
+  DeltaSources<Void> delta_bases(tensors.size());
   std::uint64_t total_bytes = 0, stored_bytes = 0;
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const TensorView& view = tensors[i].view;
@@ -287,7 +308,8 @@ ContentPlan reference_parent_contents(ContentPlan plan, const std::vector<NamedT
     for (std::size_t i = 0; i < tensors.size(); ++i) {
       const NamedTensor& tensor = tensors[i];
       if (found[i]) continue;
-      if (const auto base = parent_content_of(parent.header, tensor.name, tensor.view.dtype(), tensor.view.shape())) {
+      if (const auto base =
+              parent_content_of<Void>(parent.header, tensor.name, tensor.view.dtype(), tensor.view.shape())) {
         delta_bases[i] = DeltaSource{{parent_name, parent.header.header_xxh3, tensor.name}, options.parent, *base};
       }
     }
@@ -317,15 +339,17 @@ struct FirstBlocks {
   std::vector<std::uint64_t> xxh3;  // when known: of each content's first block
 };
 
-using DTypeShape = std::pair<DType, Shape>;
+// By dtype and shape.
+template <class Void = void>
+using FirstBlocksByShape = Deferred<std::map<std::pair<DType, Shape>, FirstBlocks>, Void>;
 
 // By dtype and shape, the first blocks of every content `parent` holds.
-template <class = void>
-std::map<DTypeShape, FirstBlocks> parent_first_blocks(const ParsedHeader& parent) {
-  std::map<DTypeShape, FirstBlocks> blocks;
+template <class Void>
+FirstBlocksByShape<Void> parent_first_blocks(const ParsedHeader& parent) {
+  FirstBlocksByShape<Void> blocks;
   for (const TensorRecord& record : parent.tensors) {
     if (parent.content_hashes.count(record.name) == 0) continue;  // not a content a save may reference
-    FirstBlocks& first = blocks[DTypeShape(record.dtype, record.shape)];
+    FirstBlocks& first = blocks[{record.dtype, record.shape}];
     const bool same_blocks = first.xxh3.empty() || first.block_bytes == record.block_bytes;
     if (record.encoded() || !record.block_checksummed || record.block_xxh3.empty() || !same_blocks) {
       first.known = false;
@@ -336,7 +360,7 @@ std::map<DTypeShape, FirstBlocks> parent_first_blocks(const ParsedHeader& parent
   }
   if (parent.chain) {
     for (const TensorReference& reference : parent.chain->references) {
-      blocks[DTypeShape(reference.dtype, reference.shape)].known = false;
+      blocks[{reference.dtype, reference.shape}].known = false;
     }
   }
   return blocks;
@@ -346,10 +370,10 @@ std::map<DTypeShape, FirstBlocks> parent_first_blocks(const ParsedHeader& parent
 // tensor stored at their widest): every tensor's content hash, and a
 // reference for each tensor `may_be_held` says the parent may hold, to its
 // longest-named content in the last of all its sources.
-template <class = void>
-ContentPlan header_bound(const std::vector<NamedTensor>& tensors, const std::vector<char>& may_be_held,
-                         const ParentIndex& parent, const std::string& parent_path) {
-  ContentPlan bound;
+template <class Void>
+ContentPlan<Void> header_bound(const std::vector<NamedTensor>& tensors, const std::vector<char>& may_be_held,
+                               const ParentIndex<Void>& parent, const std::string& parent_path) {
+  ContentPlan<Void> bound;
   bound.hashed = true;
   std::uint64_t total_bytes = 0;
   for (const NamedTensor& tensor : tensors) {
@@ -363,7 +387,7 @@ ContentPlan header_bound(const std::vector<NamedTensor>& tensors, const std::vec
                   {},
                   {},
                   {}};
-  std::map<std::string, char> source_files;
+  Deferred<std::map<std::string, char>, Void> source_files;
   std::string longest_name;
   for (const auto& content : parent.contents) {
     const ContentSource& source = content.second;
@@ -385,19 +409,19 @@ ContentPlan header_bound(const std::vector<NamedTensor>& tensors, const std::vec
 // Hashes the tensors and, given a parent, replaces those it already holds by
 // references, unless the chain policy asks for a full save. `path` is the
 // file being saved.
-template <class = void>
-ContentPlan plan_content(const std::string& path, const std::vector<NamedTensor>& tensors,
-                         const IncrementalOptions& options, unsigned threads) {
-  ContentPlan plan;
+template <class Void>
+ContentPlan<Void> plan_content(const std::string& path, const std::vector<NamedTensor>& tensors,
+                               const IncrementalOptions& options, unsigned threads) {
+  ContentPlan<Void> plan;
   if (options.parent.empty() && !options.content_hashes) return plan;
   check_chain_policy(path, options);
   plan.hashed = true;
-  const std::vector<ContentHash> hashes = content_hashes_of(tensors, threads);
+  const auto hashes = content_hashes_of<Void>(tensors, threads);
   if (options.parent.empty()) {
-    return assemble_content(std::move(plan), tensors, hashes, std::vector<std::optional<ContentSource>>(tensors.size()),
-                            std::vector<std::optional<DeltaSource>>(tensors.size()), std::nullopt);
+    return assemble_content(std::move(plan), tensors, hashes, FoundContents<Void>(tensors.size()),
+                            DeltaSources<Void>(tensors.size()), std::nullopt);
   }
-  return reference_parent_contents(std::move(plan), tensors, hashes, read_parent(path, options), options);
+  return reference_parent_contents(std::move(plan), tensors, hashes, read_parent<Void>(path, options), options);
 }
 
 }  // namespace ckpt::detail

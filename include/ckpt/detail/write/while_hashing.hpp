@@ -82,22 +82,24 @@ struct SavedBytes {
 // header an outcome needs, more than 1% of such a state, and a save of small
 // tensors has little to write while hashing anyway.
 // `options` is a SaveOptions (writer.hpp, which includes this header).
-template <class Options>
-std::optional<SavedBytes> write_while_hashing(const std::string& path, const std::vector<NamedTensor>& tensors,
-                                              const nlohmann::json& metadata, const Options& options,
-                                              const ParentIndex& parent, const std::vector<std::size_t>& by_name) {
+template <class Options, class Void>
+Deferred<std::optional<SavedBytes>, Void> write_while_hashing(const std::string& path,
+                                                              const std::vector<NamedTensor>& tensors,
+                                                              const nlohmann::json& metadata, const Options& options,
+                                                              const ParentIndex<Void>& parent,
+                                                              const std::vector<std::size_t>& by_name) {
   constexpr std::uint64_t min_average_bytes = std::uint64_t(64) << 10;
   std::uint64_t total_bytes = 0;
   for (const NamedTensor& tensor : tensors) total_bytes += tensor.view.nbytes();
   if (tensors.empty() || total_bytes / tensors.size() < min_average_bytes) return std::nullopt;
 
   // Which tensors the parent may hold, and whose first block tells.
-  const std::map<DTypeShape, FirstBlocks> first_blocks = parent_first_blocks(parent.header);
+  const FirstBlocksByShape<Void> first_blocks = parent_first_blocks<Void>(parent.header);
   std::vector<char> may_be_held(tensors.size(), 0);
   std::vector<std::size_t> first_block_bytes(tensors.size(), 0);
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const TensorView& view = tensors[i].view;
-    const auto first = first_blocks.find(DTypeShape(view.dtype(), view.shape()));
+    const auto first = first_blocks.find({view.dtype(), view.shape()});
     if (first == first_blocks.end()) continue;
     may_be_held[i] = 1;
     if (first->second.known && view.nbytes() > first->second.block_bytes) {
@@ -119,7 +121,7 @@ std::optional<SavedBytes> write_while_hashing(const std::string& path, const std
 
   AtomicFile file(path);
   if (options.durable) file.write_back_as_written();
-  ContentHashing<> hashing(tensors, first_block_bytes);
+  ContentHashing<Void> hashing(tensors, first_block_bytes);
   std::vector<char> early(tensors.size(), 0);
   FileLayout early_layout;
   std::uint64_t early_bytes = 0;
@@ -133,7 +135,7 @@ std::optional<SavedBytes> write_while_hashing(const std::string& path, const std
       if (!may_be_held[i]) {
         changed[i] = 1;
       } else if (first_block_bytes[i] != 0) {
-        const std::vector<std::uint64_t>& known = first_blocks.at(DTypeShape(view.dtype(), view.shape())).xxh3;
+        const std::vector<std::uint64_t>& known = first_blocks.at({view.dtype(), view.shape()}).xxh3;
         changed[i] = std::find(known.begin(), known.end(), hashing.first_block_xxh3(i)) == known.end();
       }
       element_sizes[i] = stored_element_size(tensors[i], chosen_codec(path, tensors[i], options.codecs, codecs));
@@ -147,7 +149,7 @@ std::optional<SavedBytes> write_while_hashing(const std::string& path, const std
     early_layout = plan_tensors(path, early_tensors, options.codecs, options.chunk_bytes, codecs);
     // The early raw tensors the pipeline would checksum from memory get their
     // checksums from the pass that hashes their content instead.
-    std::map<std::string_view, std::size_t> position;
+    Deferred<std::map<std::string_view, std::size_t>, Void> position;
     for (std::size_t i = 0; i < tensors.size(); ++i) {
       if (early[i]) position.emplace(tensors[i].name, i);
     }
@@ -169,9 +171,9 @@ std::optional<SavedBytes> write_while_hashing(const std::string& path, const std
     if (options.durable) file.sync_written();
   });
 
-  ContentPlan hashed;
+  ContentPlan<Void> hashed;
   hashed.hashed = true;
-  const ContentPlan content =
+  const ContentPlan<Void> content =
       reference_parent_contents(std::move(hashed), tensors, hashing.hashes(), parent, options.incremental);
   // The stored tensors not written early; content.stored keeps the order of `tensors`.
   std::vector<NamedTensor> rest;
