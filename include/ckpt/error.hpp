@@ -77,7 +77,8 @@ inline std::string format_error_message(ErrorId id, const std::string& file, con
   std::string text = join({"[ckpt.", error_kind(id), ".", static_cast<int>(id), "] "});
   if (!file.empty()) text += join({"file '", file, "': "});
   if (!tensor.empty()) text += join({"tensor '", tensor, "': "});
-  return text + message;
+  text += message;
+  return text;
 }
 
 }  // namespace detail

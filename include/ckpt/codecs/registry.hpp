@@ -83,7 +83,7 @@ class CodecRegistry {
     }
     if (!factory) {
       std::string known;
-      for (const std::string& each : names()) known += (known.empty() ? "" : ", ") + each;
+      for (const std::string& each : names()) known += detail::join({known.empty() ? "" : ", ", each});
       throw CodecError(ErrorId::codec_unknown, "", "",
                        detail::join({"unknown codec '", name, "' (spec '", spec, "'); known codecs: ", known}));
     }

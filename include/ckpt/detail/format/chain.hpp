@@ -90,7 +90,8 @@ template <class Json = nlohmann::json>
 std::string chain_json(const ChainInfo& chain) {
   std::string text = join({R"({"parent":)", chain_file_json(chain.parent), R"(,"depth":)", chain.depth,
                            R"(,"chain_bytes":)", chain.chain_bytes, R"(,"sources":[)"});
-  for (std::size_t i = 0; i < chain.sources.size(); ++i) text += (i ? "," : "") + chain_file_json(chain.sources[i]);
+  for (std::size_t i = 0; i < chain.sources.size(); ++i)
+    text += join({i ? "," : "", chain_file_json(chain.sources[i])});
   text += R"(],"references":{)";
   for (std::size_t i = 0; i < chain.references.size(); ++i) {
     const TensorReference& reference = chain.references[i];
