@@ -36,6 +36,7 @@
 #include "ckpt/detail/state/file_names.hpp"
 #include "ckpt/detail/state/loading_archive.hpp"
 #include "ckpt/detail/state/metadata_value.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/load_report.hpp"
 #include "ckpt/reader.hpp"
@@ -187,7 +188,7 @@ template <class>
 LoadReport LoadingArchive::finish(bool strict) {
   for (const TensorInfo& info : reader_.tensors()) {
     if (!names().contains(info.name, "tensor")) {
-      report_.unexpected.push_back(info.name + ": tensor " + detail::layout_text(info.dtype, info.shape));
+      report_.unexpected.push_back(detail::join({info.name, ": tensor ", detail::layout_text(info.dtype, info.shape)}));
     }
   }
   if (strict && !report_.ok()) throw MismatchError(ErrorId::mismatch_state, reader_.path(), "", report_.to_string());

@@ -5,6 +5,8 @@
 #include <string>
 #include <utility>
 
+#include "ckpt/detail/text.hpp"
+
 namespace ckpt {
 
 // Stable error ids, documented in the README. The hundreds digit is the kind
@@ -72,10 +74,11 @@ inline const char* error_kind(ErrorId id) {
 // "[ckpt.format_error.205] file 'a.safetensors': tensor 'w': <message>"
 inline std::string format_error_message(ErrorId id, const std::string& file, const std::string& tensor,
                                         const std::string& message) {
-  std::string text = "[ckpt." + std::string(error_kind(id)) + "." + std::to_string(static_cast<int>(id)) + "] ";
-  if (!file.empty()) text += "file '" + file + "': ";
-  if (!tensor.empty()) text += "tensor '" + tensor + "': ";
-  return text + message;
+  std::string text = join({"[ckpt.", error_kind(id), ".", static_cast<int>(id), "] "});
+  if (!file.empty()) text += join({"file '", file, "': "});
+  if (!tensor.empty()) text += join({"tensor '", tensor, "': "});
+  text += message;
+  return text;
 }
 
 }  // namespace detail

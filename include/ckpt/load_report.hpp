@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "ckpt/detail/text.hpp"
+
 namespace ckpt {
 
 // How a checkpoint file differs from the state it is loaded into. Each entry
@@ -24,12 +26,12 @@ struct LoadReport {
 
   std::string to_string() const {
     if (ok()) return "the checkpoint matches the state";
-    std::string text = "the checkpoint does not match the state (" + std::to_string(problem_count()) + " problem" +
-                       (problem_count() == 1 ? "" : "s") + ")";
+    std::string text = detail::join({"the checkpoint does not match the state (", problem_count(), " problem",
+                                     (problem_count() == 1 ? "" : "s"), ")"});
     const auto section = [&text](const char* title, const std::vector<std::string>& lines) {
       if (lines.empty()) return;
-      text += "\n  " + std::string(title) + ":";
-      for (const std::string& line : lines) text += "\n    " + line;
+      text += detail::join({"\n  ", title, ":"});
+      for (const std::string& line : lines) text += detail::join({"\n    ", line});
     };
     section("missing from the file", missing);
     section("in the file but not in the state", unexpected);

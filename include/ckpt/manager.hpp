@@ -29,6 +29,7 @@
 #include "ckpt/detail/manager/save_schedule.hpp"
 #include "ckpt/detail/manager/staging_buffer.hpp"
 #include "ckpt/detail/os/directory_lock.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/manager_policies.hpp"
 #include "ckpt/reader.hpp"
@@ -205,9 +206,9 @@ class CheckpointManager {
       resume_schedule_at(step);
       return result;
     }
-    throw StateError(ErrorId::state_not_found, directory_, "",
-                     "expected a checkpoint of step " + std::to_string(step) + " named like '" + naming_.pattern() +
-                         "', found none");
+    throw StateError(
+        ErrorId::state_not_found, directory_, "",
+        detail::join({"expected a checkpoint of step ", step, " named like '", naming_.pattern(), "', found none"}));
   }
 
   // Restores the newest valid checkpoint, or calls initialize(state) when the
@@ -285,7 +286,7 @@ class CheckpointManager {
     checkpoint.epoch = info.epoch;
     checkpoint.metrics = info.metrics;
     checkpoint.time = clock_();
-    checkpoint.path = directory_ + "/" + naming_.file_name({step, info.epoch, info.metrics});
+    checkpoint.path = detail::join({directory_, "/", naming_.file_name({step, info.epoch, info.metrics})});
     CollectedState collected = collect_state(state);
     nlohmann::json metadata = std::move(collected.metadata);
     if (!metadata.is_object()) metadata = nlohmann::json::object();
@@ -311,7 +312,7 @@ class CheckpointManager {
         // synchronous save would throw it: a full disk stays IoError 103.
         // Anything that is not a ckpt error travels unchanged.
         error.rethrow_with(pending->checkpoint.path, "",
-                           "background save of step " + std::to_string(pending->checkpoint.step) + ": ");
+                           detail::join({"background save of step ", pending->checkpoint.step, ": "}));
       }
     });
     return true;
@@ -436,7 +437,8 @@ class CheckpointManager {
     }
     std::vector<std::string> reasons;
     for (const SkippedCheckpoint& skipped : result.skipped) reasons.push_back(skipped.reason);
-    detail::throw_no_valid_checkpoint(directory_, "a valid checkpoint named like '" + naming_.pattern() + "'",
+    detail::throw_no_valid_checkpoint(directory_,
+                                      detail::join({"a valid checkpoint named like '", naming_.pattern(), "'"}),
                                       candidates.size(), reasons);
   }
 

@@ -64,8 +64,7 @@ template <class = void>
 void validate_name(std::string_view name, const std::string& file = {}) {
   std::optional<std::string> problem;
   if (name.size() > max_name_bytes) {
-    problem =
-        "expected a name of at most " + std::to_string(max_name_bytes) + " bytes, found " + std::to_string(name.size());
+    problem = detail::join({"expected a name of at most ", max_name_bytes, " bytes, found ", name.size()});
   } else {
     problem = detail::tensor_name_problem(name);
   }

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "ckpt/detail/text.hpp"
 #include "ckpt/dtype.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/tensor.hpp"
@@ -40,14 +41,14 @@ struct Parameter {
 template <class = void>
 Parameter parameter(std::string name, std::vector<float>& value, const std::vector<float>& gradient, Shape shape = {}) {
   if (value.size() != gradient.size()) {
-    throw ArgumentError(ErrorId::argument_invalid, "", name,
-                        "expected a gradient of " + std::to_string(value.size()) + " elements, found " +
-                            std::to_string(gradient.size()));
+    throw ArgumentError(
+        ErrorId::argument_invalid, "", name,
+        ckpt::detail::join({"expected a gradient of ", value.size(), " elements, found ", gradient.size()}));
   }
   if (!shape.empty() && element_count(shape) != value.size()) {
     throw ArgumentError(
         ErrorId::argument_invalid, "", name,
-        "expected a shape of " + std::to_string(value.size()) + " elements, found " + shape_to_string(shape));
+        ckpt::detail::join({"expected a shape of ", value.size(), " elements, found ", shape_to_string(shape)}));
   }
   return Parameter{std::move(name), value.data(), gradient.data(), value.size(), std::move(shape)};
 }
@@ -73,8 +74,8 @@ std::pair<std::vector<float>&, bool> state_of(std::map<std::string, ParameterSta
   ParameterState& state = entry->second;
   if (state.values.size() != parameter.size) {
     throw ArgumentError(ErrorId::argument_invalid, "", parameter.name,
-                        "expected a parameter of " + std::to_string(state.values.size()) +
-                            " elements (the size of its optimizer state), found " + std::to_string(parameter.size));
+                        ckpt::detail::join({"expected a parameter of ", state.values.size(),
+                                            " elements (the size of its optimizer state), found ", parameter.size}));
   }
   // A state loaded flat (files written before shapes were saved) takes the
   // parameter's shape here, and is saved in it from then on.

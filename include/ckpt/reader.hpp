@@ -27,6 +27,7 @@
 #include "ckpt/detail/format/name_index.hpp"
 #include "ckpt/detail/os/mapped_file.hpp"
 #include "ckpt/detail/os/thread_pool.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/tensor.hpp"
 
@@ -188,10 +189,10 @@ class Reader {
     if (!index || hash == source.content_hashes_.end() || hash->second != reference.hash ||
         source.records_[*index].dtype != reference.dtype || source.records_[*index].shape != reference.shape) {
       throw IntegrityError(ErrorId::integrity_reference, source.path(), reference.source_tensor,
-                           "expected the tensor '" + path_ + "' references as '" + reference.name + "', " +
-                               std::string(dtype_name(reference.dtype)) + " " + shape_to_string(reference.shape) +
-                               " of xxh128 " + detail::content_hash_to_hex(reference.hash) +
-                               ", found no stored tensor of that name, dtype, shape and content");
+                           detail::join({"expected the tensor '", path_, "' references as '", reference.name, "', ",
+                                         dtype_name(reference.dtype), " ", shape_to_string(reference.shape),
+                                         " of xxh128 ", detail::content_hash_to_hex(reference.hash),
+                                         ", found no stored tensor of that name, dtype, shape and content"}));
     }
     return source;
   }
@@ -218,10 +219,10 @@ class Reader {
     if (base == nullptr || source.content_hash_of(delta.base_tensor) != delta.base_hash ||
         base->dtype != record.dtype || base->shape != record.shape) {
       throw IntegrityError(ErrorId::integrity_reference, source.path(), delta.base_tensor,
-                           "expected the base of xor-delta tensor '" + record.name + "' of '" + path_ + "', " +
-                               std::string(dtype_name(record.dtype)) + " " + shape_to_string(record.shape) +
-                               " of xxh128 " + detail::content_hash_to_hex(delta.base_hash) +
-                               ", found no tensor of that name, dtype, shape and content");
+                           detail::join({"expected the base of xor-delta tensor '", record.name, "' of '", path_, "', ",
+                                         dtype_name(record.dtype), " ", shape_to_string(record.shape), " of xxh128 ",
+                                         detail::content_hash_to_hex(delta.base_hash),
+                                         ", found no tensor of that name, dtype, shape and content"}));
     }
     constexpr std::uint64_t piece_bytes = std::uint64_t(4) << 20;
     std::vector<std::byte> piece(static_cast<std::size_t>(std::min(piece_bytes, end - begin)));
@@ -246,10 +247,10 @@ class Reader {
         slot.reader = std::make_shared<const Reader>(source_path, options_);
         if (slot.reader->header_xxh3_ != file.header_xxh3) {
           throw IntegrityError(ErrorId::integrity_reference, source_path, "",
-                               "expected the file '" + path_ + "' references, with header xxh3 " +
-                                   detail::checksum_to_hex(file.header_xxh3) + ", found header xxh3 " +
-                                   detail::checksum_to_hex(slot.reader->header_xxh3_) +
-                                   " (the file was replaced or rewritten since)");
+                               detail::join({"expected the file '", path_, "' references, with header xxh3 ",
+                                             detail::checksum_to_hex(file.header_xxh3), ", found header xxh3 ",
+                                             detail::checksum_to_hex(slot.reader->header_xxh3_),
+                                             " (the file was replaced or rewritten since)"}));
         }
       } catch (...) {
         slot.reader = nullptr;
@@ -265,8 +266,8 @@ class Reader {
     const auto found = index_.find(name);
     if (!found) {
       throw MismatchError(ErrorId::mismatch_missing_tensor, path_, std::string(name),
-                          "expected a tensor of this name, found none among the " + std::to_string(records_.size()) +
-                              " tensors of the file");
+                          detail::join({"expected a tensor of this name, found none among the ", records_.size(),
+                                        " tensors of the file"}));
     }
     return *found;
   }
@@ -298,10 +299,10 @@ class Reader {
     const detail::TensorRecord& record = records_[index];
     const std::uint64_t found = detail::xxh3(data, record.stored_bytes());
     if (found != record.stored_xxh3) {
-      throw IntegrityError(ErrorId::integrity_tensor_checksum, path_, record.name,
-                           "checksum mismatch: expected xxh3 " + detail::checksum_to_hex(record.stored_xxh3) +
-                               " of the " + std::to_string(record.stored_bytes()) + " stored bytes, found " +
-                               detail::checksum_to_hex(found));
+      throw IntegrityError(
+          ErrorId::integrity_tensor_checksum, path_, record.name,
+          detail::join({"checksum mismatch: expected xxh3 ", detail::checksum_to_hex(record.stored_xxh3), " of the ",
+                        record.stored_bytes(), " stored bytes, found ", detail::checksum_to_hex(found)}));
     }
   }
 
@@ -428,9 +429,9 @@ class Reader {
     const std::uint64_t found = verify ? detail::xxh3(out, raw_bytes) : record.raw_xxh3;
     if (found != record.raw_xxh3) {
       throw IntegrityError(ErrorId::integrity_tensor_checksum, path_, record.name,
-                           "checksum mismatch after decoding with codec '" + record.codec + "': expected xxh3 " +
-                               detail::checksum_to_hex(record.raw_xxh3) + " of the " + std::to_string(raw_bytes) +
-                               " decoded bytes, found " + detail::checksum_to_hex(found));
+                           detail::join({"checksum mismatch after decoding with codec '", record.codec,
+                                         "': expected xxh3 ", detail::checksum_to_hex(record.raw_xxh3), " of the ",
+                                         raw_bytes, " decoded bytes, found ", detail::checksum_to_hex(found)}));
     }
   }
 
@@ -549,9 +550,8 @@ void Reader::read_into(std::string_view name, void* out, std::uint64_t out_size)
   const detail::TensorRecord& record = records_[index];
   const std::uint64_t expected = byte_size(record.dtype, record.shape);
   if (out_size != expected) {
-    throw ArgumentError(
-        ErrorId::argument_invalid, path_, record.name,
-        "expected an output buffer of " + std::to_string(expected) + " bytes, found " + std::to_string(out_size));
+    throw ArgumentError(ErrorId::argument_invalid, path_, record.name,
+                        detail::join({"expected an output buffer of ", expected, " bytes, found ", out_size}));
   }
   if (record.encoded()) {
     decode_into(index, static_cast<std::byte*>(out), options_.verify_checksums);
@@ -571,8 +571,8 @@ void Reader::read_range(std::string_view name, std::uint64_t byte_begin, std::ui
   const std::uint64_t size = byte_size(record.dtype, record.shape);
   if (byte_begin > byte_end || byte_end > size) {
     throw ArgumentError(ErrorId::argument_invalid, path_, record.name,
-                        "expected a byte range within the tensor's " + std::to_string(size) + " bytes, found [" +
-                            std::to_string(byte_begin) + ", " + std::to_string(byte_end) + ")");
+                        detail::join({"expected a byte range within the tensor's ", size, " bytes, found [", byte_begin,
+                                      ", ", byte_end, ")"}));
   }
   if (byte_begin == 0 && byte_end == size) {
     read_into(name, out, size);
@@ -605,10 +605,9 @@ void Reader::read_ranges(std::string_view name, const std::vector<ByteRangeCopy>
     const std::uint64_t floor = i == 0 ? 0 : ranges[i - 1].end;
     if (ranges[i].begin < floor || ranges[i].begin > ranges[i].end || ranges[i].end > size) {
       throw ArgumentError(ErrorId::argument_invalid, path_, record.name,
-                          "expected sorted, disjoint byte ranges within the tensor's " + std::to_string(size) +
-                              " bytes, found range " + std::to_string(i) + " [" + std::to_string(ranges[i].begin) +
-                              ", " + std::to_string(ranges[i].end) + ") after [" +
-                              std::to_string(i == 0 ? 0 : ranges[i - 1].begin) + ", " + std::to_string(floor) + ")");
+                          detail::join({"expected sorted, disjoint byte ranges within the tensor's ", size,
+                                        " bytes, found range ", i, " [", ranges[i].begin, ", ", ranges[i].end,
+                                        ") after [", i == 0 ? 0 : ranges[i - 1].begin, ", ", floor, ")"}));
     }
   }
   auto* target = static_cast<std::byte*>(out);
@@ -630,10 +629,10 @@ void Reader::verify() const {
     source.read_into(reference.source_tensor, decoded.data(), decoded.size());
     const detail::ContentHash found = detail::content_hash(decoded.data(), decoded.size());
     if (found != reference.hash) {
-      throw IntegrityError(ErrorId::integrity_reference, source.path(), reference.source_tensor,
-                           "expected the content '" + path_ + "' references as tensor '" + reference.name +
-                               "', xxh128 " + detail::content_hash_to_hex(reference.hash) + ", found " +
-                               detail::content_hash_to_hex(found));
+      throw IntegrityError(
+          ErrorId::integrity_reference, source.path(), reference.source_tensor,
+          detail::join({"expected the content '", path_, "' references as tensor '", reference.name, "', xxh128 ",
+                        detail::content_hash_to_hex(reference.hash), ", found ", detail::content_hash_to_hex(found)}));
     }
   }
 }

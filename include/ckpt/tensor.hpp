@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "ckpt/detail/text.hpp"
 #include "ckpt/dtype.hpp"
 #include "ckpt/error.hpp"
 
@@ -61,7 +62,7 @@ inline std::string shape_to_string(const Shape& shape) {
     if (i) text += ", ";
     text += std::to_string(shape[i]);
   }
-  return text + "]";
+  return detail::join({text, "]"});
 }
 
 // A non-owning, read-only view of a tensor in the caller's memory: what a save
@@ -159,9 +160,9 @@ class Tensor {
   void check_element_type() const {
     static_assert(is_element_type_v<T>, "ckpt: data_as<T> needs an arithmetic type or ckpt::bfloat16/float16/...");
     if (dtype_of<T> != dtype_) {
-      throw MismatchError(ErrorId::mismatch_state, "", "",
-                          "expected element type " + std::string(dtype_name(dtype_of<T>)) + ", found " +
-                              std::string(dtype_name(dtype_)));
+      throw MismatchError(
+          ErrorId::mismatch_state, "", "",
+          detail::join({"expected element type ", dtype_name(dtype_of<T>), ", found ", dtype_name(dtype_)}));
     }
   }
 

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "ckpt/detail/text.hpp"
 #include "ckpt/dtype.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/tensor.hpp"
@@ -222,7 +223,7 @@ Shaped<Vector> shaped(Vector& vector, std::initializer_list<Extent> extents) {
     if constexpr (std::is_signed_v<Extent>) {
       if (extent < 0) {
         throw ArgumentError(ErrorId::argument_invalid, "", "",
-                            "ckpt::shaped: negative extent " + std::to_string(extent) + " in a shape");
+                            detail::join({"ckpt::shaped: negative extent ", extent, " in a shape"}));
       }
     }
     shape.push_back(static_cast<std::uint64_t>(extent));
@@ -239,8 +240,8 @@ struct tensor_traits<Shaped<Vector>> {
     const std::uint64_t count = element_count(shaped.shape());
     if (count != shaped.vector().size()) {
       throw ArgumentError(ErrorId::argument_invalid, "", "",
-                          "ckpt::shaped: shape " + shape_to_string(shaped.shape()) + " holds " + std::to_string(count) +
-                              " elements, but the vector has " + std::to_string(shaped.vector().size()));
+                          detail::join({"ckpt::shaped: shape ", shape_to_string(shaped.shape()), " holds ", count,
+                                        " elements, but the vector has ", shaped.vector().size()}));
     }
     return TensorView(shaped.vector().data(), shaped.shape());
   }

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ckpt/codecs/policy.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/incremental.hpp"
 #include "ckpt/tensor.hpp"
@@ -93,12 +94,12 @@ SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTenso
   const auto start = std::chrono::steady_clock::now();
   if (!metadata.is_object() && !metadata.is_null()) {
     throw ArgumentError(ErrorId::argument_invalid, path, "",
-                        "expected metadata to be a JSON object, found " + std::string(metadata.type_name()));
+                        detail::join({"expected metadata to be a JSON object, found ", metadata.type_name()}));
   }
   if (options.chunk_bytes == 0 || options.chunk_bytes > detail::max_chunk_bytes) {
     throw ArgumentError(ErrorId::argument_invalid, path, "",
-                        "expected chunk_bytes between 1 and " + std::to_string(detail::max_chunk_bytes) + ", found " +
-                            std::to_string(options.chunk_bytes));
+                        detail::join({"expected chunk_bytes between 1 and ", detail::max_chunk_bytes, ", found ",
+                                      options.chunk_bytes}));
   }
   const std::vector<std::size_t> by_name = detail::check_tensor_arguments(path, tensors);
   // An incremental save stores only what its parent does not hold already.

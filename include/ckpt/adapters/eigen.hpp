@@ -18,6 +18,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "ckpt/detail/text.hpp"
 #include "ckpt/tensor_traits.hpp"
 
 namespace ckpt {
@@ -97,9 +98,9 @@ struct EigenTraits<T, true, contiguous> : EigenTraits<T, false, contiguous> {
 
   static void assign(T& target, const Tensor& source) {
     if (source.dtype() != Layout::dtype) {
-      throw MismatchError(ErrorId::mismatch_state, "", "",
-                          "Eigen target holds " + std::string(dtype_name(Layout::dtype)) + ", the file holds " +
-                              std::string(dtype_name(source.dtype())));
+      throw MismatchError(
+          ErrorId::mismatch_state, "", "",
+          join({"Eigen target holds ", dtype_name(Layout::dtype), ", the file holds ", dtype_name(source.dtype())}));
     }
     const auto [rows, cols] = extent_of(target, source.shape());
     if constexpr (resizable) {
@@ -117,8 +118,8 @@ struct EigenTraits<T, true, contiguous> : EigenTraits<T, false, contiguous> {
  private:
   static MismatchError shape_mismatch(const T& target, const Shape& found) {
     return MismatchError(ErrorId::mismatch_state, "", "",
-                         "Eigen target has shape " + shape_to_string(Layout::shape(target)) + ", the file has " +
-                             shape_to_string(found));
+                         join({"Eigen target has shape ", shape_to_string(Layout::shape(target)), ", the file has ",
+                               shape_to_string(found)}));
   }
 
   // The file's shape as (rows, cols) in the target's orientation; vectors are 1-D.

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ckpt/detail/text.hpp"
 #include "ckpt/distributed/communicator.hpp"
 #include "ckpt/error.hpp"
 
@@ -99,12 +100,13 @@ class MpiCommunicator final : public Communicator {
     char text[MPI_MAX_ERROR_STRING] = {};
     int length = 0;
     MPI_Error_string(result, text, &length);
-    throw StateError(ErrorId::state_rank_failed, "", "", std::string(call) + " failed: " + std::string(text, length));
+    throw StateError(ErrorId::state_rank_failed, "", "",
+                     detail::join({call, " failed: ", std::string_view(text, length)}));
   }
   static int count_of(std::size_t bytes) {
     if (bytes > static_cast<std::size_t>(INT_MAX)) {
       throw ArgumentError(ErrorId::argument_invalid, "", "",
-                          "expected a message between ranks below 2 GiB, found " + std::to_string(bytes) + " bytes");
+                          detail::join({"expected a message between ranks below 2 GiB, found ", bytes, " bytes"}));
     }
     return static_cast<int>(bytes);
   }

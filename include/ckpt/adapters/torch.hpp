@@ -32,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/tensor.hpp"
 #include "ckpt/tensor_traits.hpp"
@@ -53,9 +54,9 @@ inline DType dtype_of_torch(const at::Tensor& tensor) {
     case at::kDouble: return DType::F64;
     default:
       throw ArgumentError(ErrorId::argument_invalid, "", "",
-                          "torch dtype " + std::string(c10::toString(tensor.scalar_type())) +
-                              " has no checkpoint dtype (bool, uint8, int8, int16, int32, int64, float16, "
-                              "bfloat16, float32 and float64 do)");
+                          join({"torch dtype ", c10::toString(tensor.scalar_type()),
+                                " has no checkpoint dtype (bool, uint8, int8, int16, int32, int64, float16, "
+                                "bfloat16, float32 and float64 do)"}));
   }
 }
 
@@ -77,9 +78,8 @@ inline TensorLayout torch_layout(const at::Tensor& tensor) {
 // dtype and shape: the load has checked them).
 inline void fill_from(at::Tensor& cpu, const Tensor& source) {
   if (static_cast<std::uint64_t>(cpu.nbytes()) != source.nbytes()) {
-    throw MismatchError(
-        ErrorId::mismatch_state, "", "",
-        "torch tensor holds " + std::to_string(cpu.nbytes()) + " bytes, the file " + std::to_string(source.nbytes()));
+    throw MismatchError(ErrorId::mismatch_state, "", "",
+                        join({"torch tensor holds ", cpu.nbytes(), " bytes, the file ", source.nbytes()}));
   }
   if (source.nbytes() != 0) std::memcpy(cpu.data_ptr(), source.data(), source.nbytes());
   // A file byte other than 0 or 1 must not become an invalid bool.
@@ -216,9 +216,9 @@ void describe_optimizer(torch::optim::Optimizer& optimizer, DescribeGroup descri
   auto& groups = optimizer.param_groups();
   for (std::size_t group_index = 0; group_index < groups.size(); ++group_index) {
     auto& options = static_cast<Options&>(groups[group_index].options());
-    describe_group("param_groups/" + std::to_string(group_index) + "/", options);
+    describe_group(join({"param_groups/", group_index, "/"}), options);
     for (const at::Tensor& param : groups[group_index].params()) {
-      describe_param("state/" + std::to_string(param_index++) + "/", options, param);
+      describe_param(join({"state/", param_index++, "/"}), options, param);
     }
   }
 }
@@ -228,12 +228,12 @@ void describe_adam(Archive& ar, torch::optim::Adam& optimizer) {
   using torch::optim::AdamOptions;
   using torch::optim::AdamParamState;
   const auto describe_group = [&ar](const std::string& prefix, AdamOptions& options) {
-    ar(prefix + "lr", options.lr());
-    ar(prefix + "beta1", std::get<0>(options.betas()));
-    ar(prefix + "beta2", std::get<1>(options.betas()));
-    ar(prefix + "eps", options.eps());
-    ar(prefix + "weight_decay", options.weight_decay());
-    ar(prefix + "amsgrad", options.amsgrad());
+    ar(join({prefix, "lr"}), options.lr());
+    ar(join({prefix, "beta1"}), std::get<0>(options.betas()));
+    ar(join({prefix, "beta2"}), std::get<1>(options.betas()));
+    ar(join({prefix, "eps"}), options.eps());
+    ar(join({prefix, "weight_decay"}), options.weight_decay());
+    ar(join({prefix, "amsgrad"}), options.amsgrad());
   };
   const auto describe_param = [&ar, &optimizer](const std::string& prefix, const AdamOptions& options,
                                                 const at::Tensor& param) {
@@ -246,20 +246,20 @@ void describe_adam(Archive& ar, torch::optim::Adam& optimizer) {
       state.exp_avg_sq(at::zeros_like(param));
       if (amsgrad) state.max_exp_avg_sq(at::zeros_like(param));
     };
-    ar(prefix + "exp_avg",
+    ar(join({prefix, "exp_avg"}),
        param_state_tensor<AdamParamState>(
            optimizer, param, [](AdamParamState& s) -> at::Tensor& { return s.exp_avg(); }, initialise));
-    ar(prefix + "exp_avg_sq",
+    ar(join({prefix, "exp_avg_sq"}),
        param_state_tensor<AdamParamState>(
            optimizer, param, [](AdamParamState& s) -> at::Tensor& { return s.exp_avg_sq(); }, initialise));
     if (amsgrad) {
-      ar(prefix + "max_exp_avg_sq",
+      ar(join({prefix, "max_exp_avg_sq"}),
          param_state_tensor<AdamParamState>(
              optimizer, param, [](AdamParamState& s) -> at::Tensor& { return s.max_exp_avg_sq(); }, initialise));
     }
-    ar(prefix + "step", param_state_scalar<AdamParamState>(
-                            optimizer, param, [](const AdamParamState& state) { return state.step(); },
-                            [](AdamParamState& state, std::int64_t step) { state.step(step); }));
+    ar(join({prefix, "step"}), param_state_scalar<AdamParamState>(
+                                   optimizer, param, [](const AdamParamState& state) { return state.step(); },
+                                   [](AdamParamState& state, std::int64_t step) { state.step(step); }));
   };
   describe_optimizer<AdamOptions>(optimizer, describe_group, describe_param);
 }
@@ -269,24 +269,25 @@ void describe_sgd(Archive& ar, torch::optim::SGD& optimizer) {
   using torch::optim::SGDOptions;
   using torch::optim::SGDParamState;
   const auto describe_group = [&ar](const std::string& prefix, SGDOptions& options) {
-    ar(prefix + "lr", options.lr());
-    ar(prefix + "momentum", options.momentum());
-    ar(prefix + "dampening", options.dampening());
-    ar(prefix + "weight_decay", options.weight_decay());
-    ar(prefix + "nesterov", options.nesterov());
+    ar(join({prefix, "lr"}), options.lr());
+    ar(join({prefix, "momentum"}), options.momentum());
+    ar(join({prefix, "dampening"}), options.dampening());
+    ar(join({prefix, "weight_decay"}), options.weight_decay());
+    ar(join({prefix, "nesterov"}), options.nesterov());
   };
   const auto describe_param = [&ar, &optimizer](const std::string& prefix, const SGDOptions& options,
                                                 const at::Tensor& param) {
     if (options.momentum() == 0) return;  // plain SGD keeps no state
-    ar(prefix + "momentum_buffer",
+    ar(join({prefix, "momentum_buffer"}),
        param_state_tensor<SGDParamState>(
            optimizer, param, [](SGDParamState& s) -> at::Tensor& { return s.momentum_buffer(); },
            [](SGDParamState&) {}));
     // SGD's first step copies the gradient into a new buffer, which differs
     // from a zero buffer under dampening: whether there is one is recorded.
-    ar(prefix + "has_momentum_buffer", param_state_scalar<SGDParamState>(
-                                           optimizer, param, [](const SGDParamState&) { return std::int64_t{1}; },
-                                           [](SGDParamState&, std::int64_t) {}));
+    ar(join({prefix, "has_momentum_buffer"}),
+       param_state_scalar<SGDParamState>(
+           optimizer, param, [](const SGDParamState&) { return std::int64_t{1}; },
+           [](SGDParamState&, std::int64_t) {}));
   };
   describe_optimizer<SGDOptions>(optimizer, describe_group, describe_param);
 }

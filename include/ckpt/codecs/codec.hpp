@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 
 namespace ckpt {
@@ -48,7 +49,7 @@ inline CodecError decode_error(const std::string& what) { return CodecError(Erro
 inline void require_no_parameters(const std::string& codec_name, const std::string& parameters) {
   if (!parameters.empty()) {
     throw ArgumentError(ErrorId::argument_invalid, "", "",
-                        "codec '" + codec_name + "' takes no parameters, found '" + parameters + "'");
+                        join({"codec '", codec_name, "' takes no parameters, found '", parameters, "'"}));
   }
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "ckpt/codecs/codec.hpp"
+#include "ckpt/detail/text.hpp"
 
 namespace ckpt {
 
@@ -26,8 +27,7 @@ class RawCodec final : public Codec {
   void decode(const std::byte* data, std::size_t size, std::size_t /*element_size*/, std::byte* out,
               std::size_t out_size) const override {
     if (size != out_size) {
-      throw detail::decode_error("raw: " + std::to_string(size) + " bytes stored, expected " +
-                                 std::to_string(out_size));
+      throw detail::decode_error(detail::join({"raw: ", size, " bytes stored, expected ", out_size}));
     }
     if (size != 0) std::memcpy(out, data, size);
   }

@@ -15,6 +15,7 @@
 
 #include "ckpt/codecs/codec.hpp"
 #include "ckpt/codecs/raw.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 
 #if defined(CKPT_WITH_ZSTD)
@@ -42,10 +43,11 @@ class CodecRegistry {
   void register_codec(const std::string& name, CodecFactory factory) {
     if (name.empty() || name.find_first_of(std::string(":\0", 2)) != std::string::npos) {
       throw ArgumentError(ErrorId::argument_invalid, "", "",
-                          "codec name '" + name + "' must be non-empty and contain no ':' or NUL");
+                          detail::join({"codec name '", name, "' must be non-empty and contain no ':' or NUL"}));
     }
     if (!factory) {
-      throw ArgumentError(ErrorId::argument_invalid, "", "", "codec '" + name + "' registered without a factory");
+      throw ArgumentError(ErrorId::argument_invalid, "", "",
+                          detail::join({"codec '", name, "' registered without a factory"}));
     }
     std::lock_guard<std::mutex> lock(mutex_);
     factories_[name] = std::move(factory);
@@ -81,13 +83,14 @@ class CodecRegistry {
     }
     if (!factory) {
       std::string known;
-      for (const std::string& each : names()) known += (known.empty() ? "" : ", ") + each;
+      for (const std::string& each : names()) known += detail::join({known.empty() ? "" : ", ", each});
       throw CodecError(ErrorId::codec_unknown, "", "",
-                       "unknown codec '" + name + "' (spec '" + spec + "'); known codecs: " + known);
+                       detail::join({"unknown codec '", name, "' (spec '", spec, "'); known codecs: ", known}));
     }
     // Outside the lock: a factory may itself consult the registry.
     std::shared_ptr<const Codec> codec = factory(parameters);
-    if (!codec) throw CodecError(ErrorId::codec_unknown, "", "", "codec factory for '" + name + "' returned null");
+    if (!codec)
+      throw CodecError(ErrorId::codec_unknown, "", "", detail::join({"codec factory for '", name, "' returned null"}));
     return codec;
   }
 

@@ -14,6 +14,7 @@
 #include "ckpt/codecs/codec.hpp"
 #include "ckpt/detail/codec/scratch.hpp"
 #include "ckpt/detail/codec/shuffle.hpp"
+#include "ckpt/detail/text.hpp"
 
 namespace ckpt {
 
@@ -60,25 +61,22 @@ inline std::vector<std::byte>& thread_shuffle_buffer() {
 inline void zstd_decompress_exact(const std::byte* data, std::size_t size, std::byte* out, std::size_t out_size) {
   const unsigned long long content_size = ZSTD_getFrameContentSize(data, size);
   if (content_size == ZSTD_CONTENTSIZE_ERROR) {
-    throw decode_error("zstd: not a zstd frame (" + std::to_string(size) + " bytes, bad magic or truncated header)");
+    throw decode_error(join({"zstd: not a zstd frame (", size, " bytes, bad magic or truncated header)"}));
   }
   if (content_size != ZSTD_CONTENTSIZE_UNKNOWN && content_size != out_size) {
-    throw decode_error("zstd: frame holds " + std::to_string(content_size) + " bytes, expected " +
-                       std::to_string(out_size));
+    throw decode_error(join({"zstd: frame holds ", content_size, " bytes, expected ", out_size}));
   }
   const std::size_t frame_size = ZSTD_findFrameCompressedSize(data, size);
   if (ZSTD_isError(frame_size)) {
-    throw decode_error(std::string("zstd: corrupt or truncated frame: ") + ZSTD_getErrorName(frame_size));
+    throw decode_error(join({"zstd: corrupt or truncated frame: ", ZSTD_getErrorName(frame_size)}));
   }
   if (frame_size != size) {
-    throw decode_error("zstd: " + std::to_string(size - frame_size) + " unexpected bytes after the " +
-                       std::to_string(frame_size) + "-byte frame");
+    throw decode_error(join({"zstd: ", size - frame_size, " unexpected bytes after the ", frame_size, "-byte frame"}));
   }
   const std::size_t decoded = ZSTD_decompressDCtx(thread_zstd_decompressor(), out, out_size, data, size);
-  if (ZSTD_isError(decoded)) throw decode_error(std::string("zstd: ") + ZSTD_getErrorName(decoded));
+  if (ZSTD_isError(decoded)) throw decode_error(join({"zstd: ", ZSTD_getErrorName(decoded)}));
   if (decoded != out_size) {
-    throw decode_error("zstd: frame decoded to " + std::to_string(decoded) + " bytes, expected " +
-                       std::to_string(out_size));
+    throw decode_error(join({"zstd: frame decoded to ", decoded, " bytes, expected ", out_size}));
   }
 }
 
@@ -103,8 +101,8 @@ class ZstdCodec final : public Codec {
   explicit ZstdCodec(int level = default_level, bool shuffle = false) : level_(level), shuffle_(shuffle) {
     if (level < ZSTD_minCLevel() || level > ZSTD_maxCLevel()) {
       throw ArgumentError(ErrorId::argument_invalid, "", "",
-                          "codec '" + name() + "': level " + std::to_string(level) + " is outside [" +
-                              std::to_string(ZSTD_minCLevel()) + ", " + std::to_string(ZSTD_maxCLevel()) + "]");
+                          detail::join({"codec '", name(), "': level ", level, " is outside [", ZSTD_minCLevel(), ", ",
+                                        ZSTD_maxCLevel(), "]"}));
     }
   }
 
@@ -121,8 +119,9 @@ class ZstdCodec final : public Codec {
       const bool integer = parameters.size() > sign && parameters.size() - sign <= 9 &&
                            parameters.find_first_not_of("0123456789", sign) == std::string::npos;
       if (!integer) {
-        throw ArgumentError(ErrorId::argument_invalid, "", "",
-                            "codec '" + name_for(shuffle) + "': level must be an integer, found '" + parameters + "'");
+        throw ArgumentError(
+            ErrorId::argument_invalid, "", "",
+            detail::join({"codec '", name_for(shuffle), "': level must be an integer, found '", parameters, "'"}));
       }
       level = std::stoi(parameters);
     }
@@ -173,7 +172,7 @@ class ZstdCodec final : public Codec {
  private:
   static void check_encode(std::size_t result) {
     if (ZSTD_isError(result)) {
-      throw CodecError(ErrorId::codec_encode, "", "", std::string("zstd: ") + ZSTD_getErrorName(result));
+      throw CodecError(ErrorId::codec_encode, "", "", detail::join({"zstd: ", ZSTD_getErrorName(result)}));
     }
   }
 

@@ -1,14 +1,73 @@
 #pragma once
 
-// Text helpers every part of ckpt shares: UTF-8 validation, quoting names and
-// hostile text in error messages, and glob patterns. Standard library only.
+// Text helpers every part of ckpt shares: joining messages, UTF-8
+// validation, quoting names and hostile text in error messages, and glob
+// patterns. Standard library only.
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace ckpt::detail {
+
+// One piece of a message joined by join(): text, or an integer in decimal as
+// std::to_string writes it. Messages are built by one out-of-line join
+// instead of chains of std::string operator+, whose inlined appends,
+// temporaries and unwinding paths g++ otherwise compiles again at every
+// message (issue 11). Character types are refused: operator+ appends a char
+// as a character, std::to_string as a number, and a silent choice between the
+// two would change messages. Not copyable: a number's text views the piece.
+class TextPiece {
+ public:
+  TextPiece(std::string_view text) noexcept : text_(text) {}
+  TextPiece(const char* text) noexcept : text_(text) {}
+  TextPiece(const std::string& text) noexcept : text_(text) {}
+  template <class Integer,
+            std::enable_if_t<std::is_integral_v<Integer> && !std::is_same_v<Integer, bool> &&
+                                 !std::is_same_v<Integer, char> && !std::is_same_v<Integer, signed char> &&
+                                 !std::is_same_v<Integer, unsigned char>,
+                             int> = 0>
+  TextPiece(Integer number) noexcept {
+    // The magnitude in unsigned arithmetic: negating the most negative value
+    // of a signed type overflows.
+    bool negative = false;
+    if constexpr (std::is_signed_v<Integer>) negative = number < 0;
+    const auto magnitude = static_cast<std::uint64_t>(number);
+    set_number(negative, negative ? 0 - magnitude : magnitude);
+  }
+  TextPiece(const TextPiece&) = delete;
+  TextPiece& operator=(const TextPiece&) = delete;
+
+  std::string_view text() const noexcept { return text_; }
+
+ private:
+  // Not a template, so one copy serves every integer type.
+  void set_number(bool negative, std::uint64_t magnitude) noexcept {
+    char* start = digits_ + sizeof digits_;
+    do {
+      *--start = static_cast<char>('0' + magnitude % 10);
+      magnitude /= 10;
+    } while (magnitude != 0);
+    if (negative) *--start = '-';
+    text_ = std::string_view(start, static_cast<std::size_t>(digits_ + sizeof digits_ - start));
+  }
+
+  std::string_view text_;
+  char digits_[21];  // "-9223372036854775808" or "18446744073709551615"
+};
+
+// The pieces in order, in one allocation.
+inline std::string join(std::initializer_list<TextPiece> pieces) {
+  std::size_t size = 0;
+  for (const TextPiece& piece : pieces) size += piece.text().size();
+  std::string text;
+  text.reserve(size);
+  for (const TextPiece& piece : pieces) text += piece.text();
+  return text;
+}
 
 // Printable ASCII but '"' and '\\': a byte that stands for itself in a JSON
 // string, needing no escape and no UTF-8 check. By table: the header of a

@@ -13,6 +13,7 @@
 #include "ckpt/detail/distributed/file_names.hpp"
 #include "ckpt/detail/distributed/index.hpp"
 #include "ckpt/detail/distributed/verify.hpp"
+#include "ckpt/detail/text.hpp"
 
 namespace ckpt {
 
@@ -57,7 +58,7 @@ std::vector<CommittedCheckpoint> committed_checkpoints(const std::string& parent
   std::vector<CommittedCheckpoint> found;
   const std::string root = detail::trimmed_directory(parent);
   for (const std::string& name : detail::directory_names(root)) {
-    const std::string directory = root + "/" + name;
+    const std::string directory = detail::join({root, "/", name});
     if (!detail::is_directory(directory) || !is_committed_checkpoint(directory)) continue;
     found.push_back({directory, read_distributed_index(directory).step});
   }

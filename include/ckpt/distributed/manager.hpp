@@ -65,6 +65,7 @@
 #include "ckpt/detail/manager/save_schedule.hpp"
 #include "ckpt/detail/manager/staging_buffer.hpp"
 #include "ckpt/detail/os/directory_lock.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/distributed/communicator.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/manager.hpp"
@@ -196,8 +197,8 @@ class DistributedCheckpointManager {
       return result;
     }
     throw StateError(ErrorId::state_not_found, directory_, "",
-                     "expected a committed checkpoint directory of step " + std::to_string(step) + " named like '" +
-                         naming_.pattern() + "', found none");
+                     detail::join({"expected a committed checkpoint directory of step ", step, " named like '",
+                                   naming_.pattern(), "', found none"}));
   }
 
   // Collective: restore_latest, or initialize(state) when the directory holds
@@ -311,7 +312,7 @@ class DistributedCheckpointManager {
           named.epoch = info.epoch;
           named.metrics = info.metrics;
           named.time = clock_();
-          named.path = directory_ + "/" + naming_.file_name({step, info.epoch, info.metrics});
+          named.path = detail::join({directory_, "/", naming_.file_name({step, info.epoch, info.metrics})});
           return detail::encode_checkpoints({named});
         })).at(0);
     if (!background_comm_) {
@@ -348,7 +349,7 @@ class DistributedCheckpointManager {
             started, blocked);
       } catch (const Error& error) {
         error.rethrow_with(job->checkpoint.path, "",
-                           "background save of step " + std::to_string(job->checkpoint.step) + ": ");
+                           detail::join({"background save of step ", job->checkpoint.step, ": "}));
       }
     });
   }
@@ -520,8 +521,9 @@ class DistributedCheckpointManager {
     }
     std::vector<std::string> reasons;
     for (const SkippedCheckpoint& skipped : result.skipped) reasons.push_back(skipped.reason);
-    detail::throw_no_valid_checkpoint(directory_, "a valid checkpoint directory named like '" + naming_.pattern() + "'",
-                                      candidates.size(), reasons);
+    detail::throw_no_valid_checkpoint(
+        directory_, detail::join({"a valid checkpoint directory named like '", naming_.pattern(), "'"}),
+        candidates.size(), reasons);
   }
 
   Communicator& comm_;

@@ -25,6 +25,7 @@
 
 #include "ckpt/detail/interop/npy.hpp"
 #include "ckpt/detail/interop/npz_archive.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/detail/write/plan.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/interop/tensor_set.hpp"
@@ -78,7 +79,7 @@ inline void save_npz(const std::string& path, const std::vector<NamedTensor>& te
     if (view.nbytes() != 0) {
       fragments.push_back({reinterpret_cast<zip_uint8_t*>(const_cast<std::byte*>(view.data())), view.nbytes()});
     }
-    add_member(tensor.name + ".npy", tensor.name, std::move(fragments));
+    add_member(detail::join({tensor.name, ".npy"}), tensor.name, std::move(fragments));
   }
   std::string sidecar;
   if (!real_dtypes.empty() || (!metadata.is_null() && !metadata.empty())) {
@@ -99,7 +100,7 @@ inline TensorSet load_npz(const std::string& path) {
   const std::uint64_t file_size = file.size();
   auto open_member = [&](zip_uint64_t index, const std::string& tensor, zip_stat_t& stat) {
     if (zip_stat_index(archive.get(), index, 0, &stat) != 0) {
-      detail::throw_zip_error(zip_get_error(archive.get()), path, tensor, "reading member " + std::to_string(index));
+      detail::throw_zip_error(zip_get_error(archive.get()), path, tensor, detail::join({"reading member ", index}));
     }
     return detail::NpzMemberReader(archive.get(), index, stat, file_size, path, tensor);
   };
@@ -112,8 +113,8 @@ inline TensorSet load_npz(const std::string& path) {
     zip_stat_t stat;
     detail::NpzMemberReader member = open_member(static_cast<zip_uint64_t>(sidecar_index), "", stat);
     if (stat.size > detail::npz_max_sidecar_bytes) {
-      member.fail_format("expected a sidecar of at most " + std::to_string(detail::npz_max_sidecar_bytes) +
-                         " bytes, found " + std::to_string(stat.size));
+      member.fail_format(
+          detail::join({"expected a sidecar of at most ", detail::npz_max_sidecar_bytes, " bytes, found ", stat.size}));
     }
     std::string text(stat.size, '\0');
     member.read(text.data(), text.size());
@@ -132,10 +133,11 @@ inline TensorSet load_npz(const std::string& path) {
     if (tensor.empty()) {
       throw FormatError(
           ErrorId::format_tensor_entry, path, "",
-          "member " + std::to_string(i) + " ('" + (member_name ? member_name : "") + "') is not a NAME.npy array");
+          detail::join({"member ", i, " ('", (member_name ? member_name : ""), "') is not a NAME.npy array"}));
     }
     if (!seen.insert(tensor).second) {
-      throw FormatError(ErrorId::format_tensor_entry, path, tensor, "duplicate member '" + tensor + ".npy'");
+      throw FormatError(ErrorId::format_tensor_entry, path, tensor,
+                        detail::join({"duplicate member '", tensor, ".npy'"}));
     }
     detail::NpzMemberReader member = open_member(static_cast<zip_uint64_t>(i), tensor, stat);
     const auto real_dtype = sidecar.real_dtypes.find(tensor);
@@ -147,7 +149,7 @@ inline TensorSet load_npz(const std::string& path) {
   for (const auto& entry : sidecar.real_dtypes) {
     if (!seen.count(entry.first)) {
       throw FormatError(ErrorId::format_metadata, path, entry.first,
-                        std::string(npz_sidecar_name) + " names a tensor the archive does not hold");
+                        detail::join({npz_sidecar_name, " names a tensor the archive does not hold"}));
     }
   }
   return set;

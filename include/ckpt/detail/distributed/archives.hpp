@@ -26,6 +26,7 @@
 #include "ckpt/detail/distributed/save_plan.hpp"
 #include "ckpt/detail/state/archive.hpp"
 #include "ckpt/detail/state/file_names.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/tensor.hpp"
 #include "ckpt/tensor_traits.hpp"
@@ -40,7 +41,7 @@ template <class = void>
 void check_shard(const std::string& file, const std::string& name, const ShardPlacement& placement) {
   if (const auto problem = geometry_problem(placement.geometry, placement.shape)) {
     throw ArgumentError(ErrorId::argument_invalid, file, name,
-                        "a shard of " + shape_to_string(placement.shape) + ": " + *problem);
+                        join({"a shard of ", shape_to_string(placement.shape), ": ", *problem}));
   }
 }
 
@@ -78,8 +79,8 @@ class DistributedSavingArchive : public ArchiveBase<DistributedSavingArchive> {
         const std::uint64_t expected = value.geometry.element_count();
         if (local.numel() != expected) {
           throw ArgumentError(ErrorId::argument_invalid, file(), name,
-                              "expected the local value of the shard (" + geometry_text(value.geometry) + ") to hold " +
-                                  std::to_string(expected) + " elements, found " + std::to_string(local.numel()));
+                              join({"expected the local value of the shard (", geometry_text(value.geometry),
+                                    ") to hold ", expected, " elements, found ", local.numel()}));
         }
         add(name, value.shape, value.geometry, local);
       } else {
@@ -130,7 +131,7 @@ class DistributedLoadingArchive
   LoadReport check(bool strict) {
     for (const auto& [name, tensor] : index_.tensors) {
       if (!names().contains(name, "tensor")) {
-        report_.unexpected.push_back(name + ": tensor " + layout_text(tensor.dtype, tensor.shape));
+        report_.unexpected.push_back(join({name, ": tensor ", layout_text(tensor.dtype, tensor.shape)}));
       }
     }
     if (strict && !report_.ok()) throw MismatchError(ErrorId::mismatch_state, directory_, "", report_.to_string());
@@ -165,9 +166,9 @@ class DistributedLoadingArchive
       }
       const std::uint64_t count = value.geometry.element_count();
       if (!(is_resizable<Local>::value || element_count(local.shape) == count)) {
-        report_.shape_mismatch.push_back(name + ": expected a local value of " + std::to_string(count) +
-                                         " elements for " + geometry_text(value.geometry) + ", found " +
-                                         shape_to_string(local.shape));
+        report_.shape_mismatch.push_back(
+            join({name, ": expected a local value of ", count, " elements for ", geometry_text(value.geometry),
+                  ", found ", shape_to_string(local.shape)}));
         return;
       }
       plan_load(name, *stored, value.geometry, value.local());

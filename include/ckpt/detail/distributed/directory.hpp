@@ -29,6 +29,7 @@
 #include "ckpt/detail/format/strict_json.hpp"
 #include "ckpt/detail/os/atomic_file.hpp"
 #include "ckpt/detail/os/file_system.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/detail/write/incremental.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/reader.hpp"
@@ -46,7 +47,7 @@ std::string trimmed_directory(std::string directory) {
 
 template <class = void>
 std::string index_path_of(const std::string& directory) {
-  return directory + "/" + distributed_index_file;
+  return join({directory, "/", distributed_index_file});
 }
 
 // The checkpoint files in `directory` (see is_checkpoint_file_name), sorted.
@@ -54,7 +55,7 @@ template <class = void>
 std::vector<std::string> checkpoint_files_in(const std::string& directory) {
   std::vector<std::string> paths;
   for (const std::string& name : directory_names(directory)) {
-    if (is_checkpoint_file_name(name)) paths.push_back(directory + "/" + name);
+    if (is_checkpoint_file_name(name)) paths.push_back(join({directory, "/", name}));
   }
   std::sort(paths.begin(), paths.end());
   return paths;
@@ -157,8 +158,8 @@ struct RecordedTensor {
 // "F32 [4, 8] (codec raw, xxh3 0123456789abcdef)".
 template <class = void>
 std::string recorded_text(const RecordedTensor& tensor) {
-  return std::string(dtype_name(tensor.dtype)) + " " + shape_to_string(tensor.shape) + " (codec " + tensor.codec +
-         ", xxh3 " + checksum_to_hex(tensor.xxh3) + ")";
+  return join({dtype_name(tensor.dtype), " ", shape_to_string(tensor.shape), " (codec ", tensor.codec, ", xxh3 ",
+               checksum_to_hex(tensor.xxh3), ")"});
 }
 
 // Every tensor of an open ckpt file with the checksums its header records
@@ -197,10 +198,9 @@ std::optional<IntegrityError> committed_file_problem(const Reader& reader, const
   const std::string found_text = found == reader.raw_metadata().end() ? "none (not a ckpt file)" : found->second;
   if (found_text == checksum_to_hex(expected.header_xxh3) && reader.file_size() == expected.bytes) return std::nullopt;
   return IntegrityError(ErrorId::integrity_header_checksum, reader.path(), "",
-                        "expected the file the index committed, of " + std::to_string(expected.bytes) +
-                            " bytes with header xxh3 " + checksum_to_hex(expected.header_xxh3) + ", found " +
-                            std::to_string(reader.file_size()) + " bytes with header xxh3 " + found_text +
-                            ": the file was replaced after the commit");
+                        join({"expected the file the index committed, of ", expected.bytes, " bytes with header xxh3 ",
+                              checksum_to_hex(expected.header_xxh3), ", found ", reader.file_size(),
+                              " bytes with header xxh3 ", found_text, ": the file was replaced after the commit"}));
 }
 
 // fsync of a file by name (its data and size), through the FileSystem seam.
@@ -229,7 +229,7 @@ template <class = void>
 WrittenFile write_rank_file(const std::string& directory, const std::string& name,
                             const std::vector<NamedTensor>& tensors, const SaveOptions& options,
                             const ContentPlan<>& content) {
-  const std::string path = directory + "/" + name;
+  const std::string path = join({directory, "/", name});
   SaveOptions unsynced = options;
   unsynced.durable = false;
   write_content_plan(path, tensors, nlohmann::json::object(), unsynced, content, nullptr,
@@ -282,9 +282,9 @@ CheckpointIndex read_index_of(const std::string& directory) {
   const std::string path = index_path_of(directory);
   if (!path_exists(path)) {
     throw StateError(ErrorId::state_uncommitted, directory, "",
-                     std::string("expected ") + distributed_index_file +
-                         ", found none: the save that wrote this directory never committed (it failed or was "
-                         "killed); the next save to this directory removes what it left");
+                     join({"expected ", distributed_index_file,
+                           ", found none: the save that wrote this directory never committed (it failed or was "
+                           "killed); the next save to this directory removes what it left"}));
   }
   return IndexParser<>(path).parse(read_whole_file(path));
 }

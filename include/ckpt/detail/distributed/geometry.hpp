@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "ckpt/detail/text.hpp"
 #include "ckpt/tensor.hpp"
 
 namespace ckpt::detail {
@@ -84,36 +85,35 @@ struct ShardPlacement {
 template <class = void>
 std::string geometry_text(const PieceGeometry& geometry) {
   if (geometry.kind == PieceGeometry::Kind::flat) {
-    return "flat elements [" + std::to_string(geometry.offsets[0]) + ", " +
-           std::to_string(geometry.offsets[0] + geometry.extents[0]) + ")";
+    return join({"flat elements [", geometry.offsets[0], ", ", geometry.offsets[0] + geometry.extents[0], ")"});
   }
-  return "offsets " + shape_to_string(geometry.offsets) + ", extents " + shape_to_string(geometry.extents);
+  return join({"offsets ", shape_to_string(geometry.offsets), ", extents ", shape_to_string(geometry.extents)});
 }
 
 // What makes `geometry` unusable as a piece of a tensor of `shape`, or nullopt.
 template <class = void>
 std::optional<std::string> geometry_problem(const PieceGeometry& geometry, const Shape& shape) {
   const std::optional<std::uint64_t> total = checked_element_count(shape);
-  if (!total) return "the global shape " + shape_to_string(shape) + " overflows 64 bits";
+  if (!total) return join({"the global shape ", shape_to_string(shape), " overflows 64 bits"});
   if (geometry.kind == PieceGeometry::Kind::flat) {
     if (geometry.offsets.size() != 1 || geometry.extents.size() != 1)
       return std::string("a flat range needs one offset and one count");
     const std::uint64_t begin = geometry.offsets[0], count = geometry.extents[0];
     if (begin > *total || count > *total - begin) {
-      return "expected a flat range within the " + std::to_string(*total) + " elements of " + shape_to_string(shape) +
-             ", found [" + std::to_string(begin) + ", " + std::to_string(begin) + " + " + std::to_string(count) + ")";
+      return join({"expected a flat range within the ", *total, " elements of ", shape_to_string(shape), ", found [",
+                   begin, ", ", begin, " + ", count, ")"});
     }
     return std::nullopt;
   }
   if (geometry.offsets.size() != shape.size() || geometry.extents.size() != shape.size()) {
-    return "expected offsets and extents of " + std::to_string(shape.size()) + " dimensions (the global shape " +
-           shape_to_string(shape) + "), found " + shape_to_string(geometry.offsets) + " and " +
-           shape_to_string(geometry.extents);
+    return join({"expected offsets and extents of ", shape.size(), " dimensions (the global shape ",
+                 shape_to_string(shape), "), found ", shape_to_string(geometry.offsets), " and ",
+                 shape_to_string(geometry.extents)});
   }
   for (std::size_t d = 0; d < shape.size(); ++d) {
     if (geometry.offsets[d] > shape[d] || geometry.extents[d] > shape[d] - geometry.offsets[d]) {
-      return "expected a box within the global shape " + shape_to_string(shape) + ", found " + geometry_text(geometry) +
-             " (dimension " + std::to_string(d) + ")";
+      return join({"expected a box within the global shape ", shape_to_string(shape), ", found ",
+                   geometry_text(geometry), " (dimension ", d, ")"});
     }
   }
   return std::nullopt;
@@ -177,9 +177,8 @@ std::optional<std::string> run_count_problem(const std::vector<const PieceGeomet
     total = runs > UINT64_MAX - total ? UINT64_MAX : total + runs;
   }
   if (total <= max_tensor_runs) return std::nullopt;
-  return "expected the pieces to form at most " + std::to_string(max_tensor_runs) +
-         " runs of consecutive elements (a box forms one per row it does not span whole), found " +
-         std::to_string(total);
+  return join({"expected the pieces to form at most ", max_tensor_runs,
+               " runs of consecutive elements (a box forms one per row it does not span whole), found ", total});
 }
 
 // The runs of a piece in increasing order, each with the position of its
@@ -327,17 +326,18 @@ std::optional<std::string> tiling_problem(const std::vector<const PieceGeometry*
   for (std::size_t i = 0; i < runs.size(); ++i) {
     const Run& run = runs[i].run;
     if (run.begin > covered) {
-      return "elements " + index_text(covered, shape) + " to " + index_text(run.begin - 1, shape) +
-             " are held by no piece";
+      return join(
+          {"elements ", index_text(covered, shape), " to ", index_text(run.begin - 1, shape), " are held by no piece"});
     }
     if (run.begin < covered) {
-      return label(runs[i - 1].piece) + " and " + label(runs[i].piece) + " both hold element " +
-             index_text(run.begin, shape);
+      return join({label(runs[i - 1].piece), " and ", label(runs[i].piece), " both hold element ",
+                   index_text(run.begin, shape)});
     }
     covered = run.end;
   }
   if (covered < total) {
-    return "elements " + index_text(covered, shape) + " to " + index_text(total - 1, shape) + " are held by no piece";
+    return join(
+        {"elements ", index_text(covered, shape), " to ", index_text(total - 1, shape), " are held by no piece"});
   }
   return std::nullopt;
 }

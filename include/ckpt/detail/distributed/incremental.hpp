@@ -27,6 +27,7 @@
 #include "ckpt/detail/distributed/wire.hpp"
 #include "ckpt/detail/format/header_parser.hpp"
 #include "ckpt/detail/os/mapped_file.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/detail/write/incremental.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/incremental.hpp"
@@ -95,7 +96,7 @@ BoxComparison compare_boxes(const SavePlan& plan, int rank, const std::vector<Na
     const auto cached = parent_files.find(name);
     if (cached != parent_files.end()) return cached->second;
     ParentFile& file = parent_files[name];
-    file.path = parent->directory + "/" + name;
+    file.path = join({parent->directory, "/", name});
     const MappedFile mapped(file.path);
     file.header = HeaderParser<>(file.path, mapped.data(), mapped.size()).parse();
     file.committed = file.header.header_xxh3 == parent->index.files.at(name).header_xxh3;

@@ -150,7 +150,7 @@ std::string index_to_json(const CheckpointIndex& index) {
                                    {"chain_bytes", index.chain->chain_bytes},
                                    {"sources", index.chain->sources}};
   }
-  return json{{index_keys::metadata, metadata}, {index_keys::weight_map, std::move(weight_map)}}.dump(1) + "\n";
+  return join({json{{index_keys::metadata, metadata}, {index_keys::weight_map, std::move(weight_map)}}.dump(1), "\n"});
 }
 
 // Reads an index strictly: a hand-edited or damaged index is refused with a
@@ -166,21 +166,23 @@ class IndexParser {
     // Nesting: the index's own three levels around the user's metadata.
     const std::optional<nlohmann::json> root = parse_strict_json(
         text, max_metadata_depth + 4, std::max<std::size_t>(max_header_array, text.size() / 4), problem);
-    if (!root) throw FormatError(ErrorId::format_header_json, path_, "", "expected the index to be JSON: " + problem);
-    if (!root->is_object()) fail("", "expected a JSON object, found " + std::string(root->type_name()));
+    if (!root)
+      throw FormatError(ErrorId::format_header_json, path_, "", join({"expected the index to be JSON: ", problem}));
+    if (!root->is_object()) fail("", join({"expected a JSON object, found ", root->type_name()}));
     const nlohmann::json& metadata = object_member(*root, index_keys::metadata, "");
     CheckpointIndex index;
     const nlohmann::json& version = member(metadata, index_keys::format_version);
     if (version.is_null()) {
-      fail("", "expected metadata." + std::string(index_keys::format_version) +
-                   ", found none: not written by ckpt (a Hugging Face index alone does not say how tensors are split)");
+      fail("",
+           join({"expected metadata.", index_keys::format_version,
+                 ", found none: not written by ckpt (a Hugging Face index alone does not say how tensors are split)"}));
     }
     index.format_version = number(metadata, index_keys::format_version, "");
     if (index.format_version == 0 || index.format_version > distributed_format_version) {
-      throw FormatError(ErrorId::format_newer_version, path_, "",
-                        "expected an index of format version " + std::to_string(distributed_format_version) +
-                            " or older, found version " + std::to_string(index.format_version) +
-                            ": written by a newer ckpt; upgrade ckpt to read it");
+      throw FormatError(
+          ErrorId::format_newer_version, path_, "",
+          join({"expected an index of format version ", distributed_format_version, " or older, found version ",
+                index.format_version, ": written by a newer ckpt; upgrade ckpt to read it"}));
     }
     index.step = number(metadata, index_keys::step, "");
     index.world_size = number(metadata, index_keys::world_size, "");
@@ -190,9 +192,9 @@ class IndexParser {
       const nlohmann::json& entry = item.value();
       if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
           name.find('\0') != std::string::npos) {
-        fail("", "expected file names without '/', found '" + printable_name(name) + "'");
+        fail("", join({"expected file names without '/', found '", printable_name(name), "'"}));
       }
-      if (!entry.is_object()) fail("", "file '" + name + "': expected an object");
+      if (!entry.is_object()) fail("", join({"file '", name, "': expected an object"}));
       index.files[name] = IndexFile{number(entry, "bytes", ""), checksum(entry, "header_xxh3", "")};
     }
     std::map<std::string, std::string> weight_map;
@@ -225,27 +227,27 @@ class IndexParser {
   }
   const nlohmann::json& object_member(const nlohmann::json& object, const char* key, const std::string& tensor) const {
     const nlohmann::json& value = member(object, key);
-    if (!value.is_object()) fail(tensor, "expected '" + std::string(key) + "' to be a JSON object");
+    if (!value.is_object()) fail(tensor, join({"expected '", key, "' to be a JSON object"}));
     return value;
   }
   std::uint64_t number(const nlohmann::json& object, const char* key, const std::string& tensor) const {
     const std::optional<std::uint64_t> value = as_u64(member(object, key));
-    if (!value) fail(tensor, "expected '" + std::string(key) + "' to be a non-negative integer");
+    if (!value) fail(tensor, join({"expected '", key, "' to be a non-negative integer"}));
     return *value;
   }
   std::string text(const nlohmann::json& object, const char* key, const std::string& tensor) const {
     const nlohmann::json& value = member(object, key);
-    if (!value.is_string()) fail(tensor, "expected '" + std::string(key) + "' to be a string");
+    if (!value.is_string()) fail(tensor, join({"expected '", key, "' to be a string"}));
     return value.get<std::string>();
   }
   std::uint64_t checksum(const nlohmann::json& object, const char* key, const std::string& tensor) const {
     const std::optional<std::uint64_t> value = checksum_from_hex(text(object, key, tensor));
-    if (!value) fail(tensor, "expected '" + std::string(key) + "' to be 16 lowercase hexadecimal digits");
+    if (!value) fail(tensor, join({"expected '", key, "' to be 16 lowercase hexadecimal digits"}));
     return *value;
   }
   Shape shape(const nlohmann::json& object, const char* key, const std::string& tensor) const {
     const std::optional<Shape> value = as_shape(member(object, key));
-    if (!value) fail(tensor, "expected '" + std::string(key) + "' to be an array of non-negative integers");
+    if (!value) fail(tensor, join({"expected '", key, "' to be an array of non-negative integers"}));
     return *value;
   }
 
@@ -253,16 +255,16 @@ class IndexParser {
   std::string directory_name(const nlohmann::json& value) const {
     if (!value.is_string() || value.get<std::string>().empty() || value.get<std::string>().front() == '/' ||
         value.get<std::string>().find('\0') != std::string::npos) {
-      fail("", "expected ckpt.chain to name directories by relative names, found " + excerpt(value.dump()));
+      fail("", join({"expected ckpt.chain to name directories by relative names, found ", excerpt(value.dump())}));
     }
     return value.get<std::string>();
   }
 
   IndexChain chain_of(const nlohmann::json& json, std::uint64_t version) const {
     if (version < first_chain_index_version || !json.is_object() || json.size() != 4) {
-      fail("", "expected ckpt.chain, in an index of version " + std::to_string(first_chain_index_version) +
-                   ", to be an object of exactly parent, depth, chain_bytes and sources, found " +
-                   excerpt(json.dump()) + " in version " + std::to_string(version));
+      fail("", join({"expected ckpt.chain, in an index of version ", first_chain_index_version,
+                     ", to be an object of exactly parent, depth, chain_bytes and sources, found ",
+                     excerpt(json.dump()), " in version ", version}));
     }
     IndexChain chain;
     chain.parent = directory_name(member(json, "parent"));
@@ -270,7 +272,7 @@ class IndexParser {
     chain.chain_bytes = number(json, "chain_bytes", "");
     const nlohmann::json& sources = member(json, "sources");
     if (!sources.is_array() || chain.depth == 0) {
-      fail("", "expected ckpt.chain depth >= 1 and sources, an array, found " + excerpt(json.dump()));
+      fail("", join({"expected ckpt.chain depth >= 1 and sources, an array, found ", excerpt(json.dump())}));
     }
     for (const nlohmann::json& source : sources) chain.sources.push_back(directory_name(source));
     return chain;
@@ -283,7 +285,7 @@ class IndexParser {
     if (!entry.is_object()) fail(name, "expected an object");
     IndexTensor tensor;
     const std::optional<DType> dtype = dtype_from_name(text(entry, "dtype", name));
-    if (!dtype) fail(name, "expected dtype to be one of " + known_dtype_names());
+    if (!dtype) fail(name, join({"expected dtype to be one of ", known_dtype_names()}));
     tensor.dtype = *dtype;
     tensor.shape = shape(entry, "shape", name);
     const nlohmann::json& pieces = member(entry, "pieces");
@@ -301,9 +303,9 @@ class IndexParser {
       }
       if (const auto problem = geometry_problem(piece.geometry, tensor.shape)) fail(name, *problem);
       piece.file = text(item, "file", name);
-      if (!files.count(piece.file)) fail(name, "a piece names file '" + piece.file + "', which ckpt.files lacks");
+      if (!files.count(piece.file)) fail(name, join({"a piece names file '", piece.file, "', which ckpt.files lacks"}));
       piece.stored_name = text(item, "name", name);
-      if (const auto problem = tensor_name_problem(piece.stored_name)) fail(name, "a piece's name: " + *problem);
+      if (const auto problem = tensor_name_problem(piece.stored_name)) fail(name, join({"a piece's name: ", *problem}));
       piece.codec = text(item, "codec", name);
       if (piece.referenced()) {
         piece.xxh128 = content_hash_from_hex(text(item, "xxh128", name));
@@ -313,7 +315,7 @@ class IndexParser {
       }
       const auto mapped = weight_map.find(piece.stored_name);
       if (mapped == weight_map.end() || mapped->second != piece.file) {
-        fail(name, "expected weight_map to map '" + piece.stored_name + "' to '" + piece.file + "'");
+        fail(name, join({"expected weight_map to map '", piece.stored_name, "' to '", piece.file, "'"}));
       }
       weight_map.erase(mapped);
       piece.xxh3 = checksum(item, "xxh3", name);
@@ -325,9 +327,9 @@ class IndexParser {
     // Counted before the tiling check enumerates them: a few bytes of index
     // can declare 10^12 runs.
     if (const auto problem = run_count_problem(geometries, tensor.shape)) fail(name, *problem);
-    const auto label = [&](std::size_t i) { return "piece '" + tensor.pieces[i].stored_name + "'"; };
+    const auto label = [&](std::size_t i) { return join({"piece '", tensor.pieces[i].stored_name, "'"}); };
     if (const auto problem = tiling_problem(geometries, tensor.shape, label)) {
-      fail(name, "the pieces do not tile " + shape_to_string(tensor.shape) + ": " + *problem);
+      fail(name, join({"the pieces do not tile ", shape_to_string(tensor.shape), ": ", *problem}));
     }
     return tensor;
   }

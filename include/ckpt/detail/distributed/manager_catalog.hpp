@@ -35,6 +35,7 @@
 #include "ckpt/detail/manager/checkpoint_catalog.hpp"
 #include "ckpt/detail/manager/checkpoint_naming.hpp"
 #include "ckpt/detail/os/file_system.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/manager_policies.hpp"
 
 namespace ckpt::detail {
@@ -86,7 +87,7 @@ std::vector<CheckpointInfo> scan_step_directories(const std::string& directory, 
   for (const std::string& name : directory_names(directory)) {
     const std::optional<ParsedCheckpointName> parsed = naming.parse(name);
     if (!parsed) continue;
-    const std::string path = directory + "/" + name;
+    const std::string path = join({directory, "/", name});
     if (!is_directory(path)) continue;
     std::optional<CheckpointInfo> info = read_step_directory(path, parsed->step);
     if (!info) continue;
@@ -105,10 +106,10 @@ std::vector<CheckpointInfo> scan_step_directories(const std::string& directory, 
 template <class = void>
 void delete_step_directory(const std::string& path, bool durable) {
   const std::string parent = directory_of(path);
-  const std::string dotted = parent + "/." + file_name_of(path) + std::string(removing_suffix);
+  const std::string dotted = join({parent, "/.", file_name_of(path), removing_suffix});
   if (path_exists(dotted)) remove_checkpoint_directory(dotted, durable);
   if (file_system().rename(path.c_str(), dotted.c_str()) != 0) {
-    throw_system_error(ErrorId::io_rename, path, "rename to '" + dotted + "' before deleting it", errno);
+    throw_system_error(ErrorId::io_rename, path, join({"rename to '", dotted, "' before deleting it"}), errno);
   }
   if (durable) fsync_directory(parent);
   remove_checkpoint_directory(dotted, durable);
@@ -135,7 +136,7 @@ std::vector<std::string> chain_sources_of_directory(const std::string& path) {
 template <class = void>
 void remove_step_leftovers(const std::string& directory, const CheckpointNaming<>& naming, bool durable) {
   for (const std::string& name : directory_names(directory)) {
-    const std::string path = directory + "/" + name;
+    const std::string path = join({directory, "/", name});
     if (const std::optional<std::string> removed = removed_step_name(name)) {
       if (naming.parse(*removed) && is_directory(path)) remove_checkpoint_directory(path, durable);
     } else if (naming.parse(name) && is_directory(path) && !path_exists(index_path_of(path))) {

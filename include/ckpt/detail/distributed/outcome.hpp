@@ -21,6 +21,7 @@
 
 #include "ckpt/detail/distributed/wire.hpp"
 #include "ckpt/detail/format/chunked.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 
 namespace ckpt::detail {
@@ -67,16 +68,17 @@ template <class = void>
 // state_rank_failed.
 template <class = void>
 [[noreturn]] void throw_rank_failure(const RankFailure& failure, int world_size, std::size_t failing_ranks) {
-  std::string where = "rank " + std::to_string(failure.rank) + " of " + std::to_string(world_size);
+  std::string where = join({"rank ", failure.rank, " of ", world_size});
   if (failing_ranks > 1) {
     where += failing_ranks == static_cast<std::size_t>(world_size)
                  ? std::string(" (every rank failed)")
-                 : " (the first of " + std::to_string(failing_ranks) + " failing ranks)";
+                 : join({" (the first of ", failing_ranks, " failing ranks)"});
   }
   if (failure.id == 0) {
-    throw StateError(ErrorId::state_rank_failed, failure.file, failure.tensor, where + " failed: " + failure.detail);
+    throw StateError(ErrorId::state_rank_failed, failure.file, failure.tensor,
+                     join({where, " failed: ", failure.detail}));
   }
-  throw_error(static_cast<ErrorId>(failure.id), failure.file, failure.tensor, where + ": " + failure.detail);
+  throw_error(static_cast<ErrorId>(failure.id), failure.file, failure.tensor, join({where, ": ", failure.detail}));
 }
 
 // What a rank reports after a step: its payload, or its failure.

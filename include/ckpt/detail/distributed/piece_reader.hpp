@@ -22,6 +22,7 @@
 #include "ckpt/detail/distributed/index.hpp"
 #include "ckpt/detail/format/checksum.hpp"
 #include "ckpt/detail/format/layout.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/reader.hpp"
 
@@ -67,7 +68,7 @@ class PieceReader {
   const Reader& open(const std::string& file) {
     std::unique_ptr<Reader>& reader = readers_[file];
     if (reader) return *reader;
-    const std::string path = directory_ + "/" + file;
+    const std::string path = join({directory_, "/", file});
     reader = std::make_unique<Reader>(path, options_);
     if (const auto problem = committed_file_problem(*reader, index_.files.at(file))) {
       reader.reset();
@@ -81,13 +82,13 @@ class PieceReader {
     const TensorInfo* info = reader.find(piece.stored_name);
     const Shape expected = piece.geometry.stored_shape(tensor.shape);
     if (info == nullptr || info->dtype != tensor.dtype || info->shape != expected || info->codec != piece.codec) {
-      const std::string found = info == nullptr ? "no such tensor"
-                                                : std::string(dtype_name(info->dtype)) + " " +
-                                                      shape_to_string(info->shape) + " (codec " + info->codec + ")";
+      const std::string found =
+          info == nullptr
+              ? "no such tensor"
+              : join({dtype_name(info->dtype), " ", shape_to_string(info->shape), " (codec ", info->codec, ")"});
       throw FormatError(ErrorId::format_metadata, reader.path(), piece.stored_name,
-                        "the index stores a piece of '" + name + "' here: expected " +
-                            std::string(dtype_name(tensor.dtype)) + " " + shape_to_string(expected) + " (codec " +
-                            piece.codec + "), found " + found);
+                        join({"the index stores a piece of '", name, "' here: expected ", dtype_name(tensor.dtype), " ",
+                              shape_to_string(expected), " (codec ", piece.codec, "), found ", found}));
     }
   }
 

@@ -15,6 +15,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "ckpt/detail/distributed/file_names.hpp"
 #include "ckpt/detail/distributed/geometry.hpp"
 #include "ckpt/detail/distributed/wire.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/dtype.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/names.hpp"
@@ -105,8 +107,8 @@ template <class = void>
 std::string ranks_text(const std::vector<int>& ranks) {
   std::string text = ranks.size() == 1 ? "rank " : "ranks ";
   for (std::size_t i = 0; i < ranks.size(); ++i) {
-    if (i == 3 && ranks.size() > 4) return text + ", ... (" + std::to_string(ranks.size()) + " ranks)";
-    text += (i ? ", " : "") + std::to_string(ranks[i]);
+    if (i == 3 && ranks.size() > 4) return join({text, ", ... (", ranks.size(), " ranks)"});
+    text += join({(i ? ", " : ""), ranks[i]});
   }
   return text;
 }
@@ -166,26 +168,27 @@ void finish_tensor(TensorPlan& tensor, const std::string& directory) {
   std::vector<const PieceGeometry*> geometries;
   for (const PiecePlan& piece : tensor.pieces) geometries.push_back(&piece.geometry);
   const auto label = [&](std::size_t i) {
-    return "the piece of " + ranks_text(tensor.pieces[i].holders) + " (" + geometry_text(tensor.pieces[i].geometry) +
-           ")";
+    return join(
+        {"the piece of ", ranks_text(tensor.pieces[i].holders), " (", geometry_text(tensor.pieces[i].geometry), ")"});
   };
   // A save refuses what a load of its index would refuse.
   if (const auto problem = run_count_problem(geometries, tensor.shape)) {
     throw ArgumentError(ErrorId::argument_invalid, directory, tensor.name,
-                        "the ranks' pieces of " + std::string(dtype_name(tensor.dtype)) + " " +
-                            shape_to_string(tensor.shape) + " are split too finely: " + *problem);
+                        join({"the ranks' pieces of ", dtype_name(tensor.dtype), " ", shape_to_string(tensor.shape),
+                              " are split too finely: ", *problem}));
   }
   if (const auto problem = tiling_problem(geometries, tensor.shape, label)) {
     throw ArgumentError(ErrorId::argument_invalid, directory, tensor.name,
-                        "the ranks' pieces of " + std::string(dtype_name(tensor.dtype)) + " " +
-                            shape_to_string(tensor.shape) + " do not tile it: " + *problem +
-                            "; expected every element held by one piece (identical pieces on several ranks are "
-                            "replicas)");
+                        join({"the ranks' pieces of ", dtype_name(tensor.dtype), " ", shape_to_string(tensor.shape),
+                              " do not tile it: ", *problem,
+                              "; expected every element held by one piece (identical pieces on several ranks are "
+                              "replicas)"}));
   }
   for (std::size_t i = 0; i < tensor.pieces.size(); ++i) {
     PiecePlan& piece = tensor.pieces[i];
-    piece.stored_name =
-        piece.geometry.is_whole(tensor.shape) ? tensor.name : tensor.name + piece_name_separator + std::to_string(i);
+    piece.stored_name = piece.geometry.is_whole(tensor.shape)
+                            ? tensor.name
+                            : join({tensor.name, std::string_view(&piece_name_separator, 1), i});
     piece.bytes = piece.geometry.element_count() * dtype_size(tensor.dtype);
   }
 }
@@ -211,11 +214,10 @@ SavePlan make_save_plan(const std::vector<std::vector<PieceDescription>>& by_ran
       Gathered& tensor = entry->second;
       if (!created && (tensor.dtype != piece.dtype || tensor.shape != piece.shape)) {
         throw ArgumentError(ErrorId::argument_invalid, directory, piece.name,
-                            "rank " + std::to_string(tensor.first_rank) + " describes " +
-                                std::string(dtype_name(tensor.dtype)) + " " + shape_to_string(tensor.shape) +
-                                ", rank " + std::to_string(r) + " describes " + std::string(dtype_name(piece.dtype)) +
-                                " " + shape_to_string(piece.shape) +
-                                "; expected every rank to describe one dtype and global shape per tensor");
+                            join({"rank ", tensor.first_rank, " describes ", dtype_name(tensor.dtype), " ",
+                                  shape_to_string(tensor.shape), ", rank ", r, " describes ", dtype_name(piece.dtype),
+                                  " ", shape_to_string(piece.shape),
+                                  "; expected every rank to describe one dtype and global shape per tensor"}));
       }
       // A piece of no element holds nothing to write, unless it is the
       // whole (empty) tensor, which must still be found by name.
@@ -233,8 +235,9 @@ SavePlan make_save_plan(const std::vector<std::vector<PieceDescription>>& by_ran
     save_plan::finish_tensor(tensor, directory);
     for (const PiecePlan& piece : tensor.pieces) {
       if (piece.stored_name != name && names.count(piece.stored_name)) {
-        throw ArgumentError(ErrorId::argument_duplicate_name, directory, piece.stored_name,
-                            "a piece of tensor '" + name + "' is stored under this name, which another tensor has");
+        throw ArgumentError(
+            ErrorId::argument_duplicate_name, directory, piece.stored_name,
+            join({"a piece of tensor '", name, "' is stored under this name, which another tensor has"}));
       }
       validate_name(piece.stored_name, directory);
     }

@@ -40,6 +40,7 @@
 #include "ckpt/detail/distributed/wire.hpp"
 #include "ckpt/detail/format/checksum.hpp"
 #include "ckpt/detail/manager/background_worker.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/tensor.hpp"
 #include "ckpt/writer.hpp"
@@ -186,7 +187,7 @@ void commit_save(Comm& comm, PendingSave& save) {
   WireReader reader(verdict);
   if (reader.u64() != 0 && save.plan && !save.written.failure) {
     const std::string& mine = save.plan->rank_files[comm.rank()];
-    if (!mine.empty()) remove_quietly(save.directory + "/" + mine);
+    if (!mine.empty()) remove_quietly(join({save.directory, "/", mine}));
   }
   throw_verdict(verdict, comm.size());
 }

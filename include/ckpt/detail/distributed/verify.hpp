@@ -17,6 +17,7 @@
 #include "ckpt/detail/distributed/directory.hpp"
 #include "ckpt/detail/distributed/index.hpp"
 #include "ckpt/detail/format/checksum.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/reader.hpp"
 
@@ -61,7 +62,7 @@ DistributedVerification::File verify_committed_file(const std::string& directory
     if (!file.first_problem) file.first_problem = std::move(thrown);
   };
   try {
-    const Reader reader(directory + "/" + name, ReadOptions{true, 0});
+    const Reader reader(join({directory, "/", name}), ReadOptions{true, 0});
     if (const auto problem = committed_file_problem(reader, expected)) {
       note(*problem, std::make_exception_ptr(*problem));
     }
@@ -111,10 +112,10 @@ DistributedVerification verify_directory(const std::string& directory) {
       if (!same) {
         const std::string found_text = found == file->second.end() ? "no such tensor" : recorded_text(found->second);
         result.problems.push_back(
-            FormatError(ErrorId::format_metadata, directory + "/" + piece.file, piece.stored_name,
-                        "the index stores a piece of '" + name + "' here: expected " +
-                            recorded_text({tensor.dtype, shape, piece.codec, piece.xxh3, std::nullopt, 0}) +
-                            ", found " + found_text)
+            FormatError(ErrorId::format_metadata, join({directory, "/", piece.file}), piece.stored_name,
+                        join({"the index stores a piece of '", name, "' here: expected ",
+                              recorded_text({tensor.dtype, shape, piece.codec, piece.xxh3, std::nullopt, 0}),
+                              ", found ", found_text}))
                 .what());
       }
     }

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/tensor.hpp"
 
@@ -83,8 +84,8 @@ class WireReader {
  private:
   [[noreturn]] void malformed() const {
     throw StateError(ErrorId::state_rank_failed, "", "",
-                     "a message between ranks is malformed (" + std::to_string(bytes_.size()) +
-                         " bytes); expected every rank to run the same build of ckpt");
+                     join({"a message between ranks is malformed (", bytes_.size(),
+                           " bytes); expected every rank to run the same build of ckpt"}));
   }
 
   std::string_view bytes_;

@@ -17,6 +17,7 @@
 #include "ckpt/detail/format/chunk_table.hpp"
 #include "ckpt/detail/format/layout.hpp"
 #include "ckpt/detail/os/thread_pool.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 
 namespace ckpt::detail {
@@ -94,10 +95,9 @@ class BlockVerifier {
     if (found != record.block_xxh3[block]) {
       const StoredSpan span = block_span(record, block);
       throw IntegrityError(ErrorId::integrity_tensor_checksum, file, record.name,
-                           "checksum mismatch in block " + std::to_string(block) + " of " +
-                               std::to_string(record.block_xxh3.size()) + " (stored bytes [" +
-                               std::to_string(span.begin) + ", " + std::to_string(span.end) + ")): expected xxh3 " +
-                               checksum_to_hex(record.block_xxh3[block]) + ", found " + checksum_to_hex(found));
+                           join({"checksum mismatch in block ", block, " of ", record.block_xxh3.size(),
+                                 " (stored bytes [", span.begin, ", ", span.end, ")): expected xxh3 ",
+                                 checksum_to_hex(record.block_xxh3[block]), ", found ", checksum_to_hex(found)}));
     }
     verified_[first_block_[index] + block].store(true, std::memory_order_release);
   }

@@ -83,39 +83,39 @@ struct ChainInfo {
 // call them (see "Compile time" in docs/architecture.md).
 template <class Json = nlohmann::json>
 std::string chain_file_json(const ChainFile& file) {
-  return R"({"file":)" + Json(file.file).dump() + R"(,"header_xxh3":")" + checksum_to_hex(file.header_xxh3) + "\"}";
+  return join({R"({"file":)", Json(file.file).dump(), R"(,"header_xxh3":")", checksum_to_hex(file.header_xxh3), "\"}"});
 }
 
 template <class Json = nlohmann::json>
 std::string chain_json(const ChainInfo& chain) {
-  std::string text = R"({"parent":)" + chain_file_json(chain.parent) + R"(,"depth":)" + std::to_string(chain.depth) +
-                     R"(,"chain_bytes":)" + std::to_string(chain.chain_bytes) + R"(,"sources":[)";
-  for (std::size_t i = 0; i < chain.sources.size(); ++i) text += (i ? "," : "") + chain_file_json(chain.sources[i]);
+  std::string text = join({R"({"parent":)", chain_file_json(chain.parent), R"(,"depth":)", chain.depth,
+                           R"(,"chain_bytes":)", chain.chain_bytes, R"(,"sources":[)"});
+  for (std::size_t i = 0; i < chain.sources.size(); ++i)
+    text += join({i ? "," : "", chain_file_json(chain.sources[i])});
   text += R"(],"references":{)";
   for (std::size_t i = 0; i < chain.references.size(); ++i) {
     const TensorReference& reference = chain.references[i];
     Json shape = reference.shape;
-    text += (i ? "," : "") + Json(reference.name).dump() + R"(:{"dtype":")" + std::string(dtype_name(reference.dtype)) +
-            R"(","shape":)" + shape.dump() + R"(,"xxh128":")" + content_hash_to_hex(reference.hash) + R"(","source":)" +
-            std::to_string(reference.source) + R"(,"tensor":)" + Json(reference.source_tensor).dump() + "}";
+    text += join({(i ? "," : ""), Json(reference.name).dump(), R"(:{"dtype":")", dtype_name(reference.dtype),
+                  R"(","shape":)", shape.dump(), R"(,"xxh128":")", content_hash_to_hex(reference.hash),
+                  R"(","source":)", reference.source, R"(,"tensor":)", Json(reference.source_tensor).dump(), "}"});
   }
   text += R"(},"deltas":{)";
   for (std::size_t i = 0; i < chain.deltas.size(); ++i) {
     const DeltaBase& delta = chain.deltas[i];
-    text += (i ? "," : "") + Json(delta.name).dump() + R"(:{"source":)" + std::to_string(delta.source) +
-            R"(,"tensor":)" + Json(delta.base_tensor).dump() + R"(,"xxh128":")" + content_hash_to_hex(delta.base_hash) +
-            "\"}";
+    text += join({(i ? "," : ""), Json(delta.name).dump(), R"(:{"source":)", delta.source, R"(,"tensor":)",
+                  Json(delta.base_tensor).dump(), R"(,"xxh128":")", content_hash_to_hex(delta.base_hash), "\"}"});
   }
-  return text + "}}";
+  return join({text, "}}"});
 }
 
 template <class Json = nlohmann::json>
 std::string content_hashes_json(const std::vector<std::pair<std::string, ContentHash>>& hashes) {
   std::string text = "{";
   for (std::size_t i = 0; i < hashes.size(); ++i) {
-    text += (i ? "," : "") + Json(hashes[i].first).dump() + ":\"" + content_hash_to_hex(hashes[i].second) + "\"";
+    text += join({(i ? "," : ""), Json(hashes[i].first).dump(), ":\"", content_hash_to_hex(hashes[i].second), "\""});
   }
-  return text + "}";
+  return join({text, "}"});
 }
 
 // Reads `ckpt.chain` (already parsed as JSON) of file `file`; every problem
@@ -128,31 +128,33 @@ class ChainParser {
   ChainInfo parse(const Json& json) const {
     if (!json.is_object() || json.size() != 6) {
       fail("",
-           "expected ckpt.chain to be an object of exactly parent, depth, chain_bytes, sources, references and "
-           "deltas, found " +
-               excerpt(json.dump()));
+           join({"expected ckpt.chain to be an object of exactly parent, depth, chain_bytes, sources, references and "
+                 "deltas, found ",
+                 excerpt(json.dump())}));
     }
     ChainInfo chain;
     chain.parent = file_of(member(json, "parent"), "parent");
     const auto depth = as_u64(member(json, "depth"));
     const auto chain_bytes = as_u64(member(json, "chain_bytes"));
     if (!depth || *depth == 0 || !chain_bytes) {
-      fail("", "expected ckpt.chain depth, a positive integer, and chain_bytes, an integer, found " +
-                   excerpt(json.dump(), 200));
+      fail("", join({"expected ckpt.chain depth, a positive integer, and chain_bytes, an integer, found ",
+                     excerpt(json.dump(), 200)}));
     }
     chain.depth = *depth;
     chain.chain_bytes = *chain_bytes;
     const Json& sources = member(json, "sources");
-    if (!sources.is_array()) fail("", "expected ckpt.chain sources to be an array, found " + excerpt(sources.dump()));
+    if (!sources.is_array())
+      fail("", join({"expected ckpt.chain sources to be an array, found ", excerpt(sources.dump())}));
     for (const Json& source : sources) chain.sources.push_back(file_of(source, "source"));
     const Json& references = member(json, "references");
     if (!references.is_object()) {
-      fail("", "expected ckpt.chain references to be an object, found " + excerpt(references.dump()));
+      fail("", join({"expected ckpt.chain references to be an object, found ", excerpt(references.dump())}));
     }
     for (const auto& item : references.items())
       chain.references.push_back(reference_of(item.key(), item.value(), chain));
     const Json& deltas = member(json, "deltas");
-    if (!deltas.is_object()) fail("", "expected ckpt.chain deltas to be an object, found " + excerpt(deltas.dump()));
+    if (!deltas.is_object())
+      fail("", join({"expected ckpt.chain deltas to be an object, found ", excerpt(deltas.dump())}));
     for (const auto& item : deltas.items()) chain.deltas.push_back(delta_of(item.key(), item.value(), chain));
     return chain;
   }
@@ -170,9 +172,9 @@ class ChainParser {
     if (!json.is_object() || json.size() != 2 || !name.is_string() || name.template get<std::string>().empty() ||
         name.template get<std::string>().front() == '/' ||
         name.template get<std::string>().find('\0') != std::string::npos || !value) {
-      fail("", std::string("expected the ckpt.chain ") + role +
-                   " to be {\"file\": a relative file name, \"header_xxh3\": 16 lowercase hex digits}, found " +
-                   excerpt(json.dump()));
+      fail("", join({"expected the ckpt.chain ", role,
+                     " to be {\"file\": a relative file name, \"header_xxh3\": 16 lowercase hex digits}, found ",
+                     excerpt(json.dump())}));
     }
     return {name.template get<std::string>(), *value};
   }
@@ -192,9 +194,9 @@ class ChainParser {
     if (!json.is_object() || json.size() != 5 || !dtype_known || !shape || !checked_byte_size(parsed_dtype, *shape) ||
         !parsed_hash || !source || *source >= chain.sources.size() || !tensor.is_string() ||
         tensor_name_problem(tensor.template get<std::string>())) {
-      fail(name, "expected a reference {dtype, shape, xxh128 (32 lowercase hex digits), source (an index below " +
-                     std::to_string(chain.sources.size()) + "), tensor (a tensor name)} in ckpt.chain, found " +
-                     excerpt(json.dump()));
+      fail(name,
+           join({"expected a reference {dtype, shape, xxh128 (32 lowercase hex digits), source (an index below ",
+                 chain.sources.size(), "), tensor (a tensor name)} in ckpt.chain, found ", excerpt(json.dump())}));
     }
     return {name,
             parsed_dtype,
@@ -211,9 +213,9 @@ class ChainParser {
     const auto parsed_hash = hash.is_string() ? content_hash_from_hex(hash.template get<std::string>()) : std::nullopt;
     if (!json.is_object() || json.size() != 3 || !source || *source >= chain.sources.size() || !tensor.is_string() ||
         tensor_name_problem(tensor.template get<std::string>()) || !parsed_hash) {
-      fail(name, "expected a delta base {source (an index below " + std::to_string(chain.sources.size()) +
-                     "), tensor (a tensor name), xxh128 (32 lowercase hex digits)} in ckpt.chain, found " +
-                     excerpt(json.dump()));
+      fail(name, join({"expected a delta base {source (an index below ", chain.sources.size(),
+                       "), tensor (a tensor name), xxh128 (32 lowercase hex digits)} in ckpt.chain, found ",
+                       excerpt(json.dump())}));
     }
     return {name, static_cast<std::size_t>(*source), tensor.template get<std::string>(), *parsed_hash};
   }
@@ -238,8 +240,8 @@ std::map<std::string, ContentHash> parse_content_hashes(const Json& json, const 
   }
   if (hashes.size() != tensors.size()) {
     throw FormatError(ErrorId::format_metadata, file, "",
-                      "expected ckpt.xxh128 to hold a hash of 32 lowercase hex digits for each of the " +
-                          std::to_string(tensors.size()) + " tensors of the header, found " + excerpt(json.dump()));
+                      join({"expected ckpt.xxh128 to hold a hash of 32 lowercase hex digits for each of the ",
+                            tensors.size(), " tensors of the header, found ", excerpt(json.dump())}));
   }
   return hashes;
 }

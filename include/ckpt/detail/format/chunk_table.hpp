@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "ckpt/detail/format/layout.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 
 namespace ckpt::detail {
@@ -43,28 +44,27 @@ inline std::optional<std::string> chunk_table_problem(std::uint64_t raw_bytes, s
                                                       const std::vector<std::uint64_t>& chunk_sizes,
                                                       std::uint64_t stored_bytes) {
   if (element_size == 0 || chunk_bytes == 0 || chunk_bytes % element_size != 0 || chunk_bytes > max_chunk_bytes) {
-    return "expected chunk_bytes to be a positive multiple of the element size " + std::to_string(element_size) +
-           " of at most " + std::to_string(max_chunk_bytes) + ", found " + std::to_string(chunk_bytes);
+    return join({"expected chunk_bytes to be a positive multiple of the element size ", element_size, " of at most ",
+                 max_chunk_bytes, ", found ", chunk_bytes});
   }
   const std::uint64_t expected_chunks = chunk_count(raw_bytes, chunk_bytes);
   if (chunk_sizes.size() != expected_chunks) {
-    return "expected " + std::to_string(expected_chunks) + " chunk sizes for " + std::to_string(raw_bytes) +
-           " bytes in chunks of " + std::to_string(chunk_bytes) + ", found " + std::to_string(chunk_sizes.size());
+    return join({"expected ", expected_chunks, " chunk sizes for ", raw_bytes, " bytes in chunks of ", chunk_bytes,
+                 ", found ", chunk_sizes.size()});
   }
   const std::string expected_sum =
-      "expected chunk sizes adding up to the " + std::to_string(stored_bytes) + " stored bytes, found ";
+      join({"expected chunk sizes adding up to the ", stored_bytes, " stored bytes, found "});
   std::uint64_t sum = 0;
   for (std::uint64_t size : chunk_sizes) {
-    if (size > stored_bytes - sum) return expected_sum + "more";  // also where a plain sum would overflow
+    if (size > stored_bytes - sum) return join({expected_sum, "more"});  // also where a plain sum would overflow
     sum += size;
   }
-  if (sum != stored_bytes) return expected_sum + std::to_string(sum);
+  if (sum != stored_bytes) return join({expected_sum, sum});
   for (std::size_t i = 0; i < chunk_sizes.size(); ++i) {
     const std::uint64_t decoded = chunk_decoded_bytes(raw_bytes, chunk_bytes, i);
     if (chunk_sizes[i] < min_stored_bytes(decoded)) {
-      return "expected chunk " + std::to_string(i) + " of " + std::to_string(decoded) +
-             " decoded bytes to be stored in at least " + std::to_string(min_stored_bytes(decoded)) + " bytes (1/" +
-             std::to_string(max_expansion) + " of them), found " + std::to_string(chunk_sizes[i]);
+      return join({"expected chunk ", i, " of ", decoded, " decoded bytes to be stored in at least ",
+                   min_stored_bytes(decoded), " bytes (1/", max_expansion, " of them), found ", chunk_sizes[i]});
     }
   }
   return std::nullopt;

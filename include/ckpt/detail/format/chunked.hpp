@@ -14,6 +14,7 @@
 #include "ckpt/detail/codec/scratch.hpp"
 #include "ckpt/detail/format/chunk_table.hpp"
 #include "ckpt/detail/os/thread_pool.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 
 namespace ckpt::detail {
@@ -37,8 +38,7 @@ inline std::size_t chunk_raw_bytes(std::size_t chunk_bytes, std::size_t element_
 // a codec throws becomes `fallback`.
 [[noreturn]] inline void rethrow_chunk_error(ErrorId fallback, const Codec& codec, std::size_t index, std::size_t count,
                                              const std::string& file, const std::string& tensor) {
-  const std::string where =
-      "codec '" + codec.name() + "', chunk " + std::to_string(index) + " of " + std::to_string(count) + ": ";
+  const std::string where = join({"codec '", codec.name(), "', chunk ", index, " of ", count, ": "});
   try {
     throw;
   } catch (const CodecError& error) {
@@ -48,7 +48,7 @@ inline std::size_t chunk_raw_bytes(std::size_t chunk_bytes, std::size_t element_
   } catch (const std::exception& error) {
     throw CodecError(fallback, file, tensor, where + error.what());
   } catch (...) {
-    throw CodecError(fallback, file, tensor, where + "unknown exception");
+    throw CodecError(fallback, file, tensor, join({where, "unknown exception"}));
   }
 }
 
@@ -111,8 +111,8 @@ inline EncodedTensor encode_chunked(const Codec& codec, const std::byte* data, s
   const std::size_t chunk = chunk_raw_bytes(chunk_bytes, element_size);
   if (chunk == 0) {
     throw ArgumentError(ErrorId::argument_invalid, file, tensor,
-                        "chunk size and element size must be positive, found chunk size " +
-                            std::to_string(chunk_bytes) + " and element size " + std::to_string(element_size));
+                        join({"chunk size and element size must be positive, found chunk size ", chunk_bytes,
+                              " and element size ", element_size}));
   }
   const std::size_t count = chunk_count(size, chunk);
   // Room for data that does not compress; reserving touches no memory yet.

@@ -76,8 +76,8 @@ class HeaderParser {
     check_header_checksum_if_present(header.data_start);
 
     if (text.empty() || text.front() != '{') {
-      fail_json("expected the JSON header to start with '{', found " +
-                (text.empty() ? std::string("an empty header") : "'" + excerpt(text, 1) + "'"));
+      fail_json(join({"expected the JSON header to start with '{', found ",
+                      (text.empty() ? std::string("an empty header") : join({"'", excerpt(text, 1), "'"}))}));
     }
     std::string problem;
     std::optional<Json> root = parse_strict_json(text, max_header_depth, max_header_array, problem);
@@ -149,33 +149,33 @@ class HeaderParser {
   // Members rather than lambdas because only functions can be [[noreturn]]:
   // the checks after a failed one dereference optionals that are then empty.
   [[noreturn]] void fail_entry(const std::string& name, const Json& entry, const std::string& expected) const {
-    fail(ErrorId::format_tensor_entry, name, "expected " + expected + ", found " + excerpt(entry.dump()));
+    fail(ErrorId::format_tensor_entry, name, join({"expected ", expected, ", found ", excerpt(entry.dump())}));
   }
 
   [[noreturn]] void fail_tensor_info(const std::string& name, const Json& info, const std::string& expected) const {
-    fail(ErrorId::format_metadata, name, "expected " + expected + " in ckpt.tensors, found " + excerpt(info.dump()));
+    fail(ErrorId::format_metadata, name,
+         join({"expected ", expected, " in ckpt.tensors, found ", excerpt(info.dump())}));
   }
 
   [[noreturn]] void fail_header_checksum() const {
-    fail<IntegrityError>(ErrorId::integrity_header_checksum, "",
-                         "header checksum mismatch (the header changed after it was written): " + checksum_mismatch_);
+    fail<IntegrityError>(
+        ErrorId::integrity_header_checksum, "",
+        join({"header checksum mismatch (the header changed after it was written): ", checksum_mismatch_}));
   }
 
   std::uint64_t read_header_size() const {
     if (file_size_ < 8) {
-      fail(ErrorId::format_truncated, "",
-           "expected at least 8 bytes (the header size), found " + std::to_string(file_size_));
+      fail(ErrorId::format_truncated, "", join({"expected at least 8 bytes (the header size), found ", file_size_}));
     }
     const std::uint64_t size = load_le64(bytes_);
     if (size > max_header_bytes) {
       fail(ErrorId::format_header_size, "",
-           "expected a header size of at most " + std::to_string(max_header_bytes) + " bytes, found " +
-               std::to_string(size));
+           join({"expected a header size of at most ", max_header_bytes, " bytes, found ", size}));
     }
     if (size > file_size_ - 8) {
       fail(ErrorId::format_truncated, "",
-           "expected a header of " + std::to_string(size) + " bytes after the 8-byte size, found a file of " +
-               std::to_string(file_size_) + " bytes");
+           join({"expected a header of ", size, " bytes after the 8-byte size, found a file of ", file_size_,
+                 " bytes"}));
     }
     return size;
   }
@@ -189,14 +189,14 @@ class HeaderParser {
     const std::string_view stored(reinterpret_cast<const char*>(bytes_) + checksum_value_offset, checksum_hex_digits);
     const std::uint64_t computed = header_checksum(bytes_, data_start);
     checksum_ok_ = checksum_from_hex(stored) == computed;
-    checksum_mismatch_ = "expected xxh3 '" + excerpt(stored) + "', found " + checksum_to_hex(computed);
+    checksum_mismatch_ = join({"expected xxh3 '", excerpt(stored), "', found ", checksum_to_hex(computed)});
   }
 
   void require_header_checksum() const {
     if (!checksum_ok_) {
       fail(ErrorId::format_metadata, "",
-           "expected the header to begin with " + std::string(checksum_prefix) +
-               " (a ckpt file's header checksum), found another start");
+           join({"expected the header to begin with ", checksum_prefix,
+                 " (a ckpt file's header checksum), found another start"}));
     }
     if (!*checksum_ok_) fail_header_checksum();
   }
@@ -206,7 +206,7 @@ class HeaderParser {
     if (found == root.end()) return;
     if (!found->is_object()) {
       fail(ErrorId::format_metadata, "",
-           "expected __metadata__ to be an object of strings, found " + std::string(found->type_name()));
+           join({"expected __metadata__ to be an object of strings, found ", found->type_name()}));
     }
     for (const auto& item : found->items()) {
       // Named rather than bound: g++ takes structured bindings in a template for dependent.
@@ -214,8 +214,7 @@ class HeaderParser {
       const Json& value = item.value();
       if (!value.is_string()) {
         fail(ErrorId::format_metadata, "",
-             "expected __metadata__ value of '" + excerpt(key) + "' to be a string, found " +
-                 std::string(value.type_name()));
+             join({"expected __metadata__ value of '", excerpt(key), "' to be a string, found ", value.type_name()}));
       }
       header.raw_metadata.emplace(key, value.template get<std::string>());
     }
@@ -229,13 +228,13 @@ class HeaderParser {
                         std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
     if (!digits) {
       fail(ErrorId::format_metadata, "",
-           "expected ckpt.format_version to be a positive integer, found '" + excerpt(text) + "'");
+           join({"expected ckpt.format_version to be a positive integer, found '", excerpt(text), "'"}));
     }
     header.format_version = std::stoi(text);
     if (header.format_version > newest_readable_format_version) {
       fail(ErrorId::format_newer_version, "",
-           "written by a newer ckpt: format version " + text + ", this build reads versions up to " +
-               std::to_string(newest_readable_format_version) + "; upgrade ckpt to read it");
+           join({"written by a newer ckpt: format version ", text, ", this build reads versions up to ",
+                 newest_readable_format_version, "; upgrade ckpt to read it"}));
     }
   }
 
@@ -249,7 +248,7 @@ class HeaderParser {
     record.name = name;
     const Json& dtype = member(entry, "dtype");
     const auto parsed_dtype = dtype.is_string() ? dtype_from_name(dtype.template get<std::string>()) : std::nullopt;
-    if (!parsed_dtype) fail_entry(name, entry, "a dtype among " + known_dtype_names());
+    if (!parsed_dtype) fail_entry(name, entry, join({"a dtype among ", known_dtype_names()}));
     const auto shape = as_shape(member(entry, "shape"));
     if (!shape) fail_entry(name, entry, "a shape of non-negative integers");
     // Checked, then read as plain integers: optionals built by a conditional
@@ -262,15 +261,14 @@ class HeaderParser {
     const auto begin = offsets[0].template get<std::uint64_t>();
     const auto end = offsets[1].template get<std::uint64_t>();
     if (begin > end) {
-      fail(ErrorId::format_offsets, name,
-           "expected data_offsets BEGIN <= END, found [" + std::to_string(begin) + ", " + std::to_string(end) + "]");
+      fail(ErrorId::format_offsets, name, join({"expected data_offsets BEGIN <= END, found [", begin, ", ", end, "]"}));
     }
     const auto size = checked_byte_size(*parsed_dtype, *shape);
-    if (!size) fail(ErrorId::format_byte_size, name, "shape " + shape_to_string(*shape) + " overflows 64 bits");
+    if (!size) fail(ErrorId::format_byte_size, name, join({"shape ", shape_to_string(*shape), " overflows 64 bits"}));
     if (*size != end - begin) {
       fail(ErrorId::format_byte_size, name,
-           "expected " + std::to_string(*size) + " bytes for " + std::string(dtype_name(*parsed_dtype)) + " " +
-               shape_to_string(*shape) + ", found data_offsets spanning " + std::to_string(end - begin));
+           join({"expected ", *size, " bytes for ", dtype_name(*parsed_dtype), " ", shape_to_string(*shape),
+                 ", found data_offsets spanning ", end - begin}));
     }
     record.dtype = record.stored_dtype = *parsed_dtype;
     record.shape = record.stored_shape = *shape;
@@ -297,22 +295,23 @@ class HeaderParser {
     for (const TensorRecord& record : header.tensors) {
       if (record.begin != expected) {
         fail(ErrorId::format_offsets, record.name,
-             "expected data to begin at offset " + std::to_string(expected) +
-                 (previous ? " where tensor '" + excerpt(previous->name) + "' ends" : std::string(" (the start)")) +
-                 ", found " + std::to_string(record.begin) + (record.begin < expected ? " (overlapping)" : " (a gap)"));
+             join({"expected data to begin at offset ", expected,
+                   (previous ? join({" where tensor '", excerpt(previous->name), "' ends"})
+                             : std::string(" (the start)")),
+                   ", found ", record.begin, (record.begin < expected ? " (overlapping)" : " (a gap)")}));
       }
       if (record.end > data_size) {
         fail(ErrorId::format_truncated, record.name,
-             "expected the data buffer to hold offset " + std::to_string(record.end) + ", found " +
-                 std::to_string(data_size) + " bytes of data (file truncated?)");
+             join({"expected the data buffer to hold offset ", record.end, ", found ", data_size,
+                   " bytes of data (file truncated?)"}));
       }
       expected = record.end;
       previous = &record;
     }
     if (expected != data_size) {
       fail(ErrorId::format_trailing_bytes, "",
-           "expected the file to end at byte " + std::to_string(header.data_start + expected) + ", found " +
-               std::to_string(data_size - expected) + " trailing bytes");
+           join({"expected the file to end at byte ", header.data_start + expected, ", found ", data_size - expected,
+                 " trailing bytes"}));
     }
   }
 
@@ -320,7 +319,7 @@ class HeaderParser {
     if (auto user_metadata = parse_metadata_json(header, keys::user_metadata, max_metadata_depth)) {
       if (!user_metadata->is_object()) {
         fail(ErrorId::format_metadata, "",
-             "expected ckpt.metadata to hold a JSON object, found " + std::string(user_metadata->type_name()));
+             join({"expected ckpt.metadata to hold a JSON object, found ", user_metadata->type_name()}));
       }
       header.user_metadata = std::move(*user_metadata);
     }
@@ -337,8 +336,8 @@ class HeaderParser {
     if (!infos) fail(ErrorId::format_metadata, "", "expected the __metadata__ key ckpt.tensors, found none");
     if (!infos->is_object() || infos->size() != header.tensors.size()) {
       fail(ErrorId::format_metadata, "",
-           "expected ckpt.tensors to describe the " + std::to_string(header.tensors.size()) +
-               " tensors of the header, found " + excerpt(infos->dump()));
+           join({"expected ckpt.tensors to describe the ", header.tensors.size(), " tensors of the header, found ",
+                 excerpt(infos->dump())}));
     }
     for (TensorRecord& record : header.tensors) {
       const auto info = infos->find(record.name);
@@ -365,8 +364,8 @@ class HeaderParser {
     }
     if (header.format_version < first_chain_format_version) {
       fail(ErrorId::format_metadata, "",
-           "expected no ckpt.chain in a file of format version " + std::to_string(header.format_version) +
-               " (references need version " + std::to_string(first_chain_format_version) + "), found one");
+           join({"expected no ckpt.chain in a file of format version ", header.format_version,
+                 " (references need version ", first_chain_format_version, "), found one"}));
     }
     header.chain = ChainParser<Json>(file_).parse(*chain);
     std::set<std::string_view> stored, deltas, delta_bases;
@@ -398,7 +397,7 @@ class HeaderParser {
     if (found == header.raw_metadata.end()) return std::nullopt;
     std::string problem;
     std::optional<Json> parsed = parse_strict_json<Json>(found->second, max_depth, max_metadata_elements(), problem);
-    if (!parsed) fail(ErrorId::format_metadata, "", std::string(key) + ": " + problem);
+    if (!parsed) fail(ErrorId::format_metadata, "", join({key, ": ", problem}));
     return parsed;
   }
 
@@ -416,24 +415,24 @@ class HeaderParser {
     }
     record.codec = codec->template get<std::string>();
     const auto stored_xxh3 = checksum_of(info, "xxh3");
-    if (!stored_xxh3) fail_tensor_info(record.name, info, "an xxh3 checksum" + hex_digits_text());
+    if (!stored_xxh3) fail_tensor_info(record.name, info, join({"an xxh3 checksum", hex_digits_text()}));
     record.stored_xxh3 = *stored_xxh3;
     record.checksummed = true;
     const char* version_text = blocks ? " (format version 2)" : " (format version 1)";
     if (!record.encoded()) {
       if (info.size() != (blocks ? 4u : 2u)) {
-        fail_tensor_info(record.name, info,
-                         std::string(blocks ? "exactly the keys codec, xxh3, block_bytes and blocks"
-                                            : "exactly the keys codec and xxh3") +
-                             " for a raw tensor" + version_text);
+        fail_tensor_info(
+            record.name, info,
+            join({blocks ? "exactly the keys codec, xxh3, block_bytes and blocks" : "exactly the keys codec and xxh3",
+                  " for a raw tensor", version_text}));
       }
       if (blocks) read_blocks(info, record);
       return;
     }
     if (info.size() != (blocks ? 8u : 7u)) {
       fail_tensor_info(record.name, info,
-                       "exactly the keys codec, xxh3, dtype, shape, chunk_bytes, chunks, raw_xxh3" +
-                           std::string(blocks ? ", blocks" : "") + version_text);
+                       join({"exactly the keys codec, xxh3, dtype, shape, chunk_bytes, chunks, raw_xxh3",
+                             blocks ? ", blocks" : "", version_text}));
     }
     if (record.stored_dtype != DType::U8 || record.stored_shape.size() != 1) {
       fail_tensor_info(record.name, info, "an encoded tensor stored as U8 [bytes]");
@@ -442,7 +441,7 @@ class HeaderParser {
     const auto parsed_dtype = dtype.is_string() ? dtype_from_name(dtype.template get<std::string>()) : std::nullopt;
     const auto shape = as_shape(member(info, "shape"));
     if (!parsed_dtype || !shape)
-      fail_tensor_info(record.name, info, "a dtype among " + known_dtype_names() + " and a shape");
+      fail_tensor_info(record.name, info, join({"a dtype among ", known_dtype_names(), " and a shape"}));
     // value_or, not *: g++ 12 sees a path reading the optional empty otherwise.
     const DType logical_dtype = parsed_dtype.value_or(DType::U8);
     const auto raw_bytes = checked_byte_size(logical_dtype, *shape);
@@ -455,7 +454,7 @@ class HeaderParser {
     check_chunk_table(*raw_bytes, dtype_size(logical_dtype), *chunk_bytes, *chunks, record.stored_bytes(), file_,
                       record.name);
     const auto raw_xxh3 = checksum_of(info, "raw_xxh3");
-    if (!raw_xxh3) fail_tensor_info(record.name, info, "a raw_xxh3 checksum" + hex_digits_text());
+    if (!raw_xxh3) fail_tensor_info(record.name, info, join({"a raw_xxh3 checksum", hex_digits_text()}));
     record.dtype = logical_dtype;
     record.shape = *shape;
     record.chunk_bytes = *chunk_bytes;
@@ -471,8 +470,7 @@ class HeaderParser {
       const auto found = info.find("block_bytes");
       const auto block_bytes = found == info.end() ? std::nullopt : as_u64(*found);
       if (!block_bytes || *block_bytes == 0 || *block_bytes > max_block_bytes) {
-        fail_tensor_info(record.name, info,
-                         "block_bytes, an integer from 1 to " + std::to_string(max_block_bytes) + ",");
+        fail_tensor_info(record.name, info, join({"block_bytes, an integer from 1 to ", max_block_bytes, ","}));
       }
       record.block_bytes = *block_bytes;
     } else {
@@ -488,8 +486,7 @@ class HeaderParser {
     for (const Json& block : *blocks) {
       const auto value =
           block.is_string() ? checksum_from_hex(block.template get_ref<const std::string&>()) : std::nullopt;
-      if (!value)
-        fail_blocks(record, "block " + std::to_string(record.block_xxh3.size()) + " " + excerpt(block.dump()));
+      if (!value) fail_blocks(record, join({"block ", record.block_xxh3.size(), " ", excerpt(block.dump())}));
       record.block_xxh3.push_back(*value);
     }
     record.block_checksummed = true;
@@ -717,14 +714,12 @@ class HeaderParser {
   // `blocks` of `record` are not what section 4 gives it: `found` says what is.
   [[noreturn]] void fail_blocks(const TensorRecord& record, const std::string& found) const {
     fail(ErrorId::format_metadata, record.name,
-         "expected " + std::to_string(expected_block_count(record)) + " block checksums (" +
-             (record.encoded() ? "one per chunk" : "one per " + std::to_string(record.block_bytes) + " stored bytes") +
-             ", each" + hex_digits_text() + "), found " + found);
+         join({"expected ", expected_block_count(record), " block checksums (",
+               (record.encoded() ? "one per chunk" : join({"one per ", record.block_bytes, " stored bytes"})), ", each",
+               hex_digits_text(), "), found ", found}));
   }
 
-  static std::string hex_digits_text() {
-    return " of " + std::to_string(checksum_hex_digits) + " lowercase hex digits";
-  }
+  static std::string hex_digits_text() { return join({" of ", checksum_hex_digits, " lowercase hex digits"}); }
 
   static std::optional<std::uint64_t> checksum_of(const Json& info, const char* key) {
     const auto found = info.find(key);

@@ -364,8 +364,8 @@ inline void check_header_size(std::uint64_t bytes) {
   const std::uint64_t header_size = bytes - 8;
   if (header_size > max_header_bytes) {
     throw ArgumentError(ErrorId::argument_invalid, "", "",
-                        "expected a header of at most " + std::to_string(max_header_bytes) + " bytes, found " +
-                            std::to_string(header_size) + " (too many tensors or too much metadata)");
+                        join({"expected a header of at most ", max_header_bytes, " bytes, found ", header_size,
+                              " (too many tensors or too much metadata)"}));
   }
 }
 

@@ -58,14 +58,14 @@ class StrictJsonBuilder {
   bool key(typename json::string_t& key) {
     auto [member, inserted] =
         open_.back().value->template get_ref<typename json::object_t&>().emplace(std::move(key), nullptr);
-    if (!inserted) return reject("expected unique keys, found '" + excerpt(member->first) + "' twice");
+    if (!inserted) return reject(join({"expected unique keys, found '", excerpt(member->first), "' twice"}));
     next_member_ = &member->second;
     return true;
   }
 
   template <class Exception>
   bool parse_error(std::size_t, const std::string&, const Exception& error) {
-    return reject("invalid JSON: " + std::string(error.what()));
+    return reject(join({"invalid JSON: ", error.what()}));
   }
 
   json& result() noexcept { return root_; }
@@ -87,7 +87,7 @@ class StrictJsonBuilder {
       return next_member_;
     }
     if (++parent.elements > max_elements_) {
-      reject("expected arrays of at most " + std::to_string(max_elements_) + " elements, found a longer one");
+      reject(join({"expected arrays of at most ", max_elements_, " elements, found a longer one"}));
       return nullptr;
     }
     auto& array = parent.value->template get_ref<typename json::array_t&>();
@@ -99,7 +99,7 @@ class StrictJsonBuilder {
     json* placed = place(std::move(container));
     if (placed == nullptr) return false;
     if (open_.size() >= max_depth_) {
-      return reject("expected JSON nested at most " + std::to_string(max_depth_) + " levels deep, found deeper");
+      return reject(join({"expected JSON nested at most ", max_depth_, " levels deep, found deeper"}));
     }
     open_.push_back(Open{placed, 0});
     return true;
@@ -132,7 +132,7 @@ std::optional<Json> parse_strict_json(std::string_view text, std::size_t max_dep
   // whatever follows it; JSON text never holds one unescaped.
   const std::size_t nul = text.find('\0');
   if (nul != std::string_view::npos) {
-    problem = "expected JSON text without NUL bytes, found one at byte " + std::to_string(nul);
+    problem = join({"expected JSON text without NUL bytes, found one at byte ", nul});
     return std::nullopt;
   }
   StrictJsonBuilder<Json> builder(max_depth, max_elements);

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ckpt/detail/interop/npy.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/tensor.hpp"
 
@@ -85,7 +86,7 @@ template <class Result>
 Result hdf5_check(Result result, ErrorId id, const std::string& file, const std::string& tensor,
                   const std::string& doing) {
   if (result >= 0) return result;
-  const std::string what = doing + " failed: " + hdf5_error_text();
+  const std::string what = join({doing, " failed: ", hdf5_error_text()});
   if (static_cast<int>(id) / 100 == 1) throw IoError(id, file, tensor, what);
   throw FormatError(id, file, tensor, what);
 }
@@ -173,10 +174,10 @@ inline void write_hdf5_attribute(hid_t object, const char* name, hid_t type, con
                                  const std::string& tensor) {
   Hdf5Id space(H5Screate(H5S_SCALAR), H5Sclose);
   Hdf5Id attribute(hdf5_check(H5Acreate2(object, name, type, space.get(), H5P_DEFAULT, H5P_DEFAULT), ErrorId::io_write,
-                              file, tensor, std::string("creating attribute '") + name + "'"),
+                              file, tensor, join({"creating attribute '", name, "'"})),
                    H5Aclose);
   hdf5_check(H5Awrite(attribute.get(), type, value), ErrorId::io_write, file, tensor,
-             std::string("writing attribute '") + name + "'");
+             join({"writing attribute '", name, "'"}));
 }
 
 inline void write_hdf5_string_attribute(hid_t object, const char* name, const std::string& value,
@@ -191,13 +192,13 @@ inline void write_hdf5_metadata(hid_t root, const nlohmann::json& metadata, cons
   if (metadata.is_null()) return;
   if (!metadata.is_object()) {
     throw ArgumentError(ErrorId::argument_invalid, file, "",
-                        "expected metadata to be a JSON object, found " + std::string(metadata.type_name()));
+                        join({"expected metadata to be a JSON object, found ", metadata.type_name()}));
   }
   nlohmann::json json_keys = nlohmann::json::array();
   for (const auto& [key, value] : metadata.items()) {
     if (key == hdf5_json_keys_attribute || key.empty() || key.find('\0') != std::string::npos) {
       throw ArgumentError(ErrorId::argument_invalid, file, "",
-                          "metadata key '" + key + "' cannot be an HDF5 attribute");
+                          join({"metadata key '", key, "' cannot be an HDF5 attribute"}));
     }
     if (value.is_string()) {
       write_hdf5_string_attribute(root, key.c_str(), value.get_ref<const std::string&>(), file, "");
@@ -279,7 +280,7 @@ inline void write_hdf5_dataset(hid_t root, const NamedTensor& tensor, int deflat
 // Reads a scalar string attribute (fixed or variable length).
 inline std::string read_hdf5_string(hid_t attribute, hid_t type, const std::string& file, const std::string& tensor,
                                     const std::string& name) {
-  const std::string doing = "reading attribute '" + name + "'";
+  const std::string doing = join({"reading attribute '", name, "'"});
   if (H5Tis_variable_str(type) > 0) {
     const Hdf5Id memory = hdf5_utf8_string_type();
     char* text = nullptr;
@@ -328,18 +329,18 @@ inline nlohmann::json read_hdf5_metadata(hid_t root, const std::string& file) {
     const nlohmann::json keys = nlohmann::json::parse(listed->get<std::string>(), nullptr, false);
     metadata.erase(listed);
     if (!keys.is_array()) {
-      throw FormatError(ErrorId::format_metadata, file, "",
-                        std::string(hdf5_json_keys_attribute) + " is not a JSON array");
+      throw FormatError(ErrorId::format_metadata, file, "", join({hdf5_json_keys_attribute, " is not a JSON array"}));
     }
     for (const nlohmann::json& key : keys) {
       auto value = key.is_string() ? metadata.find(key.get<std::string>()) : metadata.end();
       if (value == metadata.end() || !value->is_string()) {
         throw FormatError(ErrorId::format_metadata, file, "",
-                          "metadata key " + key.dump() + " is not a stored JSON text");
+                          join({"metadata key ", key.dump(), " is not a stored JSON text"}));
       }
       *value = nlohmann::json::parse(value->get<std::string>(), nullptr, false);
       if (value->is_discarded()) {
-        throw FormatError(ErrorId::format_metadata, file, "", "metadata key " + key.dump() + " holds invalid JSON");
+        throw FormatError(ErrorId::format_metadata, file, "",
+                          join({"metadata key ", key.dump(), " holds invalid JSON"}));
       }
     }
   }
@@ -356,7 +357,7 @@ inline std::optional<DType> read_hdf5_dtype_attribute(hid_t dataset, const std::
   const auto dtype = dtype_from_name(name);
   if (!dtype)
     throw FormatError(ErrorId::format_tensor_entry, file, tensor,
-                      "unknown dtype '" + name + "' in " + hdf5_dtype_attribute);
+                      join({"unknown dtype '", name, "' in ", hdf5_dtype_attribute}));
   return dtype;
 }
 
@@ -381,9 +382,8 @@ inline Tensor read_hdf5_dataset(hid_t file_id, const std::string& tensor, std::u
   DType dtype = *stored;
   if (const auto real = read_hdf5_dtype_attribute(dataset.get(), file, tensor)) {
     if (npy_storage_dtype(*real) != *stored) {
-      return fail(std::string(hdf5_dtype_attribute) + " says " + std::string(dtype_name(*real)) + ", expected " +
-                  std::string(dtype_name(npy_storage_dtype(*real))) + " bits, found " +
-                  std::string(dtype_name(*stored)));
+      return fail(join({hdf5_dtype_attribute, " says ", dtype_name(*real), ", expected ",
+                        dtype_name(npy_storage_dtype(*real)), " bits, found ", dtype_name(*stored)}));
     }
     dtype = *real;
   }
@@ -392,7 +392,7 @@ inline Tensor read_hdf5_dataset(hid_t file_id, const std::string& tensor, std::u
   // Compressed data cannot expand beyond deflate's ratio: refuse sizes no
   // file of this size can hold before allocating them.
   if (!bytes || *bytes / deflate_max_ratio > file_size)
-    return fail("shape " + shape_to_string(shape) + " is larger than the file can hold");
+    return fail(join({"shape ", shape_to_string(shape), " is larger than the file can hold"}));
   Tensor result = Tensor::allocate(dtype, shape);
   if (*bytes != 0) {
     const Hdf5Id memory_type = hdf5_stored_type(dtype);

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <utility>
 
+#include "ckpt/detail/text.hpp"
 #include "ckpt/dtype.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/tensor.hpp"
@@ -60,8 +61,8 @@ inline std::string_view npy_descr(DType dtype) noexcept {
 // 64-byte boundary as NumPy does. Version 1.0 unless the header needs more
 // than its 16-bit length field.
 inline std::string npy_header(DType dtype, const Shape& shape) {
-  std::string dict = "{'descr': '" + std::string(npy_descr(dtype)) + "', 'fortran_order': False, 'shape': (";
-  for (std::size_t i = 0; i < shape.size(); ++i) dict += (i ? ", " : "") + std::to_string(shape[i]);
+  std::string dict = join({"{'descr': '", npy_descr(dtype), "', 'fortran_order': False, 'shape': ("});
+  for (std::size_t i = 0; i < shape.size(); ++i) dict += join({(i ? ", " : ""), shape[i]});
   dict += shape.size() == 1 ? ",), }" : "), }";
   const std::size_t unpadded = dict.size() + 1;  // + the closing '\n'
   const bool version1 = 10 + unpadded + 63 <= 0xFFFF;
@@ -88,8 +89,8 @@ inline std::size_t npy_preamble_size(const unsigned char* bytes, std::size_t ava
   const int major = bytes[6];
   if (major < 1 || major > 3) {
     throw FormatError(ErrorId::format_header_size, file, tensor,
-                      "unsupported .npy format version " + std::to_string(major) + "." + std::to_string(bytes[7]) +
-                          "; expected 1.0, 2.0 or 3.0");
+                      join({"unsupported .npy format version ", major, ".", static_cast<int>(bytes[7]),
+                            "; expected 1.0, 2.0 or 3.0"}));
   }
   return major == 1 ? 10 : 12;
 }
@@ -111,8 +112,7 @@ inline NpyPreamble parse_npy_preamble(const unsigned char* bytes, std::size_t av
     preamble.header_bytes = (preamble.header_bytes << 8) | bytes[i];
   if (preamble.header_bytes == 0 || preamble.header_bytes > npy_max_header_bytes) {
     throw FormatError(ErrorId::format_header_size, file, tensor,
-                      ".npy header length " + std::to_string(preamble.header_bytes) + " is outside 1.." +
-                          std::to_string(npy_max_header_bytes));
+                      join({".npy header length ", preamble.header_bytes, " is outside 1..", npy_max_header_bytes}));
   }
   return preamble;
 }
@@ -127,7 +127,7 @@ struct NpyArrayInfo {
 // non-numeric types are refused with a message that says what to do.
 inline DType dtype_from_npy_descr(std::string_view descr, const std::string& file, const std::string& tensor) {
   auto fail = [&](const std::string& why) -> DType {
-    throw FormatError(ErrorId::format_tensor_entry, file, tensor, "dtype '" + std::string(descr) + "': " + why);
+    throw FormatError(ErrorId::format_tensor_entry, file, tensor, join({"dtype '", descr, "': ", why}));
   };
   if (descr.size() < 3) return fail("not a NumPy scalar type");
   const char order = descr[0];
@@ -174,7 +174,7 @@ class Parser {
       } else if (key == "shape") {
         assign_once(shape, tuple(), key);
       } else {
-        fail("unexpected key '" + key + "'");
+        fail(join({"unexpected key '", key, "'"}));
       }
       if (!accept(',')) {
         expect('}');
@@ -190,11 +190,11 @@ class Parser {
  private:
   [[noreturn]] void fail(const std::string& what) const {
     throw FormatError(ErrorId::format_header_json, file_, tensor_,
-                      "bad .npy header at offset " + std::to_string(pos_) + ": " + what);
+                      join({"bad .npy header at offset ", pos_, ": ", what}));
   }
   template <class T>
   void assign_once(std::optional<T>& slot, T value, const std::string& key) {
-    if (slot) fail("duplicate key '" + key + "'");
+    if (slot) fail(join({"duplicate key '", key, "'"}));
     slot = std::move(value);
   }
   void skip_space() {
@@ -208,7 +208,7 @@ class Parser {
     return true;
   }
   void expect(char c) {
-    if (!accept(c)) fail(std::string("expected '") + c + "'");
+    if (!accept(c)) fail(join({"expected '", std::string_view(&c, 1), "'"}));
   }
   bool accept_word(std::string_view word) {
     skip_space();

@@ -21,6 +21,7 @@
 #include "ckpt/detail/interop/npy.hpp"
 #include "ckpt/detail/os/atomic_file.hpp"
 #include "ckpt/detail/os/mapped_file.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/tensor.hpp"
 
@@ -44,7 +45,7 @@ using ZipMember = std::unique_ptr<zip_file_t, ZipFileClose>;
 
 [[noreturn]] inline void throw_zip_error(zip_error_t* error, const std::string& file, const std::string& tensor,
                                          const std::string& doing) {
-  const std::string what = doing + ": " + zip_error_strerror(error);
+  const std::string what = join({doing, ": ", zip_error_strerror(error)});
   switch (zip_error_code_zip(error)) {
     case ZIP_ER_NOENT:
     case ZIP_ER_OPEN: throw IoError(ErrorId::io_open, file, tensor, what);
@@ -209,12 +210,12 @@ class NpzMemberReader {
       if (stat.size != stat.comp_size) fail_format("stored member with different compressed and real sizes");
     } else if (stat.comp_method == ZIP_CM_DEFLATE) {
       if (stat.size / deflate_max_ratio > stat.comp_size) {
-        fail_format("claims " + std::to_string(stat.size) + " bytes from " + std::to_string(stat.comp_size) +
-                    " deflated bytes, beyond deflate's limit");
+        fail_format(
+            join({"claims ", stat.size, " bytes from ", stat.comp_size, " deflated bytes, beyond deflate's limit"}));
       }
     } else {
-      fail_format("compression method " + std::to_string(stat.comp_method) +
-                  " is not supported; expected stored or deflate (np.savez / np.savez_compressed)");
+      fail_format(join({"compression method ", stat.comp_method,
+                        " is not supported; expected stored or deflate (np.savez / np.savez_compressed)"}));
     }
     member_.reset(zip_fopen_index(archive, index, 0));
     if (!member_) throw_zip_error(zip_get_error(archive), file_, tensor_, "opening member");
@@ -274,24 +275,23 @@ inline Tensor read_npy_member(NpzMemberReader& member, const std::string& file, 
   if (real_dtype) {
     if (npy_storage_dtype(*real_dtype) != info.dtype) {
       throw FormatError(ErrorId::format_metadata, file, tensor,
-                        std::string(npz_sidecar_name) + " says " + std::string(dtype_name(*real_dtype)) +
-                            ", which needs " + std::string(npy_descr(*real_dtype)) + " bits; found " +
-                            std::string(npy_descr(info.dtype)));
+                        join({npz_sidecar_name, " says ", dtype_name(*real_dtype), ", which needs ",
+                              npy_descr(*real_dtype), " bits; found ", npy_descr(info.dtype)}));
     }
     info.dtype = *real_dtype;
   }
 
   const auto checked_bytes = checked_byte_size(info.dtype, info.shape);
   if (!checked_bytes) {
-    throw FormatError(ErrorId::format_byte_size, file, tensor, "shape " + shape_to_string(info.shape) + " overflows");
+    throw FormatError(ErrorId::format_byte_size, file, tensor,
+                      join({"shape ", shape_to_string(info.shape), " overflows"}));
   }
   const std::uint64_t data_bytes = *checked_bytes;
   const std::uint64_t found = member.size() - preamble.preamble_bytes - preamble.header_bytes;
   if (found != data_bytes) {
     throw FormatError(ErrorId::format_byte_size, file, tensor,
-                      "expected " + std::to_string(data_bytes) + " data bytes for " +
-                          std::string(dtype_name(info.dtype)) + " " + shape_to_string(info.shape) + ", found " +
-                          std::to_string(found));
+                      join({"expected ", data_bytes, " data bytes for ", dtype_name(info.dtype), " ",
+                            shape_to_string(info.shape), ", found ", found}));
   }
   Tensor tensor_data = Tensor::allocate(info.dtype, info.shape);
   if (!info.fortran_order || info.shape.size() < 2) {
@@ -323,7 +323,7 @@ struct NpzSidecar {
 
 inline NpzSidecar parse_npz_sidecar(const std::string& text, const std::string& file) {
   auto fail = [&](const std::string& tensor, const std::string& what) {
-    throw FormatError(ErrorId::format_metadata, file, tensor, std::string(npz_sidecar_name) + ": " + what);
+    throw FormatError(ErrorId::format_metadata, file, tensor, join({npz_sidecar_name, ": ", what}));
   };
   const nlohmann::json sidecar = nlohmann::json::parse(text, nullptr, false);
   if (!sidecar.is_object()) fail("", "expected a JSON object");
@@ -334,7 +334,7 @@ inline NpzSidecar parse_npz_sidecar(const std::string& text, const std::string& 
   if (!dtypes->is_object()) fail("", "'dtypes' must be an object");
   for (const auto& [name, value] : dtypes->items()) {
     const auto dtype = value.is_string() ? dtype_from_name(value.get<std::string>()) : std::nullopt;
-    if (!dtype) fail(name, "unknown dtype " + value.dump());
+    if (!dtype) fail(name, join({"unknown dtype ", value.dump()}));
     parsed.real_dtypes.emplace(name, *dtype);
   }
   return parsed;

@@ -26,6 +26,7 @@
 #include "ckpt/detail/format/strict_json.hpp"
 #include "ckpt/detail/manager/checkpoint_naming.hpp"
 #include "ckpt/detail/os/atomic_file.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/manager_policies.hpp"
 #include "ckpt/reader.hpp"
 
@@ -82,7 +83,7 @@ inline std::optional<std::string> read_index_text(const std::string& path) {
 template <class Json = nlohmann::json>
 std::map<std::string, CheckpointInfo> read_index(const std::string& directory) {
   std::map<std::string, CheckpointInfo> entries;
-  const std::optional<std::string> text = read_index_text(directory + "/" + index_file_name);
+  const std::optional<std::string> text = read_index_text(join({directory, "/", index_file_name}));
   if (!text) return entries;
   // Read with the parser that reads headers, so that a program compiles one
   // JSON parser; an index it refuses is as good as a lost one.
@@ -115,8 +116,8 @@ void write_index(const std::string& directory, const std::vector<CheckpointInfo>
     entry["pinned"] = info.pinned;
     list.push_back(std::move(entry));
   }
-  const std::string text = Json{{"version", 1}, {"checkpoints", std::move(list)}}.dump(1) + "\n";
-  AtomicFile file(directory + "/" + index_file_name);
+  const std::string text = join({Json{{"version", 1}, {"checkpoints", std::move(list)}}.dump(1), "\n"});
+  AtomicFile file(join({directory, "/", index_file_name}));
   file.write(text.data(), text.size());
   file.commit(durable);
 }
@@ -146,7 +147,7 @@ std::vector<CheckpointInfo> scan_checkpoints(const std::string& directory, const
   for (const std::string& name : directory_names(directory)) {
     const std::optional<ParsedCheckpointName> parsed = naming.parse(name);
     if (!parsed) continue;
-    const std::string path = directory + "/" + name;
+    const std::string path = join({directory, "/", name});
     struct stat status {};
     if (file_system().stat(path.c_str(), &status) != 0) {
       if (errno == ENOENT) continue;  // removed since the listing, by another process's rotation
@@ -185,7 +186,7 @@ void set_pin(std::vector<CheckpointInfo>& checkpoints, std::uint64_t step, bool 
   }
   if (!found) {
     throw StateError(ErrorId::state_not_found, directory, "",
-                     "cannot pin step " + std::to_string(step) + ": expected a checkpoint of that step, found none");
+                     join({"cannot pin step ", step, ": expected a checkpoint of that step, found none"}));
   }
 }
 
@@ -193,7 +194,7 @@ void set_pin(std::vector<CheckpointInfo>& checkpoints, std::uint64_t step, bool 
 inline void require_writable(bool read_only, const std::string& directory, const char* action) {
   if (read_only) {
     throw StateError(ErrorId::state_locked, directory, "",
-                     std::string("cannot ") + action + ": the manager was opened read-only");
+                     join({"cannot ", action, ": the manager was opened read-only"}));
   }
 }
 
@@ -203,10 +204,10 @@ inline void require_writable(bool read_only, const std::string& directory, const
                                                    std::size_t candidates, const std::vector<std::string>& reasons) {
   std::string found = "none";
   if (candidates != 0) {
-    found = std::to_string(candidates) + " unusable:";
-    for (const std::string& reason : reasons) found += "\n  " + reason;
+    found = join({candidates, " unusable:"});
+    for (const std::string& reason : reasons) found += join({"\n  ", reason});
   }
-  throw StateError(ErrorId::state_not_found, directory, "", "expected " + expected + ", found " + found);
+  throw StateError(ErrorId::state_not_found, directory, "", join({"expected ", expected, ", found ", found}));
 }
 
 // Removes what a save killed midway left behind: temp files of this naming or of the index.
@@ -215,7 +216,7 @@ void remove_stale_temp_files(const std::string& directory, const CheckpointNamin
   for (const std::string& name : directory_names(directory)) {
     if (!is_temp_file_name(name)) continue;
     const std::string final_name = name.substr(1, name.rfind(temp_marker) - 1);
-    if (final_name == index_file_name || naming.parse(final_name)) remove_file(directory + "/" + name);
+    if (final_name == index_file_name || naming.parse(final_name)) remove_file(join({directory, "/", name}));
   }
 }
 

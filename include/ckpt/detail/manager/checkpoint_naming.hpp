@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 
 namespace ckpt::detail {
@@ -72,7 +73,7 @@ class CheckpointNaming {
         name += format_integer(*values.epoch, piece.width);
       } else {
         const auto metric = values.metrics.find(piece.field);
-        if (metric == values.metrics.end()) missing("the metric '" + piece.field + "'");
+        if (metric == values.metrics.end()) missing(join({"the metric '", piece.field, "'"}));
         name += format_metric(metric->second, piece.precision);
       }
     }
@@ -112,7 +113,7 @@ class CheckpointNaming {
     const std::size_t colon = text.find(':');
     Piece piece{"", text.substr(0, colon), 0, -1};
     if (piece.field.empty() || !(std::isalpha(static_cast<unsigned char>(piece.field[0])) || piece.field[0] == '_')) {
-      fail("field names made of letters, digits and '_' (found '{" + text + "}')");
+      fail(join({"field names made of letters, digits and '_' (found '{", text, "}')"}));
     }
     for (char c : piece.field) {
       if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') fail("field names made of letters, digits and '_'");
@@ -128,7 +129,7 @@ class CheckpointNaming {
     } else if (!piece.is_integer() && precision) {
       piece.precision = std::stoi(spec.substr(1));
     } else {
-      fail("':08' after step/epoch or ':.4f' after a metric (found '{" + text + "}')");
+      fail(join({"':08' after step/epoch or ':.4f' after a metric (found '{", text, "}')"}));
     }
     return piece;
   }
@@ -197,13 +198,13 @@ class CheckpointNaming {
 
   [[noreturn]] void fail(const std::string& expected) const {
     throw ArgumentError(ErrorId::argument_invalid, "", "",
-                        "checkpoint name template '" + pattern_ + "': expected " + expected);
+                        join({"checkpoint name template '", pattern_, "': expected ", expected}));
   }
 
   [[noreturn]] void missing(const std::string& what) const {
     throw ArgumentError(
         ErrorId::argument_invalid, "", "",
-        "checkpoint name template '" + pattern_ + "' needs " + what + " for every save; none was given");
+        join({"checkpoint name template '", pattern_, "' needs ", what, " for every save; none was given"}));
   }
 
   std::string pattern_;

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 
 namespace ckpt::detail {
@@ -73,7 +74,7 @@ class PreemptionHandler {
         signals_.resize(i);
         uninstall_locked(registry);
         throw ArgumentError(ErrorId::argument_invalid, "", "",
-                            "preemption signal " + std::to_string(signal_number) + ": expected a catchable signal");
+                            join({"preemption signal ", signal_number, ": expected a catchable signal"}));
       }
       if (registry.installations[signal_number]++ > 0) continue;
       struct sigaction action {};

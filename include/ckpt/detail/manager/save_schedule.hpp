@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 
 #include "ckpt/manager_policies.hpp"
@@ -35,8 +36,9 @@ inline double adaptive_interval_seconds(double blocked, double background, doubl
 inline void check_save_policy(const SavePolicy& policy, const std::string& directory) {
   const double overhead = policy.max_overhead;
   if (!(overhead >= 0 && overhead < 1)) {
-    throw ArgumentError(ErrorId::argument_invalid, directory, "",
-                        "save_policy.max_overhead: expected a fraction in [0, 1), found " + std::to_string(overhead));
+    throw ArgumentError(
+        ErrorId::argument_invalid, directory, "",
+        join({"save_policy.max_overhead: expected a fraction in [0, 1), found ", std::to_string(overhead)}));
   }
 }
 

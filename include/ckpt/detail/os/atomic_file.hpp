@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "ckpt/detail/os/file_system.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 
 namespace ckpt::detail {
@@ -32,12 +33,12 @@ class AtomicFile {
     static std::atomic<std::uint64_t> counter{0};
     for (int attempt = 0;; ++attempt) {
       const auto clock = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-      temp_path_ = directory_ + "/." + name + std::string(temp_marker) + std::to_string(::getpid()) + "-" +
-                   std::to_string(counter.fetch_add(1)) + "-" + std::to_string(clock % 1000000007u);
+      temp_path_ =
+          join({directory_, "/.", name, temp_marker, ::getpid(), "-", counter.fetch_add(1), "-", clock % 1000000007u});
       fd_ = file_system().open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
       if (fd_ >= 0) return;
       if (errno != EEXIST || attempt == 100) {
-        throw_system_error(ErrorId::io_open, path_, "open (creating the temp file '" + temp_path_ + "')", errno);
+        throw_system_error(ErrorId::io_open, path_, join({"open (creating the temp file '", temp_path_, "')"}), errno);
       }
     }
   }
@@ -103,7 +104,7 @@ class AtomicFile {
     fd_ = -1;
     if (fs.close(fd) != 0) throw_system_error(ErrorId::io_write, path_, "close", errno);
     if (fs.rename(temp_path_.c_str(), path_.c_str()) != 0) {
-      throw_system_error(ErrorId::io_rename, path_, "rename from '" + temp_path_ + "'", errno);
+      throw_system_error(ErrorId::io_rename, path_, join({"rename from '", temp_path_, "'"}), errno);
     }
     committed_ = true;
     if (durable) fsync_directory(directory_);

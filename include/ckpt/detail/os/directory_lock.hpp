@@ -13,6 +13,7 @@
 #include <string>
 
 #include "ckpt/detail/os/file_system.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 
 namespace ckpt::detail {
@@ -21,7 +22,7 @@ inline constexpr const char* lock_file_name = ".ckpt.lock";
 
 class DirectoryLock {
  public:
-  explicit DirectoryLock(const std::string& directory) : path_(directory + "/" + lock_file_name) {
+  explicit DirectoryLock(const std::string& directory) : path_(join({directory, "/", lock_file_name})) {
     FileSystem& fs = file_system();
     fd_ = fs.open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0) throw_system_error(ErrorId::io_open, path_, "creating the lock file", errno);
@@ -33,10 +34,10 @@ class DirectoryLock {
       fs.close(fd_);
       if (error != EWOULDBLOCK) throw_system_error(ErrorId::io_open, path_, "flock", error);
       throw StateError(ErrorId::state_locked, path_, "",
-                       "directory '" + directory + "' is already used by another checkpoint manager" + holder +
-                           "; expected one writer per directory (open it read-only to list or restore)");
+                       join({"directory '", directory, "' is already used by another checkpoint manager", holder,
+                             "; expected one writer per directory (open it read-only to list or restore)"}));
     }
-    const std::string pid = std::to_string(::getpid()) + "\n";
+    const std::string pid = join({::getpid(), "\n"});
     // The pid is only a hint for the error message above: failing to record it is harmless.
     if (fs.ftruncate(fd_, 0) == 0) fs.pwrite(fd_, pid.data(), pid.size(), 0);
   }
@@ -52,7 +53,7 @@ class DirectoryLock {
     std::string pid(text, size > 0 ? static_cast<std::size_t>(size) : 0);
     while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
     if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) return "";
-    return " (pid " + pid + ")";
+    return join({" (pid ", pid, ")"});
   }
 
   std::string path_;

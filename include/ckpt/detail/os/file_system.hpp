@@ -17,6 +17,7 @@
 #include <system_error>
 #include <vector>
 
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 
 namespace ckpt::detail {
@@ -120,9 +121,9 @@ inline void set_file_system(FileSystem* fs) { installed_file_system().store(fs);
 [[noreturn]] inline void throw_system_error(ErrorId id, const std::string& path, const std::string& action, int error) {
   if (error == ENOSPC || error == EDQUOT) {
     throw IoError(ErrorId::io_no_space, path, "",
-                  "the disk is full: " + action + " failed with 'no space left on device'; free space and retry");
+                  join({"the disk is full: ", action, " failed with 'no space left on device'; free space and retry"}));
   }
-  throw IoError(id, path, "", action + " failed: " + std::generic_category().message(error));
+  throw IoError(id, path, "", join({action, " failed: ", std::generic_category().message(error)}));
 }
 
 inline std::string directory_of(const std::string& path) {
@@ -220,8 +221,7 @@ inline std::string read_whole_file(const std::string& path) {
     if (got < 0) throw_system_error(ErrorId::io_read, path, "reading the file", errno);
     if (got == 0) {
       throw IoError(ErrorId::io_read, path, "",
-                    "expected " + std::to_string(text.size()) + " bytes, found " + std::to_string(done) +
-                        ": the file shrank while it was read");
+                    join({"expected ", text.size(), " bytes, found ", done, ": the file shrank while it was read"}));
     }
     done += static_cast<std::size_t>(got);
   }

@@ -18,6 +18,7 @@
 
 #include "ckpt/detail/state/metadata_value.hpp"
 #include "ckpt/detail/state/name_registry.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/dtype.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/tensor.hpp"
@@ -70,7 +71,7 @@ template <class V>
 struct is_optional<std::optional<V>> : std::true_type {};
 
 inline std::string layout_text(DType dtype, const Shape& shape) {
-  return std::string(dtype_name(dtype)) + " " + shape_to_string(shape);
+  return join({dtype_name(dtype), " ", shape_to_string(shape)});
 }
 
 // Runs a tensor_traits hook, whose errors know no file or tensor name, and

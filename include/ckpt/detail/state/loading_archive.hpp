@@ -16,6 +16,7 @@
 #include "ckpt/detail/state/archive.hpp"
 #include "ckpt/detail/state/file_names.hpp"
 #include "ckpt/detail/state/metadata_value.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/dtype.hpp"
 #include "ckpt/load_report.hpp"
 #include "ckpt/tensor.hpp"
@@ -32,17 +33,17 @@ namespace detail {
 inline bool tensor_loadable(LoadReport& report, const std::string& name, const TensorLayout& expected,
                             const TensorLayout* found, bool any_dtype, bool takes_file_shape) {
   if (found == nullptr) {
-    report.missing.push_back(name + ": tensor " + layout_text(expected.dtype, expected.shape));
+    report.missing.push_back(join({name, ": tensor ", layout_text(expected.dtype, expected.shape)}));
     return false;
   }
   if (!any_dtype && found->dtype != expected.dtype) {
-    report.dtype_mismatch.push_back(name + ": expected " + std::string(dtype_name(expected.dtype)) + ", found " +
-                                    std::string(dtype_name(found->dtype)));
+    report.dtype_mismatch.push_back(
+        join({name, ": expected ", dtype_name(expected.dtype), ", found ", dtype_name(found->dtype)}));
     return false;
   }
   if (!takes_file_shape && found->shape != expected.shape) {
-    report.shape_mismatch.push_back(name + ": expected " + shape_to_string(expected.shape) + ", found " +
-                                    shape_to_string(found->shape));
+    report.shape_mismatch.push_back(
+        join({name, ": expected ", shape_to_string(expected.shape), ", found ", shape_to_string(found->shape)}));
     return false;
   }
   return true;
@@ -54,14 +55,14 @@ template <class T>
 std::optional<T> loadable_metadata(LoadReport& report, const std::string& name, const nlohmann::json& all,
                                    const FileNames& file_names) {
   if (!file_names.has_metadata(name)) {
-    report.missing.push_back(name + ": metadata " + metadata_kind<T>());
+    report.missing.push_back(join({name, ": metadata ", metadata_kind<T>()}));
     return std::nullopt;
   }
   const nlohmann::json& stored = all.at(name);
   std::optional<T> parsed = from_metadata<T>(stored);
   if (!parsed) {
-    report.dtype_mismatch.push_back(name + ": expected metadata " + metadata_kind<T>() + ", found " +
-                                    metadata_excerpt(stored));
+    report.dtype_mismatch.push_back(
+        join({name, ": expected metadata ", metadata_kind<T>(), ", found ", metadata_excerpt(stored)}));
   }
   return parsed;
 }

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/names.hpp"
 
@@ -49,9 +50,9 @@ class NameRegistry {
     const auto [it, inserted] = places_.try_emplace(name, Place{kind, components});
     if (!inserted) {
       throw ArgumentError(ErrorId::argument_duplicate_name, file_, name,
-                          "the name is used twice: by the " + std::string(it->second.kind) + " described at " +
-                              describe_place(it->second.components) + " and by the " + kind + " described at " +
-                              describe_place(components));
+                          join({"the name is used twice: by the ", it->second.kind, " described at ",
+                                describe_place(it->second.components), " and by the ", kind, " described at ",
+                                describe_place(components)}));
     }
     return name;
   }
@@ -80,8 +81,8 @@ inline void validate_component(std::string_view component, const std::vector<std
                                                                          : nullptr;
   if (problem == nullptr) return;
   throw ArgumentError(ErrorId::argument_name, file, join_components(parents),
-                      std::string("ar(name, value) was given ") + problem + " inside " +
-                          (parents.empty() ? std::string("the root state") : describe_place(parents)));
+                      join({"ar(name, value) was given ", problem, " inside ",
+                            (parents.empty() ? std::string("the root state") : describe_place(parents))}));
 }
 
 }  // namespace ckpt::detail

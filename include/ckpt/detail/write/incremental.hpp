@@ -33,6 +33,7 @@
 #include "ckpt/detail/format/header_writer.hpp"
 #include "ckpt/detail/os/mapped_file.hpp"
 #include "ckpt/detail/os/thread_pool.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/detail/write/plan.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/incremental.hpp"
@@ -194,8 +195,8 @@ template <class = void>
 void check_chain_policy(const std::string& path, const IncrementalOptions& options) {
   if (options.full_every == 0 || !(options.max_chain_fraction >= 0)) {
     throw ArgumentError(ErrorId::argument_invalid, path, "",
-                        "expected incremental.full_every >= 1 and max_chain_fraction >= 0, found " +
-                            std::to_string(options.full_every) + " and " + std::to_string(options.max_chain_fraction));
+                        join({"expected incremental.full_every >= 1 and max_chain_fraction >= 0, found ",
+                              options.full_every, " and ", std::to_string(options.max_chain_fraction)}));
   }
 }
 

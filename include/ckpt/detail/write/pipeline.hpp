@@ -37,6 +37,7 @@
 #include "ckpt/detail/format/chunked.hpp"
 #include "ckpt/detail/os/atomic_file.hpp"
 #include "ckpt/detail/os/thread_pool.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/detail/write/plan.hpp"
 
 namespace ckpt::detail {
@@ -140,7 +141,7 @@ class SavePipeline {
       if (auto problem = chunk_table_problem(source.raw_bytes, source.element_size, record.chunk_bytes,
                                              record.chunk_sizes, record.stored_bytes())) {
         throw CodecError(ErrorId::codec_encode, path_, record.name,
-                         "codec '" + record.codec + "' wrote chunks no reader accepts: " + *problem);
+                         join({"codec '", record.codec, "' wrote chunks no reader accepts: ", *problem}));
       }
     }
     return offset_;

@@ -24,6 +24,7 @@
 #include "ckpt/detail/format/chunk_table.hpp"
 #include "ckpt/detail/format/chunked.hpp"
 #include "ckpt/detail/format/layout.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/names.hpp"
 #include "ckpt/tensor.hpp"
@@ -126,11 +127,11 @@ std::vector<std::size_t> check_tensor_arguments(const std::string& path, const s
     const TensorView& view = tensor.view;
     if (!checked_byte_size(view.dtype(), view.shape())) {
       throw ArgumentError(ErrorId::argument_invalid, path, tensor.name,
-                          "shape " + shape_to_string(view.shape()) + " overflows 64 bits");
+                          join({"shape ", shape_to_string(view.shape()), " overflows 64 bits"}));
     }
     if (view.data() == nullptr && view.nbytes() != 0) {
       throw ArgumentError(ErrorId::argument_invalid, path, tensor.name,
-                          "expected data for " + std::to_string(view.nbytes()) + " bytes, found a null pointer");
+                          join({"expected data for ", view.nbytes(), " bytes, found a null pointer"}));
     }
   }
   return by_name;

@@ -20,6 +20,7 @@
 #include "ckpt/detail/format/header_writer.hpp"
 #include "ckpt/detail/format/layout.hpp"
 #include "ckpt/detail/os/atomic_file.hpp"
+#include "ckpt/detail/text.hpp"
 #include "ckpt/detail/write/content_hashing.hpp"
 #include "ckpt/detail/write/incremental.hpp"
 #include "ckpt/detail/write/pipeline.hpp"
@@ -36,7 +37,7 @@ auto header_of(const std::string& path, Build build) -> decltype(build()) {
     return build();
   } catch (const nlohmann::json::exception& error) {
     throw ArgumentError(ErrorId::argument_invalid, path, "",
-                        "expected metadata strings in UTF-8, found: " + std::string(error.what()));
+                        join({"expected metadata strings in UTF-8, found: ", error.what()}));
   } catch (const ArgumentError& error) {
     error.rethrow_with(path);
   }
@@ -52,8 +53,8 @@ void write_reserved_header(AtomicFile& file, const std::string& path, const std:
     // reserved_header_bytes prints every number at its widest; a header that
     // does not fit would overwrite data, so it must never be written.
     throw IoError(ErrorId::io_write, path, "",
-                  "expected a header of at most " + std::to_string(data_start) + " reserved bytes, found " +
-                      std::to_string(header.size()) + " (a ckpt bug: please report it)");
+                  join({"expected a header of at most ", data_start, " reserved bytes, found ", header.size(),
+                        " (a ckpt bug: please report it)"}));
   }
   file.write_at(0, header.data(), header.size());
 }
