@@ -1,7 +1,7 @@
 # Format: the safetensors layout, its validation, checksums and atomic writes.
 ckpt_add_test(format_tests
   SOURCES format/roundtrip_test.cpp format/hostile_test.cpp format/atomic_write_test.cpp format/python_samples_test.cpp
-          format/error_test.cpp format/text_test.cpp
+          format/error_test.cpp format/text_test.cpp format/order_test.cpp
           format/read_range_test.cpp format/blocks_test.cpp format/header_fast_path_test.cpp
           format/hash_dispatch_test.cpp
   LABELS format)

@@ -21,6 +21,7 @@
 #include "ckpt/detail/format/layout.hpp"
 #include "ckpt/detail/format/name_index.hpp"
 #include "ckpt/detail/format/strict_json.hpp"
+#include "ckpt/detail/order.hpp"
 #include "ckpt/detail/text.hpp"
 #include "ckpt/dtype.hpp"
 #include "ckpt/error.hpp"
@@ -287,7 +288,7 @@ class HeaderParser {
     };
     // Headers ckpt writes list the tensors in file order already.
     if (!std::is_sorted(header.tensors.begin(), header.tensors.end(), file_order)) {
-      std::sort(header.tensors.begin(), header.tensors.end(), file_order);
+      stable_sort_items(header.tensors, file_order);
     }
     const std::uint64_t data_size = file_size_ - header.data_start;
     std::uint64_t expected = 0;

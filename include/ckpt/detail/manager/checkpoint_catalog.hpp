@@ -25,6 +25,7 @@
 #include "ckpt/detail/format/layout.hpp"
 #include "ckpt/detail/format/strict_json.hpp"
 #include "ckpt/detail/manager/checkpoint_naming.hpp"
+#include "ckpt/detail/manager/retention.hpp"
 #include "ckpt/detail/os/atomic_file.hpp"
 #include "ckpt/detail/text.hpp"
 #include "ckpt/manager_policies.hpp"
@@ -169,8 +170,7 @@ std::vector<CheckpointInfo> scan_checkpoints(const std::string& directory, const
     info.bytes = static_cast<std::uint64_t>(status.st_size);
     checkpoints.push_back(std::move(info));
   }
-  std::sort(checkpoints.begin(), checkpoints.end(),
-            [](const CheckpointInfo& a, const CheckpointInfo& b) { return a.step < b.step; });
+  sort_by_step(checkpoints);
   return checkpoints;
 }
 

@@ -12,6 +12,7 @@
 #include <set>
 #include <vector>
 
+#include "ckpt/detail/order.hpp"
 #include "ckpt/manager_policies.hpp"
 
 namespace ckpt::detail {
@@ -31,13 +32,20 @@ std::vector<std::size_t> ranked_by_metric(const std::vector<CheckpointInfo>& sor
   for (std::size_t i = 0; i < sorted.size(); ++i) {
     if (metric_of(sorted[i], policy.best_metric)) ranked.push_back(i);
   }
-  std::stable_sort(ranked.begin(), ranked.end(), [&](std::size_t a, std::size_t b) {
+  const auto better = [&](std::size_t a, std::size_t b) {
     const double left = *metric_of(sorted[a], policy.best_metric);
     const double right = *metric_of(sorted[b], policy.best_metric);
     if (left != right) return policy.best_mode == MetricMode::min ? left < right : left > right;
     return a > b;
-  });
+  };
+  stable_sort_positions(ranked, PositionLess(better));
   return ranked;
+}
+
+// Oldest first.
+template <class = void>
+void sort_by_step(std::vector<CheckpointInfo>& checkpoints) {
+  stable_sort_items(checkpoints, [](const CheckpointInfo& a, const CheckpointInfo& b) { return a.step < b.step; });
 }
 
 // Milestones by time: walking from the oldest, each checkpoint at least T
@@ -61,8 +69,7 @@ std::set<std::size_t> time_milestones(const std::vector<CheckpointInfo>& sorted,
 template <class = void>
 std::vector<std::uint64_t> checkpoints_to_delete(std::vector<CheckpointInfo> checkpoints, const RetentionPolicy& policy,
                                                  std::optional<std::uint64_t> just_committed) {
-  std::sort(checkpoints.begin(), checkpoints.end(),
-            [](const CheckpointInfo& a, const CheckpointInfo& b) { return a.step < b.step; });
+  sort_by_step(checkpoints);
   const std::size_t count = checkpoints.size();
   if (count == 0) return {};
 

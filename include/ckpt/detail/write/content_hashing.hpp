@@ -17,13 +17,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
-#include <numeric>
 #include <thread>
 #include <vector>
 
 #include "ckpt/detail/format/checksum.hpp"
 #include "ckpt/detail/format/content_hash.hpp"
 #include "ckpt/detail/format/layout.hpp"
+#include "ckpt/detail/order.hpp"
 #include "ckpt/detail/os/thread_pool.hpp"
 #include "ckpt/tensor.hpp"
 
@@ -45,10 +45,7 @@ class ContentHashing {
     block_streams_.resize(first_blocks_.size());
     // The largest rest first: one started last would leave the other
     // threads idle while it finishes.
-    rests_.resize(tensors.size());
-    std::iota(rests_.begin(), rests_.end(), std::size_t(0));
-    std::stable_sort(rests_.begin(), rests_.end(),
-                     [&](std::size_t a, std::size_t b) { return rest_bytes(a) > rest_bytes(b); });
+    rests_ = stable_order(tensors.size(), [&](std::size_t a, std::size_t b) { return rest_bytes(a) > rest_bytes(b); });
     hashes_.resize(tensors.size());
     checksummed_.resize(tensors.size(), nullptr);
   }

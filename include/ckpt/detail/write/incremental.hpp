@@ -19,7 +19,6 @@
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <numeric>
 #include <optional>
 #include <string>
 #include <utility>
@@ -31,6 +30,7 @@
 #include "ckpt/detail/format/content_hash.hpp"
 #include "ckpt/detail/format/header_parser.hpp"
 #include "ckpt/detail/format/header_writer.hpp"
+#include "ckpt/detail/order.hpp"
 #include "ckpt/detail/os/mapped_file.hpp"
 #include "ckpt/detail/os/thread_pool.hpp"
 #include "ckpt/detail/text.hpp"
@@ -178,9 +178,8 @@ Deferred<std::optional<ContentHash>, Void> parent_content_of(const ParsedHeader&
 // finishes.
 template <class Void = void>
 Deferred<std::vector<ContentHash>, Void> content_hashes_of(const std::vector<NamedTensor>& tensors, unsigned threads) {
-  Deferred<std::vector<std::size_t>, Void> largest_first(tensors.size());
-  std::iota(largest_first.begin(), largest_first.end(), std::size_t(0));
-  std::stable_sort(largest_first.begin(), largest_first.end(),
+  const Deferred<std::vector<std::size_t>, Void> largest_first =
+      stable_order(tensors.size(),
                    [&](std::size_t a, std::size_t b) { return tensors[a].view.nbytes() > tensors[b].view.nbytes(); });
   Deferred<std::vector<ContentHash>, Void> hashes(tensors.size());
   parallel_for(tensors.size(), threads, [&](std::size_t k) {
@@ -251,10 +250,9 @@ ContentPlan<Void> assemble_content(ContentPlan<Void> plan, const std::vector<Nam
     plan.referenced_bytes += view.nbytes();
   }
   if (chain) {
-    std::sort(chain->references.begin(), chain->references.end(),
-              [](const TensorReference& a, const TensorReference& b) { return a.name < b.name; });
-    std::sort(chain->deltas.begin(), chain->deltas.end(),
-              [](const DeltaBase& a, const DeltaBase& b) { return a.name < b.name; });
+    stable_sort_items(chain->references,
+                      [](const TensorReference& a, const TensorReference& b) { return a.name < b.name; });
+    stable_sort_items(chain->deltas, [](const DeltaBase& a, const DeltaBase& b) { return a.name < b.name; });
   }
   plan.chain = std::move(chain);
   return plan;

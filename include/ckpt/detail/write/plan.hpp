@@ -24,6 +24,7 @@
 #include "ckpt/detail/format/chunk_table.hpp"
 #include "ckpt/detail/format/chunked.hpp"
 #include "ckpt/detail/format/layout.hpp"
+#include "ckpt/detail/order.hpp"
 #include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
 #include "ckpt/names.hpp"
@@ -215,7 +216,7 @@ FileLayout plan_tensors(const std::string& path, const std::vector<NamedTensor>&
   // by then, and its names were sorted once for the whole save.
   std::vector<std::size_t> order = by_name ? *by_name : positions_by_name(tensors);
   const auto larger = [&](std::size_t a, std::size_t b) { return stored_size(a) > stored_size(b); };
-  if (!std::is_sorted(order.begin(), order.end(), larger)) std::stable_sort(order.begin(), order.end(), larger);
+  if (!std::is_sorted(order.begin(), order.end(), larger)) stable_sort_positions(order, PositionLess(larger));
   FileLayout plan;
   plan.records.resize(tensors.size());
   plan.sources.resize(tensors.size());
