@@ -77,6 +77,30 @@ ckpt_add_command_test(foundation.readme_quotes_tested_code
 # CKPT_COMPILED declares, saves a state and loads it back equal.
 ckpt_foundation_program(compiled_mode ${PROJECT_SOURCE_DIR}/benchmarks/compile_cost/save_load.cpp ckpt::compiled)
 
+# The incremental save is compiled only into programs that name a parent
+# (ParentCheckpoint, incremental.hpp): header-only, the compile-cost program
+# instantiates none of it, and the same program saving against a parent
+# does (so the check sees the symbol when it is there).
+ckpt_test_selected(selected foundation)
+if(selected)
+  add_library(foundation_parentless_save OBJECT ${PROJECT_SOURCE_DIR}/benchmarks/compile_cost/save_load.cpp)
+  add_library(foundation_parent_save OBJECT foundation/parent_save.cpp)
+  foreach(program IN ITEMS parentless_save parent_save)
+    target_link_libraries(foundation_${program} PRIVATE ckpt::ckpt)
+    # Instantiation is what is checked; optimising would only cost time.
+    target_compile_options(foundation_${program} PRIVATE -O0 -Wall -Wextra -Wpedantic -Werror)
+  endforeach()
+endif()
+set(ckpt_symbol_programs parentless_save parent_save)
+set(ckpt_symbol_expected absent present)
+foreach(program expected IN ZIP_LISTS ckpt_symbol_programs ckpt_symbol_expected)
+  ckpt_add_command_test(foundation.incremental_save_in_${program}
+    COMMAND ${CMAKE_COMMAND} -DNM=${CMAKE_NM} -DOBJECT=$<TARGET_OBJECTS:foundation_${program}>
+            -DSYMBOL=ckpt::detail::save_against_parent -DEXPECT=${expected}
+            -P ${CMAKE_CURRENT_SOURCE_DIR}/foundation/check_symbols.cmake
+    LABELS foundation)
+endforeach()
+
 # The layering docs/architecture.md describes: no cycle between folders,
 # vocabulary headers free of dependencies, <ckpt/ckpt.hpp> reaching every
 # public header without an optional dependency but the distributed checkpoint

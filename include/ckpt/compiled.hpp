@@ -55,6 +55,8 @@ CKPT_COMPILED_INSTANTIATE template SaveStats write_checkpoint<void>(const std::s
 CKPT_COMPILED_INSTANTIATE template SaveStats detail::write_content_plan<void>(
     const std::string&, const std::vector<NamedTensor>&, const nlohmann::json&, const SaveOptions&,
     const detail::ContentPlan<void>&, const std::vector<std::size_t>*, detail::DataSync);
+// A save against a parent (what a program that assigns IncrementalOptions::parent calls).
+CKPT_COMPILED_INSTANTIATE template SaveStats detail::save_against_parent<void>(const detail::SaveRequest&);
 // Reading: the header, the tensors' bytes, their checks.
 CKPT_COMPILED_INSTANTIATE template Reader::Reader<void>(const std::string&, ReadOptions);
 CKPT_COMPILED_INSTANTIATE template Tensor Reader::tensor<void>(std::string_view) const;

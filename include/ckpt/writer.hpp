@@ -3,16 +3,14 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "ckpt/codecs/policy.hpp"
 #include "ckpt/detail/text.hpp"
 #include "ckpt/error.hpp"
-#include "ckpt/incremental.hpp"
+#include "ckpt/save_options.hpp"
 #include "ckpt/tensor.hpp"
 
 // What a save runs. In the optional compiled mode (CKPT_COMPILED, README
@@ -25,45 +23,16 @@
 #include "ckpt/detail/write/incremental.hpp"
 #include "ckpt/detail/write/pipeline.hpp"
 #include "ckpt/detail/write/plan.hpp"
+#include "ckpt/detail/write/planned_save.hpp"
 #include "ckpt/detail/write/while_hashing.hpp"
 #endif
 
 namespace ckpt {
 
-struct SaveOptions {
-  CodecPolicy codecs{"raw"};
-  std::size_t chunk_bytes = std::size_t(4) << 20;  // raw bytes per codec chunk
-  unsigned threads = 0;                            // encode threads; 0 = hardware_concurrency
-  bool durable = true;                             // fsync file and directory
-  IncrementalOptions incremental;                  // a parent to reference unchanged tensors in (incremental.hpp)
-};
-
-struct SaveStats {
-  std::uint64_t file_bytes = 0;
-  std::uint64_t tensor_bytes = 0;      // logical (decoded) bytes of all tensors
-  std::uint64_t referenced_bytes = 0;  // of those, the bytes an incremental save referenced instead of writing
-  double seconds = 0;
-};
-
 // Documented at its definition below.
 template <class = void>
 SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTensor>& tensors,
                            const nlohmann::json& metadata, const SaveOptions& options = {});
-
-namespace detail {
-template <class Void>
-struct ContentPlan;
-// Who makes a saved file's data durable: the save, as SaveOptions::durable
-// says, or its caller, which fsyncs the file by name once the save returned
-// (a distributed rank file, whose directory one rank fsyncs for all). Data
-// that will be synced is sent to disk as it is written.
-enum class DataSync { by_options, by_caller };
-template <class Void>
-SaveStats write_content_plan(const std::string& path, const std::vector<NamedTensor>& stored,
-                             const nlohmann::json& metadata, const SaveOptions& options,
-                             const ContentPlan<Void>& content, const std::vector<std::size_t>* by_name = nullptr,
-                             DataSync sync = DataSync::by_options);
-}  // namespace detail
 
 #ifndef CKPT_COMPILED
 
@@ -85,9 +54,8 @@ SaveStats write_content_plan(const std::string& path, const std::vector<NamedTen
 //
 // With options.incremental (incremental.hpp), the tensors are hashed and
 // those the parent holds are referenced instead of written
-// (write/incremental.hpp, docs/format.md section 8). Given a parent (and no
-// xor-delta), the tensors seen to have changed by their first block are
-// written while the rest are hashed (detail::write_while_hashing).
+// (write/incremental.hpp, docs/format.md section 8): detail::save_against_parent,
+// which only programs that assign a parent compile.
 template <class Void>
 SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTensor>& tensors,
                            const nlohmann::json& metadata, const SaveOptions& options) {
@@ -102,31 +70,11 @@ SaveStats write_checkpoint(const std::string& path, const std::vector<NamedTenso
                                       options.chunk_bytes}));
   }
   const std::vector<std::size_t> by_name = detail::check_tensor_arguments(path, tensors);
+  const detail::SaveRequest request{path, tensors, metadata, options, by_name, start};
   // An incremental save stores only what its parent does not hold already.
-  detail::ContentPlan<Void> content;
-  if (!options.incremental.parent.empty() && !options.incremental.xor_delta) {
-    detail::check_chain_policy(path, options.incremental);
-    const detail::ParentIndex<Void> parent = detail::read_parent<Void>(path, options.incremental);
-    if (const auto written = detail::write_while_hashing(path, tensors, metadata, options, parent, by_name)) {
-      SaveStats stats;
-      stats.file_bytes = written->file_bytes;
-      stats.tensor_bytes = written->tensor_bytes;
-      stats.referenced_bytes = written->referenced_bytes;
-      stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      return stats;
-    }
-    detail::ContentPlan<Void> hashed;
-    hashed.hashed = true;
-    content = detail::reference_parent_contents(std::move(hashed), tensors,
-                                                detail::content_hashes_of<Void>(tensors, options.threads), parent,
-                                                options.incremental);
-  } else {
-    content = detail::plan_content<Void>(path, tensors, options.incremental, options.threads);
-  }
-  SaveStats stats = content.hashed ? detail::write_content_plan(path, content.stored, metadata, options, content)
-                                   : detail::write_content_plan(path, tensors, metadata, options, content, &by_name);
-  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return stats;
+  if (!options.incremental.parent.empty()) return detail::ParentAccess::save(request);
+  return detail::write_planned(request,
+                               detail::plan_content<Void>(path, tensors, options.incremental, options.threads));
 }
 
 namespace detail {

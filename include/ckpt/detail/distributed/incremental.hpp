@@ -59,11 +59,11 @@ std::optional<ParentCheckpoint> read_parent_checkpoint(const std::string& direct
                                                        const IncrementalOptions& options) {
   check_chain_policy(directory, options);
   if (options.parent.empty()) return std::nullopt;
-  if (absolute_path(options.parent) == absolute_path(directory)) {
+  if (absolute_path(options.parent.path()) == absolute_path(directory)) {
     throw ArgumentError(ErrorId::argument_invalid, directory, "",
                         "expected a parent checkpoint other than the directory being saved, found the same directory");
   }
-  const std::string parent = trimmed_directory(options.parent);
+  const std::string parent = trimmed_directory(options.parent.path());
   return ParentCheckpoint{parent, read_index_of(parent)};
 }
 

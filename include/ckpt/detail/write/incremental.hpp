@@ -271,14 +271,14 @@ struct ParentIndex {
 template <class Void>
 ParentIndex<Void> read_parent(const std::string& path, const IncrementalOptions& options) {
   const std::filesystem::path child = absolute_path(path);
-  if (absolute_path(options.parent) == child) {
+  if (absolute_path(options.parent.path()) == child) {
     throw ArgumentError(ErrorId::argument_invalid, path, "",
                         "expected a parent checkpoint other than the file being saved, found the same file");
   }
-  const MappedFile parent_file(options.parent);
+  const MappedFile parent_file(options.parent.path());
   ParentIndex<Void> parent{
-      child.parent_path(), HeaderParser<>(options.parent, parent_file.data(), parent_file.size()).parse(), {}};
-  parent.contents = parent_contents<Void>(parent.header, options.parent, parent.child_directory);
+      child.parent_path(), HeaderParser<>(options.parent.path(), parent_file.data(), parent_file.size()).parse(), {}};
+  parent.contents = parent_contents<Void>(parent.header, options.parent.path(), parent.child_directory);
   return parent;
 }
 
@@ -301,7 +301,7 @@ ContentPlan<Void> reference_parent_contents(ContentPlan<Void> plan, const std::v
       stored_bytes += view.nbytes();
     }
   }
-  const std::string parent_name = relative_file_name(absolute_path(options.parent), parent.child_directory);
+  const std::string parent_name = relative_file_name(absolute_path(options.parent.path()), parent.child_directory);
   if (options.xor_delta) {
     // The base is the parent's tensor of the same name, dtype and shape.
     for (std::size_t i = 0; i < tensors.size(); ++i) {
@@ -309,7 +309,8 @@ ContentPlan<Void> reference_parent_contents(ContentPlan<Void> plan, const std::v
       if (found[i]) continue;
       if (const auto base =
               parent_content_of<Void>(parent.header, tensor.name, tensor.view.dtype(), tensor.view.shape())) {
-        delta_bases[i] = DeltaSource{{parent_name, parent.header.header_xxh3, tensor.name}, options.parent, *base};
+        delta_bases[i] =
+            DeltaSource{{parent_name, parent.header.header_xxh3, tensor.name}, options.parent.path(), *base};
       }
     }
   }
@@ -405,22 +406,21 @@ ContentPlan<Void> header_bound(const std::vector<NamedTensor>& tensors, const st
   return bound;
 }
 
-// Hashes the tensors and, given a parent, replaces those it already holds by
-// references, unless the chain policy asks for a full save. `path` is the
-// file being saved.
+// A save without a parent: with `content_hashes`, every tensor stored and
+// its content hash recorded; else nothing to plan. `path` is the file being
+// saved. (A save against a parent is planned by save_against_parent,
+// writer.hpp.)
 template <class Void>
 ContentPlan<Void> plan_content(const std::string& path, const std::vector<NamedTensor>& tensors,
                                const IncrementalOptions& options, unsigned threads) {
   ContentPlan<Void> plan;
-  if (options.parent.empty() && !options.content_hashes) return plan;
+  if (!options.content_hashes) return plan;
   check_chain_policy(path, options);
   plan.hashed = true;
+  plan.stored = tensors;
   const auto hashes = content_hashes_of<Void>(tensors, threads);
-  if (options.parent.empty()) {
-    return assemble_content(std::move(plan), tensors, hashes, FoundContents<Void>(tensors.size()),
-                            DeltaSources<Void>(tensors.size()), std::nullopt);
-  }
-  return reference_parent_contents(std::move(plan), tensors, hashes, read_parent<Void>(path, options), options);
+  for (std::size_t i = 0; i < tensors.size(); ++i) plan.stored_hashes.emplace(tensors[i].name, hashes[i]);
+  return plan;
 }
 
 }  // namespace ckpt::detail

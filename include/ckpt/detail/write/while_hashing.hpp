@@ -116,7 +116,7 @@ Deferred<std::optional<SavedBytes>, Void> write_while_hashing(const std::string&
     if (!record.encoded()) record.begin = record.end = std::numeric_limits<std::uint64_t>::max();
   }
   const HeaderExtras bound_extras =
-      header_bound(tensors, may_be_held, parent, options.incremental.parent).header_extras();
+      header_bound(tensors, may_be_held, parent, options.incremental.parent.path()).header_extras();
   const std::uint64_t data_start =
       header_of(path, [&] { return reserved_header_bytes(bound_records, user_metadata, bound_extras); });
 
